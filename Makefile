@@ -1,0 +1,48 @@
+# The two commands README.md gives: `make dev` and `make test`.
+# Both install what they need: a virtualenv with procon and its dev tools, and
+# (on first use, cached in ~/.cache/procon) the control plane built from Go modules.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: dev down test lint unit integration crd clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## dev: start the local demo (control plane, CRD, ...) on this machine
+dev: $(STAMP)
+	$(BIN)/procon dev up
+
+## down: stop the local demo
+down: $(STAMP)
+	$(BIN)/procon dev down
+
+## test: lint, type-check, and run every test, integration tests on a real control plane included
+test: lint
+	$(BIN)/procon dev cluster build
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	@out=$$(gofmt -l hack); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+## crd: regenerate crds/ from the API types
+crd: $(STAMP)
+	$(BIN)/procon crd > crds/processorconnections.procon.dev.yaml
+
+clean:
+	rm -rf $(VENV) .procon-dev .pytest_cache .mypy_cache .ruff_cache

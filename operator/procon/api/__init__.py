@@ -1,0 +1,31 @@
+"""The ProcessorConnection API: its types (``v1alpha1``) and the CRD generated from them (``crd``)."""
+
+from procon.api.v1alpha1 import (
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    Condition,
+    ConditionType,
+    DeletionPolicy,
+    Mode,
+    Processor,
+    ProcessorConnection,
+    ProcessorConnectionSpec,
+    ProcessorConnectionStatus,
+)
+
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "Condition",
+    "ConditionType",
+    "DeletionPolicy",
+    "Mode",
+    "Processor",
+    "ProcessorConnection",
+    "ProcessorConnectionSpec",
+    "ProcessorConnectionStatus",
+]

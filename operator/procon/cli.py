@@ -1,0 +1,135 @@
+"""The ``procon`` command.
+
+``procon crd`` prints the CRD; ``procon dev ...`` runs the local control plane
+and demo. Subcommands import what they need lazily, so ``procon crd`` stays
+fast and works without a Go toolchain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from procon.emulators.cli import add_parser as add_emulate_parser
+
+DEFAULT_STATE_DIR = Path(".procon-dev")
+
+
+def _cmd_crd(_: argparse.Namespace) -> int:
+    from procon.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def _cmd_cluster_build(_: argparse.Namespace) -> int:
+    from procon.dev.toolchain import ensure_toolchain
+
+    toolchain = ensure_toolchain()
+    print(toolchain.bin_dir)
+    return 0
+
+
+def _cmd_cluster_up(args: argparse.Namespace) -> int:
+    from procon.dev import cluster
+
+    started = cluster.up(args.state_dir, timeout=args.timeout)
+    print(f"control plane ready at {started.server}")
+    print(f"  export KUBECONFIG={started.kubeconfig}")
+    print(f"  export PATH={started.bin_dir}:$PATH")
+    return 0
+
+
+def _cmd_cluster_down(args: argparse.Namespace) -> int:
+    from procon.dev import cluster
+
+    stopped = cluster.down(args.state_dir)
+    print("control plane stopped" if stopped else "no control plane was running")
+    return 0
+
+
+def _cmd_cluster_status(args: argparse.Namespace) -> int:
+    from procon.dev import cluster
+
+    running = cluster.status(args.state_dir)
+    if running is None:
+        print("not running")
+        return 1
+    print(f"running (pid {running.pid}) at {running.server}; kubeconfig {running.kubeconfig}")
+    return 0
+
+
+def _cmd_dev_up(args: argparse.Namespace) -> int:
+    from procon.dev import demo
+
+    return demo.up(args.state_dir, timeout=args.timeout)
+
+
+def _cmd_dev_down(args: argparse.Namespace) -> int:
+    from procon.dev import demo
+
+    return demo.down(args.state_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="procon", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    crd = commands.add_parser("crd", help="print the ProcessorConnection CRD generated from the API types")
+    crd.set_defaults(func=_cmd_crd)
+
+    dev = commands.add_parser("dev", help="local development: a real control plane and the demo")
+    dev_commands = dev.add_subparsers(dest="dev_command", required=True)
+
+    def with_state_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=DEFAULT_STATE_DIR,
+            help=f"where certificates, data, logs and the kubeconfig live (default: {DEFAULT_STATE_DIR})",
+        )
+        return p
+
+    def with_timeout(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
+        return p
+
+    dev_up = with_timeout(with_state_dir(dev_commands.add_parser("up", help="start the local demo")))
+    dev_up.set_defaults(func=_cmd_dev_up)
+    dev_down = with_state_dir(dev_commands.add_parser("down", help="stop the local demo"))
+    dev_down.set_defaults(func=_cmd_dev_down)
+
+    cluster = dev_commands.add_parser("cluster", help="the local control plane alone")
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", required=True)
+    build = cluster_commands.add_parser("build", help="build (or find cached) control-plane binaries")
+    build.set_defaults(func=_cmd_cluster_build)
+    c_up = with_timeout(with_state_dir(cluster_commands.add_parser("up", help="start the control plane")))
+    c_up.set_defaults(func=_cmd_cluster_up)
+    c_down = with_state_dir(cluster_commands.add_parser("down", help="stop the control plane"))
+    c_down.set_defaults(func=_cmd_cluster_down)
+    c_status = with_state_dir(cluster_commands.add_parser("status", help="is it running?"))
+    c_status.set_defaults(func=_cmd_cluster_status)
+
+    add_emulate_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # shown as one line, not a traceback, for the errors we expect
+        from procon.dev.cluster import ClusterError
+        from procon.dev.toolchain import ToolchainError
+
+        if isinstance(error, ClusterError | ToolchainError):
+            print(f"procon: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Build the local control plane's binaries from Go modules, once, and cache them.
+
+Why build rather than download: the machines procon is developed and tested
+on reach package registries only (the Go module proxy among them), never a
+release download site, and there is no container engine for kind. So etcd,
+kube-apiserver, kube-controller-manager, kubectl and helm are compiled from
+their official modules by ``hack/controlplane``.
+
+The cache lives outside the repository (``$PROCON_CACHE_DIR``, default
+``~/.cache/procon``) under a key made of the Kubernetes version and a hash of
+everything that affects the binaries, so a checkout that changes nothing
+never rebuilds, and two checkouts on different versions never collide.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+HELM_VERSION = "v3.21.4"
+
+# The binaries the control plane needs, all in one bin directory.
+CONTROL_PLANE_BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubectl",
+    "procon-controlplane",
+)
+
+
+class ToolchainError(RuntimeError):
+    """A binary could not be built; the message says which and where the log is."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Where the built binaries are."""
+
+    bin_dir: Path
+    kubernetes_version: str
+
+    def path(self, name: str) -> Path:
+        return self.bin_dir / name
+
+
+def source_dir() -> Path:
+    """``hack/controlplane`` of the checkout this package runs from.
+
+    ``PROCON_SOURCE_DIR`` overrides it (the root of a procon checkout); the dev
+    tooling needs a source checkout, not an installed wheel.
+    """
+    candidates = []
+    if env := os.environ.get("PROCON_SOURCE_DIR"):
+        candidates.append(Path(env))
+    candidates.extend(Path(__file__).resolve().parents)
+    for root in candidates:
+        hack = root / "hack" / "controlplane"
+        if (hack / "go.mod").is_file():
+            return hack
+    raise ToolchainError(
+        "hack/controlplane not found: `procon dev` needs a procon source checkout "
+        "(or PROCON_SOURCE_DIR pointing at one)"
+    )
+
+
+def cache_root() -> Path:
+    if env := os.environ.get("PROCON_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "procon"
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if not go:
+        raise ToolchainError("the Go toolchain (`go`) is not on PATH; it builds the local control plane")
+    return go
+
+
+def _build_key(src: Path, extra: str) -> str:
+    digest = hashlib.sha256(extra.encode())
+    for name in ("go.mod", "go.sum", "main.go", "etcd/main.go", "K8S_VERSION"):
+        digest.update(name.encode())
+        digest.update((src / name).read_bytes())
+    go_version = subprocess.run(
+        [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
+    ).stdout
+    digest.update(go_version.encode())
+    return digest.hexdigest()[:12]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise builds of one cache entry across processes (parallel test runs, a person and CI)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_logged(cmd: list[str], *, cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    with log.open("ab") as out:
+        out.write(f"$ {' '.join(cmd)}\n".encode())
+        out.flush()
+        result = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+    if result.returncode != 0:
+        raise ToolchainError(f"`{' '.join(cmd[:3])} ...` failed (exit {result.returncode}); see {log}")
+
+
+def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
+    """Return the built toolchain, building what is missing first.
+
+    A cold build takes several minutes on two cores (kube-apiserver dominates);
+    a warm one is a few file checks.
+    """
+    src = source_dir()
+    k8s_version = (src / "K8S_VERSION").read_text().strip()
+    key = _build_key(src, HELM_VERSION)
+    entry = cache_root() / "controlplane" / f"{k8s_version}-{key}"
+    bin_dir = entry / "bin"
+    toolchain = Toolchain(bin_dir=bin_dir, kubernetes_version=k8s_version)
+    wanted = (*CONTROL_PLANE_BINARIES, "helm")
+    if all(toolchain.path(b).exists() for b in wanted):
+        return toolchain
+
+    with _locked(entry.with_suffix(".lock")):
+        if all(toolchain.path(b).exists() for b in wanted):
+            return toolchain
+        entry.mkdir(parents=True, exist_ok=True)
+        log = entry / "build.log"
+        staging = Path(tempfile.mkdtemp(prefix="bin-", dir=entry))
+        started = time.monotonic()
+
+        def say(message: str) -> None:
+            if verbose:
+                print(f"procon: {message}", file=sys.stderr, flush=True)
+
+        minor = k8s_version.split(".")[1]
+        ldflags = " ".join(
+            [
+                "-s -w",
+                # Without these the binaries report v0.0.0, and clients that
+                # check the server version (helm's kubeVersion) misbehave.
+                f"-X k8s.io/component-base/version.gitVersion={k8s_version}",
+                "-X k8s.io/component-base/version.gitMajor=1",
+                f"-X k8s.io/component-base/version.gitMinor={minor}",
+                "-X k8s.io/component-base/version.gitTreeState=clean",
+                f"-X k8s.io/client-go/pkg/version.gitVersion={k8s_version}",
+            ]
+        )
+        say(f"building Kubernetes {k8s_version} control plane from Go modules (first time only; log: {log})")
+        _run_logged(
+            [
+                _go(),
+                "build",
+                "-trimpath",
+                "-ldflags",
+                ldflags,
+                "-o",
+                str(staging) + "/",
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "k8s.io/kubernetes/cmd/kubectl",
+                "./etcd",
+                ".",
+            ],
+            cwd=src,
+            log=log,
+        )
+        (staging / "controlplane").rename(staging / "procon-controlplane")
+        say(f"building helm {HELM_VERSION}")
+        env = {**os.environ, "GOBIN": str(staging), "GOFLAGS": "-trimpath"}
+        _run_logged([_go(), "install", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], cwd=src, log=log, env=env)
+        for name in wanted:
+            if not (staging / name).exists():
+                raise ToolchainError(f"{name} missing after build; see {log}")
+        if bin_dir.exists():
+            shutil.rmtree(bin_dir)
+        staging.rename(bin_dir)
+        say(f"built in {time.monotonic() - started:.0f}s into {bin_dir}")
+    return toolchain
