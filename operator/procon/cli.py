@@ -60,6 +60,36 @@ def _cmd_cluster_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    import kopf
+
+    from procon.redaction import install_log_redaction
+    from procon.settings import OperatorSettings, SettingsError
+
+    try:
+        settings = OperatorSettings.from_env()
+    except SettingsError as error:
+        print(f"procon: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    install_log_redaction()
+    import procon.k8s.handlers  # noqa: F401 - registers the handlers with kopf
+
+    namespaces = settings.namespaces
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
 def _cmd_dev_up(args: argparse.Namespace) -> int:
     from procon.dev import demo
 
@@ -78,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = commands.add_parser("crd", help="print the ProcessorConnection CRD generated from the API types")
     crd.set_defaults(func=_cmd_crd)
+
+    run = commands.add_parser("run", help="run the operator (configured by PROCON_* environment variables)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.set_defaults(func=_cmd_run)
 
     dev = commands.add_parser("dev", help="local development: a real control plane and the demo")
     dev_commands = dev.add_subparsers(dest="dev_command", required=True)

@@ -100,3 +100,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator() -> Iterator[Any]:
+    from procon.emulators.stripe import StripeEmulator
+
+    # The demo fixture's accounts; each test adds a fresh account of its own.
+    emulator = StripeEmulator.from_fixture(Path(__file__).parents[1] / "fixtures" / "stripe-demo.yaml")
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+DRIFT_INTERVAL = "3"
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: control_plane.Cluster,
+    crd_installed: None,
+    stripe_emulator: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    from tests.integration.operator_harness import operator_env, start_operator
+
+    env = operator_env(
+        cluster.env(),
+        PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
+        PROCON_DRIFT_INTERVAL=DRIFT_INTERVAL,
+        PROCON_CLUSTER_NAME="integration",
+        PROCON_PERMISSION_CACHE_TTL="600",
+    )
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = start_operator(env, log)
+    yield process
+    process.stop()

@@ -1,0 +1,370 @@
+"""Fault injection and request counting shared by the processor emulators.
+
+A reconcile loop is only trustworthy if it survives the failures real processors
+produce: 5xx answers, rate limiting, slow answers, and the nastiest one, a write
+that was committed but whose answer never arrived. ``FaultPlan`` describes which
+of these to produce; ``FaultInjector`` holds the plan (tests change it from
+their own thread while the emulator serves), draws from a seedable random
+generator, and logs every request so tests can count the calls the operator made.
+
+``fault_middleware`` applies a plan to an aiohttp application. What a fault
+looks like on the wire differs per processor, so the middleware takes an
+``ErrorRenderer`` that builds the processor's own error response. Control routes
+(``/_emulator/...``) are never faulted nor counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal, Protocol, get_args
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+CONTROL_PREFIX = "/_emulator/"
+UNMATCHED_ROUTE = "<unmatched>"
+
+CommitFailureMode = Literal["error", "drop"]
+
+
+class FaultKind(StrEnum):
+    """What the emulator did instead of (or after) answering normally."""
+
+    SERVER_ERROR = "server_error"  # answered 5xx before doing anything
+    RATE_LIMITED = "rate_limited"  # answered 429 before doing anything
+    LOCK_TIMEOUT = "lock_timeout"  # answered 429 "object busy" before doing anything
+    COMMIT_THEN_FAIL = "commit_then_fail"  # committed, then answered 5xx
+    DROPPED = "dropped"  # committed, then closed the connection without an answer
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Which faults to inject; the default plan injects none.
+
+    Rates are shares of requests in [0, 1], drawn once per request in the order
+    error, rate limit, lock timeout. ``*_should_retry`` sets the processor's
+    "should the client retry" header on those answers (None: no header), where
+    the processor has one. ``path_prefix`` limits latency and the random faults
+    to matching paths. ``commit_then_fail`` counts down over the next successful
+    requests whose method and path match: each is executed and committed, and
+    then answered with a 5xx (mode "error") or not at all (mode "drop").
+    """
+
+    error_rate: float = 0.0
+    server_error_should_retry: bool | None = None
+    rate_limit_rate: float = 0.0
+    rate_limit_should_retry: bool | None = None
+    lock_timeout_rate: float = 0.0
+    # ASSUMPTION: lock timeouts are marked retryable (the reference: "presumably via Stripe-Should-Retry").
+    lock_timeout_should_retry: bool | None = True
+    latency_seconds: float = 0.0
+    path_prefix: str = "/"
+    commit_then_fail: int = 0
+    commit_then_fail_mode: CommitFailureMode = "error"
+    commit_then_fail_method: str = "POST"
+    commit_then_fail_path_prefix: str = "/"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "rate_limit_rate", "lock_timeout_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {rate}")
+        if self.error_rate + self.rate_limit_rate + self.lock_timeout_rate > 1.0:
+            raise ValueError("error_rate + rate_limit_rate + lock_timeout_rate must not exceed 1")
+        if self.latency_seconds < 0:
+            raise ValueError("latency_seconds must not be negative")
+        if self.commit_then_fail < 0:
+            raise ValueError("commit_then_fail must not be negative")
+        if self.commit_then_fail_mode not in get_args(CommitFailureMode):
+            raise ValueError(
+                f"commit_then_fail_mode must be 'error' or 'drop', not {self.commit_then_fail_mode!r}"
+            )
+
+    def should_retry(self, fault: FaultKind) -> bool | None:
+        """The retry hint to send with an answer for ``fault``."""
+        if fault is FaultKind.RATE_LIMITED:
+            return self.rate_limit_should_retry
+        if fault is FaultKind.LOCK_TIMEOUT:
+            return self.lock_timeout_should_retry
+        return self.server_error_should_retry
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FaultPlan:
+        """Build a plan from decoded JSON, rejecting unknown fields and wrong types."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown fault plan fields: {', '.join(unknown)}")
+        for name, value in data.items():
+            _check_field_type(name, str(fields[name].type), value)
+        return cls(**data)
+
+
+def _check_field_type(name: str, annotation: str, value: Any) -> None:
+    if annotation == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif annotation == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation == "int | None":
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+    elif annotation == "bool | None":
+        ok = value is None or isinstance(value, bool)
+    else:  # str and the mode literal
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"fault plan field {name} has the wrong type ({type(value).__name__})")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the emulator received: ``route`` is the path template, ``status`` None if dropped."""
+
+    method: str
+    path: str
+    route: str
+    status: int | None
+    fault: FaultKind | None
+
+
+class ExecutionGate:
+    """Holds requests at the point where they would change state, while closed.
+
+    Processors reject a second request that reuses an idempotency key while the
+    first is still executing; a test makes that happen deterministically by
+    closing the gate, sending one request, waiting until it is held, and sending
+    the second. ``open()`` releases everything held.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._open = True
+        self._waiting = 0
+
+    @property
+    def is_open(self) -> bool:
+        with self._condition:
+            return self._open
+
+    @property
+    def waiting(self) -> int:
+        with self._condition:
+            return self._waiting
+
+    def close(self) -> None:
+        with self._condition:
+            self._open = False
+
+    def open(self) -> None:
+        with self._condition:
+            self._open = True
+            self._condition.notify_all()
+
+    def wait_for_waiting(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` requests are held; False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._waiting >= count, timeout)
+
+    async def pass_through(self) -> None:
+        """Return at once while open; otherwise wait (off the event loop) until opened."""
+        with self._condition:
+            if self._open:
+                return
+            self._waiting += 1
+            self._condition.notify_all()
+        try:
+            await asyncio.to_thread(self._wait_until_open)
+        finally:
+            with self._condition:
+                self._waiting -= 1
+                self._condition.notify_all()
+
+    def _wait_until_open(self) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._open)
+
+
+class FaultInjector:
+    """The live fault plan, its random generator and the request log; safe to use from any thread."""
+
+    def __init__(self, plan: FaultPlan | None = None, *, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)  # noqa: S311 - fault draws need reproducibility, not secrecy
+        self._plan = FaultPlan()
+        self._commit_failures_left = 0
+        self._records: list[RequestRecord] = []
+        self.hold = ExecutionGate()
+        if plan is not None:
+            self.plan = plan
+
+    @property
+    def plan(self) -> FaultPlan:
+        """The current plan; ``commit_then_fail`` shows how many commit failures are still to come."""
+        with self._lock:
+            return dataclasses.replace(self._plan, commit_then_fail=self._commit_failures_left)
+
+    @plan.setter
+    def plan(self, plan: FaultPlan) -> None:
+        with self._lock:
+            self._install(plan)
+
+    def update(self, **changes: Any) -> FaultPlan:
+        """Change some fields of the current plan and return the new plan."""
+        with self._lock:
+            current = dataclasses.replace(self._plan, commit_then_fail=self._commit_failures_left)
+            plan = dataclasses.replace(current, **changes)
+            self._install(plan)
+            return plan
+
+    def clear(self) -> None:
+        """Stop injecting faults (the request log is kept)."""
+        self.plan = FaultPlan()
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._rng.seed(seed)
+
+    def _install(self, plan: FaultPlan) -> None:
+        self._plan = plan
+        self._commit_failures_left = plan.commit_then_fail
+        if plan.seed is not None:
+            self._rng.seed(plan.seed)
+
+    def draw_fault(self, path: str) -> tuple[FaultKind | None, FaultPlan]:
+        """Decide whether the request to ``path`` is faulted before it is handled."""
+        with self._lock:
+            plan = self._plan
+            total = plan.error_rate + plan.rate_limit_rate + plan.lock_timeout_rate
+            if total <= 0 or not path.startswith(plan.path_prefix):
+                return None, plan
+            draw = self._rng.random()
+        if draw < plan.error_rate:
+            return FaultKind.SERVER_ERROR, plan
+        if draw < plan.error_rate + plan.rate_limit_rate:
+            return FaultKind.RATE_LIMITED, plan
+        if draw < total:
+            return FaultKind.LOCK_TIMEOUT, plan
+        return None, plan
+
+    def claim_commit_failure(self, method: str, path: str) -> CommitFailureMode | None:
+        """Use up one commit failure if the (already committed) request matches."""
+        with self._lock:
+            plan = self._plan
+            if self._commit_failures_left <= 0:
+                return None
+            if method.upper() != plan.commit_then_fail_method.upper():
+                return None
+            if not path.startswith(plan.commit_then_fail_path_prefix):
+                return None
+            self._commit_failures_left -= 1
+            return plan.commit_then_fail_mode
+
+    def record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request received since the last ``reset_counters()``, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def counters(self) -> Counter[tuple[str, str, int | None]]:
+        """Request counts keyed by (method, route template, status)."""
+        with self._lock:
+            return Counter((r.method, r.route, r.status) for r in self._records)
+
+    def count(
+        self,
+        method: str | None = None,
+        route: str | None = None,
+        status: int | None = None,
+        *,
+        fault: FaultKind | None = None,
+    ) -> int:
+        """How many logged requests match every filter given."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._records
+                if (method is None or r.method == method.upper())
+                and (route is None or r.route == route)
+                and (status is None or r.status == status)
+                and (fault is None or r.fault is fault)
+            )
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+class ErrorRenderer(Protocol):
+    """Builds a processor's own answer for an injected fault (never called for DROPPED)."""
+
+    def __call__(self, fault: FaultKind, should_retry: bool | None) -> web.Response: ...
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's path template, e.g. ``/v1/webhook_endpoints/{id}``."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+def _drop_connection(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def fault_middleware(injector: FaultInjector, render: ErrorRenderer) -> Middleware:
+    """Middleware applying ``injector``'s plan and logging every non-control request."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        route = route_template(request)
+
+        def log(status: int | None, fault: FaultKind | None) -> None:
+            injector.record(RequestRecord(request.method, request.path, route, status, fault))
+
+        fault, plan = injector.draw_fault(request.path)
+        if plan.latency_seconds > 0 and request.path.startswith(plan.path_prefix):
+            await asyncio.sleep(plan.latency_seconds)
+        if fault is not None:
+            answer = render(fault, plan.should_retry(fault))
+            log(answer.status, fault)
+            return answer
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            log(error.status, None)
+            raise
+        if 200 <= response.status < 300:
+            # ASSUMPTION: a commit failure models a loss between the processor and the client (a proxy's
+            # 5xx, a dropped connection) after the processor saved its answer, so a retry that reuses the
+            # idempotency key gets the real answer replayed.
+            mode = injector.claim_commit_failure(request.method, request.path)
+            if mode == "drop":
+                log(None, FaultKind.DROPPED)
+                _drop_connection(request)
+                return response
+            if mode == "error":
+                answer = render(FaultKind.COMMIT_THEN_FAIL, plan.should_retry(FaultKind.COMMIT_THEN_FAIL))
+                log(answer.status, FaultKind.COMMIT_THEN_FAIL)
+                return answer
+        log(response.status, None)
+        return response
+
+    return middleware

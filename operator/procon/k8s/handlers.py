@@ -1,0 +1,209 @@
+"""kopf glue: when to reconcile which connection.
+
+Each ProcessorConnection gets one kopf daemon that runs the reconcile in a
+loop, so reconciles of one connection never overlap. The loop sleeps until
+the drift interval (jittered, so a restart does not check every connection
+at once), a backoff after a transient error, or a wake-up, whichever comes
+first. Wake-ups come from:
+
+- the connection itself, when its generation changes (a spec edit);
+- a Secret it references (credentials, or the signing secret it publishes):
+  an ``on.event`` handler, not ``on.create``/``on.update``, because those
+  store a copy of the object, Secret data included, in an annotation
+  (reference operator-conventions.md §0.8).
+
+Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
+its finalizer) after kopf has stopped the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
+from procon.k8s.kube import Kube, api_client
+from procon.processors.stripe import StripeDriver
+from procon.reconcile.reconciler import Reconciler
+from procon.redaction import install_log_redaction
+from procon.settings import OperatorSettings
+
+logger = logging.getLogger("procon")
+
+FINALIZER = "procon.dev/finalizer"
+DELETE_RETRIES = 6
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: built once at start-up, kept in kopf's memo."""
+
+    settings: OperatorSettings
+    reconciler: Reconciler
+    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    generations: dict[tuple[str, str], int] = field(default_factory=dict)
+    closers: list[Any] = field(default_factory=list)
+
+    def wakeup(self, namespace: str, name: str) -> asyncio.Event:
+        return self.wakeups.setdefault((namespace, name), asyncio.Event())
+
+
+def _ns(namespace: str | None) -> str:
+    """ProcessorConnections are namespaced; kopf types the kwarg for cluster-scoped resources too."""
+    if not namespace:
+        raise kopf.PermanentError("a namespaced object without a namespace")
+    return namespace
+
+
+def _runtime(memo: kopf.Memo) -> Runtime:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return runtime
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    install_log_redaction()
+    config = OperatorSettings.from_env()
+    # kopf's own bookkeeping carries procon's name, not kopf's.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="procon.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="procon.dev", key="last-handled-configuration"
+    )
+    # Only the events procon posts itself (see procon.k8s.kube), never log lines.
+    settings.posting.enabled = False
+    # Re-establish watches that went silent behind a load balancer (kopf >= 1.44).
+    settings.watching.inactivity_timeout = 70
+    settings.watching.server_timeout = 300
+
+    kube = Kube(await api_client())
+    drivers = {
+        "stripe": StripeDriver(config.stripe_api_base, permission_cache_ttl=config.permission_cache_ttl),
+    }
+    memo["runtime"] = Runtime(
+        settings=config,
+        reconciler=Reconciler(kube, drivers, cluster_name=config.cluster_name),
+    )
+    logger.info(
+        "procon started: stripe API %s, drift interval %.0fs, cluster %s",
+        config.stripe_api_base,
+        config.drift_interval,
+        config.cluster_name,
+    )
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def referenced_secrets(
+    namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> connection names: which connections a Secret change concerns."""
+    refs: dict[tuple[str, str], str] = {}
+    credentials = (spec.get("credentialsSecretRef") or {}).get("name")
+    signing = ((spec.get("webhook") or {}).get("signingSecretRef") or {}).get("name")
+    for secret in (credentials, signing):
+        if secret:
+            refs[(_ns(namespace), secret)] = name
+    return refs
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_changed(
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
+    **_: Any,
+) -> None:
+    if referenced_secrets is None:
+        return
+    for connection in referenced_secrets.get((_ns(namespace), name), []):
+        _runtime(memo).wakeup(_ns(namespace), connection).set()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def connection_changed(
+    namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, **_: Any
+) -> None:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        return
+    generation = int(meta.get("generation") or 0)
+    key = (_ns(namespace), name)
+    # Status writes and procon's own annotations do not bump the generation,
+    # so they never wake the loop that made them.
+    if runtime.generations.get(key) != generation:
+        runtime.generations[key] = generation
+        runtime.wakeup(*key).set()
+
+
+class _Backoff:
+    """Jittered exponential backoff for transient failures: 1 s doubling to 5 min."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 300.0) -> None:
+        self._initial, self._maximum, self._next = initial, maximum, initial
+
+    def next(self) -> float:
+        delay = self._next * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        self._next = min(self._next * 2, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._initial
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def connection_loop(
+    namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    runtime = _runtime(memo)
+    namespace = _ns(namespace)
+    wakeup = runtime.wakeup(namespace, name)
+    backoff = _Backoff()
+    while not stopped:
+        wakeup.clear()
+        try:
+            outcome = await runtime.reconciler.reconcile(namespace, name)
+            state = outcome.state
+        except Exception:
+            logger.exception("reconcile of %s/%s failed", namespace, name)
+            state = "retrying"
+        if state == "gone":
+            return
+        if state == "retrying":
+            delay = backoff.next()
+        else:
+            backoff.reset()
+            delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
+        await _sleep_until_woken(wakeup, stopped, delay)
+    runtime.wakeups.pop((namespace, name), None)
+
+
+async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, retries=DELETE_RETRIES, backoff=2)
+async def connection_deleted(namespace: str | None, name: str, retry: int, memo: kopf.Memo, **_: Any) -> None:
+    runtime = _runtime(memo)
+    namespace = _ns(namespace)
+    try:
+        await runtime.reconciler.finalize(namespace, name, final_attempt=retry >= DELETE_RETRIES - 1)
+    except Exception as error:
+        raise kopf.TemporaryError(
+            f"webhook clean-up failed, retrying: {error}", delay=2 ** min(retry, 5)
+        ) from None
+    finally:
+        runtime.generations.pop((namespace, name), None)

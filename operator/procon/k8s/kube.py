@@ -1,0 +1,234 @@
+"""The Kubernetes side of the reconciler: :class:`procon.reconcile.ports.KubePort` over the real API.
+
+kopf watches and dispatches; the reads and writes a reconcile makes go
+through ``kubernetes_asyncio`` here, so they are explicit, typed at the edge,
+and each one is a single request.
+
+Signing-secret Secrets are written with an owner reference to their
+connection (so the garbage collector removes them with it) and labels that
+say who manages them. A Secret with that name that procon did not create is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
+from procon.reconcile.ports import Connection, EventType, PublishedSecret, SecretNotOwned, StaleObject
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "procon"
+CONNECTION_LABEL = "procon.dev/connection"
+OWNER_UID_LABEL = "procon.dev/owner-uid"
+WEBHOOK_ID_KEY = "endpointId"
+# The generated client picks a patch type from the body; procon always means
+# a JSON merge patch. (`_content_type` is accepted at run time but missing
+# from the client's type hints.)
+AS_MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+
+
+async def api_client() -> client.ApiClient:
+    """An API client from the in-cluster ServiceAccount, or from KUBECONFIG outside a cluster."""
+    from kubernetes_asyncio import config
+
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    else:
+        await config.load_kube_config()
+    return client.ApiClient()
+
+
+def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in (data or {}).items()}
+
+
+def _encode(data: Mapping[str, str]) -> dict[str, str]:
+    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+
+
+def connection_from_object(obj: Mapping[str, Any]) -> Connection:
+    meta = obj.get("metadata") or {}
+    return Connection(
+        model=ProcessorConnection.model_validate(obj),
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta["uid"],
+        generation=int(meta.get("generation") or 0),
+        resource_version=str(meta.get("resourceVersion") or ""),
+        annotations=dict(meta.get("annotations") or {}),
+        status=dict(obj.get("status") or {}),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+class Kube:
+    """KubePort over kubernetes_asyncio."""
+
+    def __init__(self, api: client.ApiClient, *, component: str = "procon") -> None:
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self._component = component
+        self._instance = socket.gethostname()
+
+    async def get_connection(self, namespace: str, name: str) -> Connection | None:
+        try:
+            obj = await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return connection_from_object(obj)
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return _decode(secret.data)
+
+    async def _read_owned(self, connection: Connection) -> client.V1Secret | None:
+        name = connection.model.spec.webhook.signing_secret_ref.name
+        try:
+            secret = await self._core.read_namespaced_secret(name, connection.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        labels = secret.metadata.labels or {}
+        owners = {ref.uid for ref in secret.metadata.owner_references or []}
+        if labels.get(OWNER_UID_LABEL) != connection.uid and connection.uid not in owners:
+            raise SecretNotOwned(name)
+        return secret
+
+    async def read_published(self, connection: Connection) -> PublishedSecret | None:
+        secret = await self._read_owned(connection)
+        if secret is None:
+            return None
+        data = _decode(secret.data)
+        key = connection.model.spec.webhook.signing_secret_ref.key
+        return PublishedSecret(webhook_id=data.get(WEBHOOK_ID_KEY), signing_secret=data.get(key))
+
+    async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
+        ref = connection.model.spec.webhook.signing_secret_ref
+        data = _encode({ref.key: signing_secret, WEBHOOK_ID_KEY: webhook_id})
+        metadata = {
+            "name": ref.name,
+            "labels": {
+                MANAGED_BY_LABEL: MANAGED_BY,
+                CONNECTION_LABEL: connection.name,
+                OWNER_UID_LABEL: connection.uid,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": connection.name,
+                    "uid": connection.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        }
+        existing = await self._read_owned(connection)
+        if existing is None:
+            body: Any = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": metadata,
+                "data": data,
+            }
+            try:
+                await self._core.create_namespaced_secret(connection.namespace, body)
+                return
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                await self._read_owned(connection)  # created meanwhile: ours, or refuse
+        # Merge: other keys someone added to the Secret are kept.
+        await self._core.patch_namespaced_secret(
+            ref.name,
+            connection.namespace,
+            {"metadata": {"labels": metadata["labels"]}, "data": data},
+            **AS_MERGE_PATCH,
+        )
+
+    async def set_annotations(
+        self, connection: Connection, annotations: Mapping[str, str | None]
+    ) -> Connection:
+        if all(connection.annotations.get(k) == v for k, v in annotations.items()):
+            return connection
+        patch = {
+            "metadata": {"annotations": dict(annotations), "resourceVersion": connection.resource_version}
+        }
+        try:
+            obj = await self._custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                connection.namespace,
+                PLURAL,
+                connection.name,
+                patch,
+                **AS_MERGE_PATCH,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise StaleObject(connection.name) from None
+            raise
+        return connection_from_object(obj)
+
+    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> None:
+        try:
+            await self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                connection.namespace,
+                PLURAL,
+                connection.name,
+                {"status": dict(status)},
+                **AS_MERGE_PATCH,
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    async def post_event(self, connection: Connection, type_: EventType, reason: str, message: str) -> None:
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"{connection.name}.{secrets.token_hex(8)}"),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind=KIND,
+                name=connection.name,
+                namespace=connection.namespace,
+                uid=connection.uid,
+                resource_version=connection.resource_version,
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            source=client.V1EventSource(component=self._component),
+            reporting_component=f"{GROUP}/operator",
+            reporting_instance=self._instance,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            action=reason,
+        )
+        try:
+            await self._core.create_namespaced_event(connection.namespace, event)
+        except ApiException as error:
+            if error.status not in (403, 404, 409):  # events are best effort; never fail a reconcile on them
+                raise

@@ -1,0 +1,1 @@
+"""Processor drivers: one subpackage per processor, all speaking :mod:`procon.processors.base`."""

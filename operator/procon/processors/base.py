@@ -1,0 +1,201 @@
+"""What every processor driver offers the reconciler, and the errors it may raise.
+
+The reconciler speaks only these types. A driver turns them into a
+processor's API calls and turns the processor's answers back into them, so
+the decision logic in :mod:`procon.reconcile` never sees an SDK object, an
+HTTP status or a raw processor message.
+
+Errors are split by what can help, because that decides the conditions:
+:class:`TransientProcessorError` (retrying can help: Reconciling with
+backoff) versus the others (only a change to the spec, the Secret or the
+processor-side configuration can help: Stalled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from procon.api.v1alpha1 import Mode
+
+
+class ProcessorError(Exception):
+    """Base of every driver error. Messages are already redacted: safe for status, events and logs."""
+
+    reason = "ProcessorError"
+
+
+class TransientProcessorError(ProcessorError):
+    """5xx, timeouts, dropped connections, rate limits: retrying later can help."""
+
+    reason = "ProcessorUnavailable"
+
+
+class CredentialsRejected(ProcessorError):
+    """The credentials are unusable: invalid, expired, of the wrong mode or account."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermissionDenied(ProcessorError):
+    """A call was refused for a missing permission, named in ``permission`` when the processor says which."""
+
+    reason = "InsufficientPermissions"
+
+    def __init__(self, message: str, permission: str | None, account_id: str | None = None) -> None:
+        super().__init__(message)
+        self.permission = permission
+        # Processors name the account in the refusal; it identifies the key's
+        # account even when reading the account is not permitted.
+        self.account_id = account_id
+
+
+class EndpointLimitReached(ProcessorError):
+    """The account holds as many webhook endpoints as the processor allows."""
+
+    reason = "EndpointLimitReached"
+
+
+class RequestRejected(ProcessorError):
+    """The processor refused a request as invalid (for a webhook: its URL, events or version)."""
+
+    reason = "WebhookRejected"
+
+
+class IdempotencyConflict(ProcessorError):
+    """A replayed create no longer matches the request first sent under its idempotency key."""
+
+    reason = "IdempotencyConflict"
+
+
+class NotFound(ProcessorError):
+    """The object is not (or no longer) at the processor."""
+
+    reason = "NotFound"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Credential material from the Secret. ``repr`` never shows it."""
+
+    values: Mapping[str, str] = field(repr=False)
+
+    def __getitem__(self, key: str) -> str:
+        return self.values[key]
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who the credentials belong to, as verified with the processor."""
+
+    id: str
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class PermissionReport:
+    """The outcome of checking the required permissions against the credentials."""
+
+    missing: tuple[str, ...] = ()
+    unverifiable: tuple[str, ...] = ()
+    granted: tuple[str, ...] = ()
+    probes: int = 0
+
+
+@dataclass(frozen=True)
+class DesiredWebhook:
+    """The webhook a connection wants, in processor-neutral terms."""
+
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    metadata: Mapping[str, str]
+    api_version: str | None = None
+    connect: bool = False
+
+
+@dataclass(frozen=True)
+class ObservedWebhook:
+    """A webhook as the processor reports it."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    enabled: bool
+    metadata: Mapping[str, str]
+    api_version: str | None = None
+    status: str = "enabled"
+
+
+@dataclass(frozen=True)
+class CreatedWebhook:
+    """A webhook just created, with the signing secret the processor returned once."""
+
+    webhook: ObservedWebhook
+    signing_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WebhookChanges:
+    """Fields to update in place. ``None`` means leave as is."""
+
+    events: tuple[str, ...] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    metadata: Mapping[str, str] | None = None
+
+    def describe(self) -> list[str]:
+        parts = []
+        if self.events is not None:
+            parts.append("events")
+        if self.description is not None:
+            parts.append("description")
+        if self.enabled is not None:
+            parts.append("enabled" if self.enabled else "disabled")
+        if self.metadata is not None:
+            parts.append("ownership metadata")
+        return parts
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where on the processor a connection acts: the mode, and for Stripe a connected account."""
+
+    mode: Mode
+    connected_account: str | None = None
+
+
+class ProcessorDriver(Protocol):
+    """The operations the reconciler needs from a processor."""
+
+    async def verify(self, credentials: Credentials, target: Target) -> Account:
+        """Check the credentials are valid and of ``target.mode``; return the account they belong to."""
+        ...
+
+    async def check_permissions(
+        self, credentials: Credentials, target: Target, required: Sequence[str]
+    ) -> PermissionReport:
+        """Which of ``required`` the credentials hold, lack, or cannot be checked for."""
+        ...
+
+    async def list_webhooks(self, credentials: Credentials, target: Target) -> list[ObservedWebhook]:
+        """Every webhook on the account, owned by procon or not."""
+        ...
+
+    async def create_webhook(
+        self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
+    ) -> CreatedWebhook:
+        """Create the webhook; a retry with the same key must not create a second one."""
+        ...
+
+    async def update_webhook(
+        self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
+    ) -> ObservedWebhook: ...
+
+    async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
+        """Delete it; an already-deleted webhook raises :class:`NotFound`."""
+        ...

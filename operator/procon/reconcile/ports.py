@@ -1,0 +1,84 @@
+"""What the reconciler needs from Kubernetes, as a protocol.
+
+The reconciler calls these and nothing else, so it runs the same against the
+real API (:mod:`procon.k8s.kube`) and against an in-memory double in unit
+tests of the decision flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from procon.api.v1alpha1 import ProcessorConnection
+
+EventType = Literal["Normal", "Warning"]
+
+
+class StaleObject(Exception):
+    """The connection changed since it was read; the reconcile starts again from a fresh read."""
+
+
+class SecretNotOwned(Exception):
+    """The signing-secret Secret exists and was not created by this connection."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A ProcessorConnection as read, with the metadata the reconciler needs."""
+
+    model: ProcessorConnection
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    resource_version: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    status: Mapping[str, Any] = field(default_factory=dict)
+    deleting: bool = False
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """Enough of the object for an event's involvedObject."""
+        return {
+            "apiVersion": self.model.api_version,
+            "kind": self.model.kind,
+            "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
+        }
+
+
+@dataclass(frozen=True)
+class PublishedSecret:
+    """What the signing-secret Secret holds."""
+
+    webhook_id: str | None
+    signing_secret: str | None = field(repr=False)
+
+
+class KubePort(Protocol):
+    async def get_connection(self, namespace: str, name: str) -> Connection | None: ...
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The decoded data of a Secret, or None when it does not exist."""
+        ...
+
+    async def read_published(self, connection: Connection) -> PublishedSecret | None:
+        """The published signing secret; raises :class:`SecretNotOwned` for someone else's Secret."""
+        ...
+
+    async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
+        """Create or update the signing-secret Secret, owned by and labelled for the connection."""
+        ...
+
+    async def set_annotations(
+        self, connection: Connection, annotations: Mapping[str, str | None]
+    ) -> Connection:
+        """Patch annotations (None removes one) conditionally on the resourceVersion; raises StaleObject."""
+        ...
+
+    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> None: ...
+
+    async def post_event(
+        self, connection: Connection, type_: EventType, reason: str, message: str
+    ) -> None: ...

@@ -1,0 +1,127 @@
+"""Decide what to do with a connection's webhook: a pure function of desired and observed state.
+
+Given the webhook the spec asks for, every webhook on the processor account,
+and the id of the webhook whose signing secret is published, :func:`plan`
+returns the actions that leave exactly one owned webhook serving the
+connection. No I/O happens here, so every case (duplicates, crash leftovers,
+conflicts, drift) is tested without a server.
+
+The rules:
+
+- The keeper is an owned webhook that matches the fields the processor cannot
+  change in place (URL, API version, Connect) *and* whose signing secret is
+  published. A matching webhook whose secret is unknown is useless: the
+  receiver could not verify its deliveries.
+- Every other owned webhook is deleted (old URL, duplicates, leftovers of a
+  crash), and so is every webhook of an earlier object with the same name.
+- The keeper is updated in place for what can change (events, description,
+  enabled, its ownership tag).
+- A webhook procon does not own at the same URL is a conflict: reported,
+  never touched, unless the connection allows replacing it. While it stands
+  and nothing is owned yet, nothing is created: two endpoints at one URL
+  would deliver every event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from procon.processors.base import DesiredWebhook, ObservedWebhook, WebhookChanges
+from procon.reconcile.ownership import CONNECT, Owner, Relation, relation
+
+
+@dataclass(frozen=True)
+class Deletion:
+    webhook: ObservedWebhook
+    why: str
+
+
+@dataclass(frozen=True)
+class WebhookPlan:
+    """What to do, in order: delete, then create or update."""
+
+    keep: ObservedWebhook | None = None
+    update: WebhookChanges | None = None
+    create: bool = False
+    delete: tuple[Deletion, ...] = ()
+    conflicts: tuple[ObservedWebhook, ...] = field(default=())
+
+    @property
+    def blocked_by_conflict(self) -> bool:
+        return self.keep is None and not self.create and bool(self.conflicts)
+
+    @property
+    def is_noop(self) -> bool:
+        return self.keep is not None and self.update is None and not self.delete
+
+
+def _replaceable_fields_match(webhook: ObservedWebhook, desired: DesiredWebhook) -> str | None:
+    """Why ``webhook`` cannot serve ``desired`` without being recreated, or None if it can."""
+    if webhook.url != desired.url:
+        return "its URL changed"
+    if (webhook.api_version or None) != (desired.api_version or None):
+        return "its API version changed"
+    if (webhook.metadata.get(CONNECT) == "true") != desired.connect:
+        return "its Connect setting changed"
+    return None
+
+
+def _changes(webhook: ObservedWebhook, desired: DesiredWebhook) -> WebhookChanges | None:
+    events = tuple(sorted(desired.events))
+    metadata_drifted = any(webhook.metadata.get(k) != v for k, v in desired.metadata.items())
+    changes = WebhookChanges(
+        events=events if tuple(sorted(webhook.events)) != events else None,
+        # The processors treat "" as "no description".
+        description=(desired.description or "")
+        if (webhook.description or "") != (desired.description or "")
+        else None,
+        enabled=True if not webhook.enabled else None,
+        metadata=dict(desired.metadata) if metadata_drifted else None,
+    )
+    return changes if changes.describe() else None
+
+
+def plan(
+    desired: DesiredWebhook,
+    owner: Owner,
+    observed: Sequence[ObservedWebhook],
+    *,
+    published_id: str | None,
+    replace_foreign: bool = False,
+) -> WebhookPlan:
+    """The actions that leave exactly one owned webhook serving ``owner`` as ``desired``."""
+    deletions: list[Deletion] = []
+    conflicts: list[ObservedWebhook] = []
+    keeper: ObservedWebhook | None = None
+
+    for webhook in observed:
+        rel = relation(webhook.metadata, owner)
+        if rel is Relation.MINE:
+            mismatch = _replaceable_fields_match(webhook, desired)
+            if mismatch:
+                deletions.append(Deletion(webhook, f"stale: {mismatch}"))
+            elif webhook.id != published_id:
+                deletions.append(
+                    Deletion(webhook, "its signing secret is not published (duplicate or crash leftover)")
+                )
+            elif keeper is None:
+                keeper = webhook
+            else:  # the processor listed one id twice; nothing to do for the copy
+                continue
+        elif rel is Relation.PREDECESSOR:
+            deletions.append(Deletion(webhook, "left by an earlier object with the same name"))
+        elif webhook.url == desired.url:
+            if rel is Relation.FOREIGN and replace_foreign:
+                deletions.append(Deletion(webhook, "not owned by procon, replaced as conflictPolicy allows"))
+            else:
+                conflicts.append(webhook)
+
+    if keeper is not None:
+        return WebhookPlan(
+            keep=keeper,
+            update=_changes(keeper, desired),
+            delete=tuple(deletions),
+            conflicts=tuple(conflicts),
+        )
+    return WebhookPlan(create=not conflicts, delete=tuple(deletions), conflicts=tuple(conflicts))

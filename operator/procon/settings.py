@@ -1,0 +1,70 @@
+"""Operator-level configuration, from the environment.
+
+Everything that decides where credentials are sent lives here, never in a
+ProcessorConnection: a user who may create connections in a namespace must
+not be able to point the operator's processor calls (and the keys they
+carry) at a server of their choosing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+
+class SettingsError(ValueError):
+    """A setting has a value the operator cannot use; the message names it."""
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).rstrip("/")
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the operator is configured with; see :meth:`from_env` for the variables."""
+
+    stripe_api_base: str = "https://api.stripe.com"
+    drift_interval: float = 300.0
+    permission_cache_ttl: float = 600.0
+    cluster_name: str = "default"
+    namespaces: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Read ``PROCON_*`` variables:
+
+        - ``PROCON_STRIPE_API_BASE``: the Stripe API (default the real one);
+        - ``PROCON_DRIFT_INTERVAL``: seconds between drift checks of a connection (default 300, jittered);
+        - ``PROCON_PERMISSION_CACHE_TTL``: seconds a key's granted permissions are trusted without a probe;
+        - ``PROCON_CLUSTER_NAME``: written on every webhook procon creates, so two clusters sharing
+          a processor account never mistake each other's webhooks for their own;
+        - ``PROCON_NAMESPACES``: comma-separated namespaces to watch (default: all).
+        """
+        env = os.environ if env is None else env
+        return cls(
+            stripe_api_base=_url(env, "PROCON_STRIPE_API_BASE", cls.stripe_api_base),
+            drift_interval=_seconds(env, "PROCON_DRIFT_INTERVAL", cls.drift_interval),
+            permission_cache_ttl=_seconds(env, "PROCON_PERMISSION_CACHE_TTL", cls.permission_cache_ttl),
+            cluster_name=env.get("PROCON_CLUSTER_NAME", cls.cluster_name) or cls.cluster_name,
+            namespaces=tuple(n.strip() for n in env.get("PROCON_NAMESPACES", "").split(",") if n.strip()),
+        )

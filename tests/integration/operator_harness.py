@@ -1,0 +1,213 @@
+"""The operator under test: a real ``procon run`` process against the real control plane and
+the in-process Stripe emulator, plus helpers to make accounts, keys and connections."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import signal
+import string
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from procon.emulators.stripe import StripeEmulator
+from tests.integration.conftest import Kubectl
+from tests.waiting import wait_for
+
+ALNUM = string.ascii_letters + string.digits
+ANALYTICS_PERMISSIONS = [
+    "rak_balance_read",
+    "rak_charge_read",
+    "rak_dispute_read",
+    "rak_event_read",
+    "rak_payout_read",
+    "rak_webhook_write",
+]
+
+
+def _token(length: int) -> str:
+    return "".join(secrets.choice(ALNUM) for _ in range(length))
+
+
+@dataclass
+class OperatorProcess:
+    """``procon run`` in a subprocess, its output in a log file the tests can scan."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def crash(self) -> None:
+        """SIGKILL: no clean-up, no chance to finish what it was doing."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.process = start_operator(self.env, self.log_path).process
+
+
+def start_operator(env: dict[str, str], log_path: Path) -> OperatorProcess:
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "procon.cli", "run", "--log-level=debug"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    operator = OperatorProcess(process, log_path, env)
+
+    def started() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the operator exited with {process.returncode}:\n{operator.log()[-3000:]}")
+        return "procon started" in operator.log()[offset:]
+
+    wait_for(started, timeout=30, what="the operator to start")
+    return operator
+
+
+@dataclass
+class StripeAccount:
+    """A fresh emulated Stripe account for one test, so tests never share endpoint caps."""
+
+    emulator: StripeEmulator
+    id: str = field(default_factory=lambda: f"acct_1T{_token(12)}")
+    keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.emulator.add_accounts({"accounts": [{"id": self.id}]})
+
+    def key(
+        self,
+        permissions: Sequence[str] = (),
+        *,
+        kind: str = "rk",
+        mode: str = "test",
+        expired: bool = False,
+        connect_permissions: Sequence[str] = (),
+    ) -> str:
+        value = f"{kind}_{mode}_51{_token(40)}"
+        entry: dict[str, Any] = {"key": value, "expired": expired}
+        if kind == "rk":
+            entry["permissions"] = list(permissions)
+            entry["connect_permissions"] = list(connect_permissions)
+        self.emulator.add_accounts({"accounts": [{"id": self.id, "keys": [entry]}]})
+        self.keys.append(value)
+        return value
+
+    def endpoints(self, livemode: bool = False) -> list[dict[str, Any]]:
+        return self.emulator.endpoints(self.id, livemode=livemode)
+
+
+def connection(
+    name: str,
+    *,
+    url: str = "https://hooks.example.com/stripe",
+    events: Sequence[str] = ("charge.succeeded", "payout.paid"),
+    permissions: Sequence[str] = ANALYTICS_PERMISSIONS,
+    mode: str = "test",
+    **spec: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "procon.dev/v1alpha1",
+        "kind": "ProcessorConnection",
+        "metadata": {"name": name},
+        "spec": {
+            "processor": "stripe",
+            "mode": mode,
+            "credentialsSecretRef": {"name": f"{name}-key"},
+            "requiredPermissions": list(permissions),
+            "webhook": {"url": url, "events": list(events), "signingSecretRef": {"name": f"{name}-webhook"}},
+        },
+    }
+    for key, value in spec.items():
+        if key == "webhook":
+            body["spec"]["webhook"].update(value)
+        else:
+            body["spec"][key] = value
+    return body
+
+
+def key_secret(name: str, key: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-key"},
+        "stringData": {"apiKey": key},
+    }
+
+
+def condition(kubectl: Kubectl, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
+    obj = kubectl.get_json("pconn", name, "-n", namespace)
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return dict(c)
+    return None
+
+
+def wait_condition(
+    kubectl: Kubectl,
+    namespace: str,
+    name: str,
+    type_: str,
+    status: str,
+    reason: str | None = None,
+    *,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Wait for the condition's ``status`` (and ``reason``) at the current generation; return the object."""
+
+    def probe() -> dict[str, Any] | None:
+        obj = kubectl.get_json("pconn", name, "-n", namespace)
+        st = obj.get("status") or {}
+        if st.get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        for c in st.get("conditions") or []:
+            if c["type"] == type_ and c["status"] == status and (reason is None or c["reason"] == reason):
+                return dict(obj)
+        return None
+
+    def describe() -> str:
+        obj = kubectl.get_json("pconn", name, "-n", namespace)
+        return str((obj.get("status") or {}).get("conditions"))
+
+    try:
+        return wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} {reason or ''}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nconditions: {describe()}") from None
+
+
+def signing_secret(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
+    secret = kubectl.get_json("secret", f"{name}-webhook", "-n", namespace)
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def events(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
+    listed = kubectl.get_json("events", "-n", namespace, f"--field-selector=involvedObject.name={name}")
+    return list(listed["items"])
+
+
+def operator_env(base: dict[str, str], **extra: str) -> dict[str, str]:
+    env = dict(base)
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.pop("PROCON_NAMESPACES", None)
+    return env

@@ -1,0 +1,458 @@
+"""Stripe connections end to end: the operator process, the real API server, the Stripe emulator.
+
+Every test asserts the end state on both sides: the connection's status and
+Secrets in Kubernetes, and the endpoints in the emulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from procon.emulators.stripe import StripeEmulator
+from procon.reconcile.ownership import Owner
+from tests.integration.conftest import Kubectl
+from tests.integration.operator_harness import (
+    ANALYTICS_PERMISSIONS,
+    OperatorProcess,
+    StripeAccount,
+    condition,
+    connection,
+    events,
+    key_secret,
+    signing_secret,
+    wait_condition,
+)
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+@pytest.fixture
+def account(stripe_emulator: StripeEmulator) -> StripeAccount:
+    return StripeAccount(stripe_emulator)
+
+
+def apply_connection(kubectl: Kubectl, namespace: str, name: str, key: str, **spec: Any) -> dict[str, Any]:
+    body = connection(name, **spec)
+    kubectl.apply([key_secret(name, key), body], namespace=namespace)
+    return body
+
+
+def assert_one_endpoint_with_published_secret(
+    kubectl: Kubectl, namespace: str, name: str, account: StripeAccount
+) -> dict[str, Any]:
+    """The invariant: exactly one endpoint, owned by the connection, whose secret is the published one."""
+    endpoints = account.endpoints()
+    assert len(endpoints) == 1, endpoints
+    endpoint = endpoints[0]
+    obj = kubectl.get_json("pconn", name, "-n", namespace)
+    assert endpoint["metadata"]["procon-uid"] == obj["metadata"]["uid"]
+    assert endpoint["metadata"]["procon-namespace"] == namespace
+    assert endpoint["metadata"]["procon-name"] == name
+    published = signing_secret(kubectl, namespace, name)
+    assert published["endpointId"] == endpoint["id"]
+    assert published["signingSecret"] == account.emulator.endpoint_secret(endpoint["id"])
+    assert obj["status"]["webhook"]["id"] == endpoint["id"]
+    return endpoint
+
+
+def test_restricted_key_with_every_permission_becomes_ready(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    key = account.key(ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "shop", key)
+    obj = wait_condition(kubectl, namespace, "shop", "Ready", "True")
+
+    status = obj["status"]
+    assert status["account"] == {"id": account.id, "mode": "test"}
+    assert status["missingPermissions"] == []
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["CredentialsValid"]["status"] == "True"
+    assert conditions["PermissionsValid"]["status"] == "True"
+    assert conditions["WebhookReady"]["status"] == "True"
+    assert conditions["Stalled"]["status"] == "False"
+    assert conditions["Reconciling"]["status"] == "False"
+    assert all(c["observedGeneration"] == obj["metadata"]["generation"] for c in conditions.values())
+
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert endpoint["url"] == "https://hooks.example.com/stripe"
+    assert sorted(endpoint["enabled_events"]) == ["charge.succeeded", "payout.paid"]
+    assert endpoint["status"] == "enabled"
+
+    secret = kubectl.get_json("secret", "shop-webhook", "-n", namespace)
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "procon"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    reasons = {e["reason"] for e in events(kubectl, namespace, "shop")}
+    assert {"CreatedWebhookEndpoint", "SigningSecretPublished"} <= reasons
+
+    # kubectl shows it the way a person reads it.
+    row = kubectl.run("get", "pconn", "shop", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:6] == ["shop", "stripe", "test", account.id, "True", "Ready"]
+
+
+def test_missing_permissions_stall_until_granted(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    key = account.key(["rak_balance_read", "rak_webhook_write"])
+    apply_connection(kubectl, namespace, "shop", key)
+    obj = wait_condition(kubectl, namespace, "shop", "Stalled", "True", "InsufficientPermissions")
+
+    status = obj["status"]
+    assert sorted(status["missingPermissions"]) == [
+        "rak_charge_read",
+        "rak_dispute_read",
+        "rak_event_read",
+        "rak_payout_read",
+    ]
+    permissions = next(c for c in status["conditions"] if c["type"] == "PermissionsValid")
+    assert permissions["status"] == "False"
+    assert "rak_dispute_read" in permissions["message"]
+    assert "dashboard.stripe.com/apikeys/create?" in permissions["message"]
+    assert "permissions%5B%5D=rak_charge_read" in permissions["message"]
+    assert key not in str(obj)
+    assert account.endpoints() == []
+    assert "PermissionsMissing" in {e["reason"] for e in events(kubectl, namespace, "shop")} or (
+        "InsufficientPermissions" in {e["reason"] for e in events(kubectl, namespace, "shop")}
+    )
+
+    stripe_emulator.grant(key, "rak_charge_read", "rak_dispute_read", "rak_event_read", "rak_payout_read")
+    kubectl.run("annotate", "secret", "shop-key", "-n", namespace, "procon.dev/touched=1")
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=10)
+    assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert kubectl.get_json("pconn", "shop", "-n", namespace)["status"]["missingPermissions"] == []
+
+
+@pytest.mark.parametrize(
+    ("make_key", "reason"),
+    [
+        (lambda a: "rk_test_51" + "x" * 40, "InvalidCredentials"),
+        (lambda a: a.key(ANALYTICS_PERMISSIONS, expired=True), "ExpiredCredentials"),
+        (lambda a: a.key(ANALYTICS_PERMISSIONS, mode="live"), "ModeMismatch"),
+        (lambda a: "pk_test_51" + "x" * 40, "InvalidCredentials"),
+    ],
+    ids=["unknown-key", "expired-key", "live-key-on-test", "publishable-key"],
+)
+def test_unusable_credentials_stall_with_distinct_reasons(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, make_key: Any, reason: str
+) -> None:
+    key = make_key(account)
+    apply_connection(kubectl, namespace, "shop", key)
+    obj = wait_condition(kubectl, namespace, "shop", "Stalled", "True", reason)
+    credentials = next(c for c in obj["status"]["conditions"] if c["type"] == "CredentialsValid")
+    assert (credentials["status"], credentials["reason"]) == ("False", reason)
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert key[12:] not in str(obj)
+    assert account.endpoints() == []
+
+
+def test_missing_secret_waits_and_recovers_when_it_appears(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    kubectl.apply(connection("shop"), namespace=namespace)
+    obj = wait_condition(kubectl, namespace, "shop", "CredentialsValid", "False", "CredentialsSecretNotFound")
+    assert condition(kubectl, namespace, "shop", "Reconciling")["status"] == "True"  # type: ignore[index]
+    assert obj["status"]["conditions"]
+    kubectl.apply(key_secret("shop", account.key(ANALYTICS_PERMISSIONS)), namespace=namespace)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=10)
+
+
+def test_key_rotation_is_noticed_within_seconds(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+
+    # A new key for the same account: re-verified, the endpoint stays.
+    kubectl.apply(key_secret("shop", account.key(ANALYTICS_PERMISSIONS)), namespace=namespace)
+    # Then a key that Stripe rejects: noticed from the Secret change, well inside the drift interval.
+    kubectl.apply(key_secret("shop", "rk_test_51" + "r" * 40), namespace=namespace)
+    wait_condition(kubectl, namespace, "shop", "Stalled", "True", "InvalidCredentials", timeout=8)
+    good = account.key(ANALYTICS_PERMISSIONS)
+    kubectl.apply(key_secret("shop", good), namespace=namespace)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=8)
+    assert (
+        assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)["id"] == endpoint["id"]
+    )
+
+
+def test_url_change_replaces_the_endpoint_and_events_change_updates_it(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    key = account.key(ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "shop", key)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    first = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    first_secret = signing_secret(kubectl, namespace, "shop")["signingSecret"]
+
+    kubectl.apply(connection("shop", url="https://hooks.example.com/v2"), namespace=namespace)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    second = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert second["id"] != first["id"]
+    assert second["url"] == "https://hooks.example.com/v2"
+    assert signing_secret(kubectl, namespace, "shop")["signingSecret"] != first_secret
+
+    kubectl.apply(
+        connection(
+            "shop",
+            url="https://hooks.example.com/v2",
+            events=["charge.refunded"],
+            webhook={"description": "v2"},
+        ),
+        namespace=namespace,
+    )
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    third = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert third["id"] == second["id"]
+    assert third["enabled_events"] == ["charge.refunded"]
+    assert third["description"] == "v2"
+    reasons = [e["reason"] for e in events(kubectl, namespace, "shop")]
+    assert "UpdatedWebhookEndpoint" in reasons
+    assert "DeletedWebhookEndpoint" in reasons
+
+
+def test_stale_and_duplicate_owned_endpoints_are_deleted_foreign_ones_kept(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    key = account.key(ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "shop", key)
+    obj = wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    keeper = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    owner = Owner("integration", namespace, "shop", obj["metadata"]["uid"])
+
+    # A crash leftover (owned, secret never published), a stale owned endpoint at an old URL,
+    # one left by an earlier object of the same name, and a foreign endpoint elsewhere.
+    events_ = ["charge.succeeded", "payout.paid"]
+    duplicate = stripe_emulator.create_endpoint(
+        account.id, "https://hooks.example.com/stripe", events_, metadata=owner.metadata()
+    )
+    stale = stripe_emulator.create_endpoint(
+        account.id, "https://old.example.com/stripe", events_, metadata=owner.metadata()
+    )
+    earlier = Owner("integration", namespace, "shop", "0000-earlier-uid")
+    predecessor = stripe_emulator.create_endpoint(
+        account.id, "https://hooks.example.com/stripe", events_, metadata=earlier.metadata()
+    )
+    foreign = stripe_emulator.create_endpoint(account.id, "https://someone-else.example.com", events_)
+
+    wait_for(
+        lambda: {e["id"] for e in account.endpoints()} == {keeper["id"], foreign["id"]},
+        timeout=40,
+        what="the drift check to delete the owned leftovers",
+    )
+    deleted = {
+        e["message"].split()[2].rstrip(":")
+        for e in events(kubectl, namespace, "shop")
+        if e["reason"] == "DeletedWebhookEndpoint"
+    }
+    assert {duplicate["id"], stale["id"], predecessor["id"]} <= deleted
+    assert condition(kubectl, namespace, "shop", "Ready")["status"] == "True"  # type: ignore[index]
+
+
+def test_foreign_endpoint_at_the_same_url_is_reported_not_touched(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    foreign = stripe_emulator.create_endpoint(
+        account.id, "https://hooks.example.com/stripe", ["charge.succeeded"]
+    )
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    obj = wait_condition(kubectl, namespace, "shop", "WebhookReady", "False", "EndpointConflict")
+    webhook = next(c for c in obj["status"]["conditions"] if c["type"] == "WebhookReady")
+    assert foreign["id"] in webhook["message"]
+    assert condition(kubectl, namespace, "shop", "Stalled")["status"] == "True"  # type: ignore[index]
+    assert [e["id"] for e in account.endpoints()] == [foreign["id"]]
+    assert account.endpoints()[0]["enabled_events"] == ["charge.succeeded"]
+    assert "EndpointConflict" in {e["reason"] for e in events(kubectl, namespace, "shop")}
+
+    # Allowed to replace it: the foreign endpoint goes, an owned one takes its place.
+    apply_connection(kubectl, namespace, "shop", account.keys[-1], webhook={"conflictPolicy": "Replace"})
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert endpoint["id"] != foreign["id"]
+
+
+def test_endpoint_cap_stalls_with_a_clear_reason(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    for i in range(16):
+        stripe_emulator.create_endpoint(
+            account.id, f"https://other{i}.example.com/hook", ["charge.succeeded"]
+        )
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    obj = wait_condition(kubectl, namespace, "shop", "Stalled", "True", "EndpointLimitReached")
+    webhook = next(c for c in obj["status"]["conditions"] if c["type"] == "WebhookReady")
+    assert "maximum of 16 test webhook endpoints" in webhook["message"]
+    assert len(account.endpoints()) == 16
+    assert obj["status"]["conditions"]
+
+
+def test_drift_is_restored_by_the_periodic_check(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    first = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+
+    # Disabled and edited in the Dashboard: restored in place.
+    stripe_emulator.update_endpoint(first["id"], disabled=True, enabled_events=["*"])
+    wait_for(
+        lambda: (
+            account.endpoints()[0]["status"] == "enabled"
+            and sorted(account.endpoints()[0]["enabled_events"]) == ["charge.succeeded", "payout.paid"]
+        ),
+        timeout=40,
+        what="the disabled endpoint to be restored",
+    )
+    assert account.endpoints()[0]["id"] == first["id"]
+
+    # Deleted in the Dashboard: recreated, and the new secret published.
+    stripe_emulator.delete_endpoint(first["id"])
+    wait_for(lambda: len(account.endpoints()) == 1, timeout=40, what="the deleted endpoint to be recreated")
+    wait_for(
+        lambda: signing_secret(kubectl, namespace, "shop")["endpointId"] == account.endpoints()[0]["id"],
+        timeout=10,
+        what="the new signing secret",
+    )
+    assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    drift_events = [e for e in events(kubectl, namespace, "shop") if e["reason"] == "DriftCorrected"]
+    assert len(drift_events) >= 2, [e["message"] for e in drift_events]
+
+
+def test_create_that_commits_then_fails_converges(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    for mode in ("error", "drop"):
+        name = f"shop-{mode}"
+        stripe_emulator.set_faults(
+            commit_then_fail=2,
+            commit_then_fail_mode=mode,
+            commit_then_fail_method="POST",
+            commit_then_fail_path_prefix="/v1/webhook_endpoints",
+        )
+        try:
+            apply_connection(
+                kubectl,
+                namespace,
+                name,
+                account.key(ANALYTICS_PERMISSIONS),
+                url=f"https://hooks.example.com/{mode}",
+            )
+            wait_condition(kubectl, namespace, name, "Ready", "True", timeout=60)
+        finally:
+            stripe_emulator.set_faults()
+        mine = [e for e in account.endpoints() if e["metadata"].get("procon-name") == name]
+        assert len(mine) == 1, mine
+        published = signing_secret(kubectl, namespace, name)
+        assert published["endpointId"] == mine[0]["id"]
+        assert published["signingSecret"] == stripe_emulator.endpoint_secret(mine[0]["id"])
+
+
+def test_connections_converge_under_server_errors(
+    kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator
+) -> None:
+    accounts = [StripeAccount(stripe_emulator) for _ in range(4)]
+    keys = [a.key(ANALYTICS_PERMISSIONS) for a in accounts]
+    stripe_emulator.set_faults(error_rate=0.3)
+    try:
+        for i, key in enumerate(keys):
+            apply_connection(kubectl, namespace, f"shop{i}", key)
+        for i in range(len(keys)):
+            wait_condition(kubectl, namespace, f"shop{i}", "Ready", "True", timeout=120)
+    finally:
+        stripe_emulator.set_faults()
+    for i, acct in enumerate(accounts):
+        assert_one_endpoint_with_published_secret(kubectl, namespace, f"shop{i}", acct)
+
+
+def test_deletion_honours_the_policy(
+    kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator
+) -> None:
+    deleting, orphaning = StripeAccount(stripe_emulator), StripeAccount(stripe_emulator)
+    apply_connection(kubectl, namespace, "gone", deleting.key(ANALYTICS_PERMISSIONS))
+    apply_connection(
+        kubectl, namespace, "kept", orphaning.key(ANALYTICS_PERMISSIONS), deletionPolicy="Orphan"
+    )
+    wait_condition(kubectl, namespace, "gone", "Ready", "True")
+    wait_condition(kubectl, namespace, "kept", "Ready", "True")
+
+    kubectl.run("delete", "pconn", "gone", "kept", "-n", namespace, "--timeout=30s")
+    assert deleting.endpoints() == []
+    assert len(orphaning.endpoints()) == 1
+    # The signing Secrets follow their owner (garbage collector).
+    wait_for(
+        lambda: kubectl.run("get", "secret", "gone-webhook", "-n", namespace, check=False).returncode != 0,
+        what="the signing Secret to be garbage-collected",
+    )
+
+
+def test_deletion_with_a_revoked_key_is_not_trapped(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    key = account.key(ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "shop", key)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    stripe_emulator.expire_key(key)
+    kubectl.run("delete", "pconn", "shop", "-n", namespace, "--timeout=60s")
+    assert kubectl.run("get", "pconn", "shop", "-n", namespace, check=False).returncode != 0
+    warnings = [e for e in events(kubectl, namespace, "shop") if e["type"] == "Warning"]
+    assert any(e["reason"] == "WebhookCleanupFailed" for e in warnings)
+    assert len(account.endpoints()) == 1  # nothing could delete it; it is reported, not hidden
+
+
+def test_operator_log_holds_no_key_or_secret(
+    operator: OperatorProcess, stripe_emulator: StripeEmulator
+) -> None:
+    log = operator.log()
+    assert "procon started" in log
+    leaked = [secret for secret in stripe_emulator.issued_secrets() if secret in log]
+    assert leaked == []
+    assert "whsec_" not in log
+    for marker in ("sk_test_51", "rk_test_51", "rk_live_51", "sk_live_51"):
+        assert marker not in log, f"{marker}... appears in the operator log"
+
+
+@pytest.mark.parametrize("replay_available", [True, False], ids=["replayed", "replay-expired"])
+def test_crash_between_create_and_publish_loses_nothing(
+    kubectl: Kubectl,
+    namespace: str,
+    account: StripeAccount,
+    stripe_emulator: StripeEmulator,
+    operator: OperatorProcess,
+    replay_available: bool,
+) -> None:
+    # Nothing else may be writing to the emulator while its writes are held: no
+    # connection of an earlier test is still being cleaned up.
+    def quiet() -> bool:
+        namespaces = kubectl.get_json("namespaces")["items"]
+        connections = kubectl.get_json("pconn", "--all-namespaces")["items"]
+        return all(n["status"]["phase"] == "Active" for n in namespaces) and not any(
+            c["metadata"].get("deletionTimestamp") for c in connections
+        )
+
+    wait_for(quiet, timeout=60, what="earlier tests' connections to be cleaned up")
+    key = account.key(ANALYTICS_PERMISSIONS)
+    with stripe_emulator.hold_writes() as gate:
+        apply_connection(kubectl, namespace, "shop", key)
+        assert gate.wait_for_waiting(1, timeout=30), "the operator never sent its create"
+        operator.crash()  # the create is in flight; its answer will reach no one
+    # The gate is open: the held create commits at the processor.
+    created = wait_for(account.endpoints, timeout=10, what="the orphaned create to commit")
+    assert len(created) == 1
+    obj = kubectl.get_json("pconn", "shop", "-n", namespace)
+    assert "procon.dev/pending-create" in obj["metadata"]["annotations"]
+    assert kubectl.run("get", "secret", "shop-webhook", "-n", namespace, check=False).returncode != 0
+    if not replay_available:
+        stripe_emulator.state.idempotency.clear()  # as if Stripe had pruned the key (after 24 h)
+
+    operator.restart()
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=30)
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    if replay_available:
+        assert endpoint["id"] == created[0]["id"]  # recovered, secret included
+    else:
+        assert endpoint["id"] != created[0]["id"]  # replaced; the orphan was deleted
+    obj = kubectl.get_json("pconn", "shop", "-n", namespace)
+    assert "procon.dev/pending-create" not in obj["metadata"].get("annotations", {})

@@ -1,0 +1,177 @@
+"""The webhook planner, case by case: no server, just desired and observed state."""
+
+from __future__ import annotations
+
+from procon.processors.base import DesiredWebhook, ObservedWebhook
+from procon.reconcile.ownership import Owner, Relation, relation
+from procon.reconcile.webhook_plan import plan
+
+OWNER = Owner(cluster="c1", namespace="shop", name="stripe", uid="uid-1")
+URL = "https://hooks.example.com/stripe"
+
+
+def desired(**overrides: object) -> DesiredWebhook:
+    fields: dict[str, object] = {
+        "url": URL,
+        "events": ("charge.succeeded", "payout.paid"),
+        "description": "shop",
+        "metadata": OWNER.metadata(),
+    }
+    fields.update(overrides)
+    return DesiredWebhook(**fields)  # type: ignore[arg-type]
+
+
+def observed(id_: str, *, owner: Owner | None = OWNER, **overrides: object) -> ObservedWebhook:
+    fields: dict[str, object] = {
+        "id": id_,
+        "url": URL,
+        "events": ("charge.succeeded", "payout.paid"),
+        "description": "shop",
+        "enabled": True,
+        "metadata": owner.metadata() if owner else {},
+    }
+    fields.update(overrides)
+    return ObservedWebhook(**fields)  # type: ignore[arg-type]
+
+
+def test_nothing_observed_creates() -> None:
+    result = plan(desired(), OWNER, [], published_id=None)
+    assert result.create
+    assert result.keep is None
+    assert result.delete == ()
+
+
+def test_published_matching_webhook_is_kept_untouched() -> None:
+    result = plan(desired(), OWNER, [observed("we_1")], published_id="we_1")
+    assert result.keep is not None
+    assert result.keep.id == "we_1"
+    assert result.is_noop
+    assert not result.create
+
+
+def test_event_change_updates_in_place() -> None:
+    result = plan(desired(events=("charge.refunded",)), OWNER, [observed("we_1")], published_id="we_1")
+    assert result.update is not None
+    assert result.update.events == ("charge.refunded",)
+    assert result.update.describe() == ["events"]
+    assert not result.create
+
+
+def test_disabled_webhook_is_enabled() -> None:
+    result = plan(desired(), OWNER, [observed("we_1", enabled=False, status="disabled")], published_id="we_1")
+    assert result.update is not None
+    assert result.update.enabled is True
+
+
+def test_description_removed_is_cleared() -> None:
+    result = plan(desired(description=None), OWNER, [observed("we_1")], published_id="we_1")
+    assert result.update is not None
+    assert result.update.description == ""
+
+
+def test_tampered_ownership_metadata_is_restored() -> None:
+    tampered = {**OWNER.metadata(), "procon-name": "someone-else"}
+    # Still ours by UID; the other tag fields are put back.
+    result = plan(desired(), OWNER, [observed("we_1", metadata=tampered)], published_id="we_1")
+    assert result.update is not None
+    assert result.update.metadata == OWNER.metadata()
+
+
+def test_url_change_recreates() -> None:
+    result = plan(desired(url="https://hooks.example.com/v2"), OWNER, [observed("we_1")], published_id="we_1")
+    assert result.create
+    assert [(d.webhook.id, d.why) for d in result.delete] == [("we_1", "stale: its URL changed")]
+
+
+def test_api_version_and_connect_changes_recreate() -> None:
+    result = plan(desired(api_version="2026-06-24.dahlia"), OWNER, [observed("we_1")], published_id="we_1")
+    assert result.create
+    assert result.delete[0].why == "stale: its API version changed"
+    connect = desired(connect=True, metadata=OWNER.metadata(connect=True))
+    result = plan(connect, OWNER, [observed("we_1")], published_id="we_1")
+    assert result.create
+    assert result.delete[0].why == "stale: its Connect setting changed"
+
+
+def test_duplicates_are_deleted_and_the_published_one_kept() -> None:
+    webhooks = [observed("we_3"), observed("we_2"), observed("we_1")]
+    result = plan(desired(), OWNER, webhooks, published_id="we_2")
+    assert result.keep is not None
+    assert result.keep.id == "we_2"
+    assert sorted(d.webhook.id for d in result.delete) == ["we_1", "we_3"]
+
+
+def test_owned_webhook_without_published_secret_is_replaced() -> None:
+    # The crash case: created, never published. Its secret is unknowable.
+    result = plan(desired(), OWNER, [observed("we_1")], published_id=None)
+    assert result.create
+    assert [d.webhook.id for d in result.delete] == ["we_1"]
+
+
+def test_predecessor_webhooks_are_deleted_even_at_other_urls() -> None:
+    earlier = Owner(cluster="c1", namespace="shop", name="stripe", uid="uid-0")
+    result = plan(
+        desired(), OWNER, [observed("we_0", owner=earlier, url="https://old.example.com")], published_id=None
+    )
+    assert [d.webhook.id for d in result.delete] == ["we_0"]
+    assert result.create
+
+
+def test_other_connections_and_other_clusters_are_never_touched() -> None:
+    sibling = Owner(cluster="c1", namespace="shop", name="other", uid="uid-9")
+    other_cluster = Owner(cluster="c2", namespace="shop", name="stripe", uid="uid-8")
+    webhooks = [
+        observed("we_s", owner=sibling, url="https://elsewhere.example.com"),
+        observed("we_c", owner=other_cluster, url="https://elsewhere.example.com"),
+    ]
+    result = plan(desired(), OWNER, webhooks, published_id=None)
+    assert result.delete == ()
+    assert result.conflicts == ()
+    assert result.create
+
+
+def test_foreign_webhook_at_same_url_blocks_creation_and_is_reported() -> None:
+    result = plan(desired(), OWNER, [observed("we_f", owner=None)], published_id=None)
+    assert result.blocked_by_conflict
+    assert not result.create
+    assert [w.id for w in result.conflicts] == ["we_f"]
+    assert result.delete == ()
+
+
+def test_foreign_webhook_is_replaced_only_when_allowed() -> None:
+    result = plan(desired(), OWNER, [observed("we_f", owner=None)], published_id=None, replace_foreign=True)
+    assert result.create
+    assert [d.webhook.id for d in result.delete] == ["we_f"]
+
+
+def test_sibling_at_same_url_is_a_conflict_even_with_replace() -> None:
+    sibling = Owner(cluster="c1", namespace="shop", name="other", uid="uid-9")
+    result = plan(
+        desired(), OWNER, [observed("we_s", owner=sibling)], published_id=None, replace_foreign=True
+    )
+    assert result.blocked_by_conflict
+    assert result.delete == ()
+
+
+def test_foreign_conflict_does_not_remove_an_existing_keeper() -> None:
+    webhooks = [observed("we_f", owner=None), observed("we_1")]
+    result = plan(desired(), OWNER, webhooks, published_id="we_1")
+    assert result.keep is not None
+    assert result.keep.id == "we_1"
+    assert [w.id for w in result.conflicts] == ["we_f"]
+    assert not result.blocked_by_conflict
+
+
+def test_foreign_webhooks_elsewhere_are_ignored() -> None:
+    result = plan(
+        desired(), OWNER, [observed("we_x", owner=None, url="https://x.example.com")], published_id=None
+    )
+    assert result.create
+    assert result.conflicts == ()
+    assert result.delete == ()
+
+
+def test_relation() -> None:
+    assert relation({}, OWNER) is Relation.FOREIGN
+    assert relation({"procon-managed-by": "someone"}, OWNER) is Relation.FOREIGN
+    assert relation(OWNER.metadata(), OWNER) is Relation.MINE
