@@ -77,6 +77,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # Its debug output is whole response bodies, Secret data included.
+    logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
+    if args.log_level != "debug":
+        # One line per HTTP request and per kopf handler call drowns what matters.
+        for chatty in ("httpx", "stripe", "kopf.objects"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     install_log_redaction()
     import procon.k8s.handlers  # noqa: F401 - registers the handlers with kopf
 

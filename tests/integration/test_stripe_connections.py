@@ -6,6 +6,7 @@ Secrets in Kubernetes, and the endpoints in the emulator.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -405,9 +406,14 @@ def test_deletion_with_a_revoked_key_is_not_trapped(
 def test_operator_log_holds_no_key_or_secret(
     operator: OperatorProcess, stripe_emulator: StripeEmulator
 ) -> None:
-    log = operator.log()
+    log = operator.log()  # the operator runs at debug level: the most it ever logs
     assert "procon started" in log
-    leaked = [secret for secret in stripe_emulator.issued_secrets() if secret in log]
+    with stripe_emulator.state.lock:
+        keys = list(stripe_emulator.state.keys)
+    secrets = [*stripe_emulator.issued_secrets(), *keys]
+    assert len(secrets) > 20  # the suite did create keys and endpoints
+    encoded = [base64.b64encode(s.encode()).decode().rstrip("=") for s in secrets]
+    leaked = [s for s in [*secrets, *encoded] if s in log]
     assert leaked == []
     assert "whsec_" not in log
     for marker in ("sk_test_51", "rk_test_51", "rk_live_51", "sk_live_51"):
@@ -456,3 +462,39 @@ def test_crash_between_create_and_publish_loses_nothing(
         assert endpoint["id"] != created[0]["id"]  # replaced; the orphan was deleted
     obj = kubectl.get_json("pconn", "shop", "-n", namespace)
     assert "procon.dev/pending-create" not in obj["metadata"].get("annotations", {})
+
+
+def test_deleted_signing_secret_is_republished_with_a_fresh_endpoint(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    first = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    kubectl.run("delete", "secret", "shop-webhook", "-n", namespace)
+    # Stripe shows a secret only once, so the only way back to a published secret that
+    # matches the live endpoint is a new endpoint. Noticed from the watch, not the drift timer.
+    wait_for(
+        lambda: kubectl.run("get", "secret", "shop-webhook", "-n", namespace, check=False).returncode == 0,
+        timeout=8,
+        what="the signing Secret to be published again",
+    )
+    second = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert second["id"] != first["id"]
+
+
+def test_signing_secret_name_taken_by_a_foreign_secret_is_refused(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "shop-webhook"},
+            "stringData": {"mine": "yes"},
+        },
+        namespace=namespace,
+    )
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Stalled", "True", "SigningSecretConflict")
+    assert signing_secret(kubectl, namespace, "shop") == {"mine": "yes"}
+    assert account.endpoints() == []

@@ -45,6 +45,12 @@ def test_registered_values_of_any_shape() -> None:
     assert "9f8e7d" not in redact("token a-very-unusual-credential-9f8e7d refused")
 
 
+def test_registered_values_are_also_caught_base64_encoded() -> None:
+    register_secret("sk_test_51Base64Shaped0000000000000000")
+    body = '{"data":{"apiKey":"c2tfdGVzdF81MUJhc2U2NFNoYXBlZDAwMDAwMDAwMDAwMDAwMDA="}}'
+    assert "c2tfdGVzdF81MUJhc2U2NFNoYXBlZDAwMDAwMDAw" not in redact(body)
+
+
 def test_mask_account() -> None:
     assert mask_account("acct_1PJBLEBBLEfV") == "acct_…LEfV"
     assert mask_account("not-an-account") == "not-an-account"

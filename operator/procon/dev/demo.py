@@ -1,17 +1,29 @@
-"""``procon dev up``: the local demo on the embedded control plane.
+"""``procon dev up``: the whole local demo on the embedded control plane.
 
-For now the demo is the control plane with the ProcessorConnection CRD
-installed and Established, ready for ``kubectl apply -f examples/``. The
-operator and the processor emulators join it as they land.
+It starts, each only if not already running: the control plane, the Stripe
+emulator with the quickstart fixture, and the operator pointed at the
+emulator; then it installs the CRD, applies the quickstart connection and
+waits until it is Ready. ``procon dev down`` stops it all; the state
+directory keeps the cluster's data for the next ``up``.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
+
+import httpx
 
 from procon.api.crd import crd_yaml
 from procon.dev import cluster as control_plane
+from procon.dev import processes
+from procon.dev.toolchain import source_dir
+
+STRIPE_EMULATOR = "stripe-emulator"
+OPERATOR = "operator"
+QUICKSTART = "quickstart-stripe"
 
 
 def install_crd(running: control_plane.Cluster, *, timeout: float = 60.0) -> None:
@@ -39,24 +51,114 @@ def install_crd(running: control_plane.Cluster, *, timeout: float = 60.0) -> Non
     )
 
 
+def _quickstart_dir() -> Path:
+    return source_dir().parents[1] / "examples" / "quickstart"
+
+
+def _start_stripe_emulator(state_dir: Path) -> str:
+    port_file = state_dir / "stripe-emulator.port"
+    port = int(port_file.read_text()) if port_file.exists() else processes.free_port()
+    port_file.write_text(str(port))
+    base_url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base_url}/_emulator/state", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    processes.start(
+        state_dir,
+        STRIPE_EMULATOR,
+        [
+            sys.executable,
+            "-m",
+            "procon.cli",
+            "emulate",
+            "stripe",
+            f"--port={port}",
+            f"--fixture={_quickstart_dir() / 'stripe-emulator.yaml'}",
+        ],
+        env=os.environ,
+        ready=ready,
+    )
+    return base_url
+
+
+def _start_operator(state_dir: Path, running: control_plane.Cluster, stripe_api: str) -> None:
+    log = processes.log_file(state_dir, OPERATOR)
+    offset = log.stat().st_size if log.exists() else 0
+    env = {
+        **running.env(),
+        "PROCON_STRIPE_API_BASE": stripe_api,
+        "PROCON_DRIFT_INTERVAL": os.environ.get("PROCON_DRIFT_INTERVAL", "60"),
+        "PROCON_CLUSTER_NAME": "procon-dev",
+        "PYTHONUNBUFFERED": "1",
+    }
+    processes.start(
+        state_dir,
+        OPERATOR,
+        [sys.executable, "-m", "procon.cli", "run"],
+        env=env,
+        ready=lambda: log.exists() and "procon started" in log.read_text(errors="replace")[offset:],
+    )
+
+
 def up(state_dir: Path, *, timeout: float = 180.0) -> int:
     running = control_plane.up(state_dir, timeout=timeout)
     install_crd(running)
+    stripe_api = _start_stripe_emulator(running.state_dir)
+    _start_operator(running.state_dir, running, stripe_api)
+    env = running.env()
+    subprocess.run(
+        ["kubectl", "apply", "-n", "default", "-f", str(_quickstart_dir() / "stripe.yaml")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    waited = subprocess.run(
+        [
+            "kubectl",
+            "wait",
+            "-n",
+            "default",
+            "--for=condition=Ready",
+            f"--timeout={int(timeout)}s",
+            f"pconn/{QUICKSTART}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if waited.returncode != 0:
+        print(
+            f"procon: {QUICKSTART} did not become Ready; look at `kubectl describe pconn {QUICKSTART}` "
+            f"and {processes.log_file(running.state_dir, OPERATOR)}",
+            file=sys.stderr,
+        )
+        return 1
     print(
-        f"""procon demo is up: a Kubernetes {running.server} control plane with the ProcessorConnection CRD.
+        f"""procon demo is up: Kubernetes at {running.server}, the Stripe emulator at {stripe_api},
+the operator running, and the quickstart connection Ready.
 
 Look around:
   export KUBECONFIG={running.kubeconfig} PATH={running.bin_dir}:$PATH
-  kubectl explain processorconnection.spec.webhook
-  kubectl apply -f examples/
   kubectl get pconn -o wide
+  kubectl describe pconn {QUICKSTART}
+  kubectl get secret quickstart-stripe-webhook -o yaml
+  curl -s {stripe_api}/_emulator/state          # the emulator's side
+  kubectl apply -f examples/                    # more connections (their keys are placeholders)
 
+Logs: {running.state_dir / "logs"}
 Stop it with: procon dev down --state-dir {state_dir}"""
     )
     return 0
 
 
 def down(state_dir: Path) -> int:
-    stopped = control_plane.down(state_dir)
-    print("procon demo stopped" if stopped else "the procon demo was not running")
+    stopped = [name for name in (OPERATOR, STRIPE_EMULATOR) if processes.stop(state_dir.resolve(), name)]
+    if control_plane.down(state_dir):
+        stopped.append("control plane")
+    print("stopped: " + ", ".join(stopped) if stopped else "the procon demo was not running")
     return 0

@@ -45,10 +45,9 @@ class Runtime:
     """What the handlers share: built once at start-up, kept in kopf's memo."""
 
     settings: OperatorSettings
+    kube: Kube
     reconciler: Reconciler
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
-    generations: dict[tuple[str, str], int] = field(default_factory=dict)
-    closers: list[Any] = field(default_factory=list)
 
     def wakeup(self, namespace: str, name: str) -> asyncio.Event:
         return self.wakeups.setdefault((namespace, name), asyncio.Event())
@@ -90,6 +89,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     }
     memo["runtime"] = Runtime(
         settings=config,
+        kube=kube,
         reconciler=Reconciler(kube, drivers, cluster_name=config.cluster_name),
     )
     logger.info(
@@ -116,16 +116,22 @@ def referenced_secrets(
 
 @kopf.on.event("", "v1", "secrets")
 async def secret_changed(
+    type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED)
     namespace: str | None,
     name: str,
+    meta: Mapping[str, Any],
     memo: kopf.Memo,
     referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
     **_: Any,
 ) -> None:
-    if referenced_secrets is None:
+    runtime = memo.get("runtime")
+    if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
-    for connection in referenced_secrets.get((_ns(namespace), name), []):
-        _runtime(memo).wakeup(_ns(namespace), connection).set()
+    namespace = _ns(namespace)
+    if type != "DELETED" and runtime.kube.has_seen_secret(namespace, name, str(meta.get("resourceVersion"))):
+        return  # a reconcile has read (or written) this very version
+    for connection in referenced_secrets.get((namespace, name), []):
+        runtime.wakeup(namespace, connection).set()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -135,13 +141,12 @@ async def connection_changed(
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
         return
-    generation = int(meta.get("generation") or 0)
-    key = (_ns(namespace), name)
+    namespace = _ns(namespace)
     # Status writes and procon's own annotations do not bump the generation,
-    # so they never wake the loop that made them.
-    if runtime.generations.get(key) != generation:
-        runtime.generations[key] = generation
-        runtime.wakeup(*key).set()
+    # so they never wake the loop that made them; nor does a generation the
+    # loop has already read.
+    if not runtime.kube.has_seen_generation(namespace, name, int(meta.get("generation") or 0)):
+        runtime.wakeup(namespace, name).set()
 
 
 class _Backoff:
@@ -206,4 +211,4 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
             f"webhook clean-up failed, retrying: {error}", delay=2 ** min(retry, 5)
         ) from None
     finally:
-        runtime.generations.pop((namespace, name), None)
+        runtime.kube.forget(namespace, name)

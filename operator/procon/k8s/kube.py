@@ -79,6 +79,19 @@ class Kube:
         self._custom = client.CustomObjectsApi(api)
         self._component = component
         self._instance = socket.gethostname()
+        # What the last reads saw, so a watch event for a version a reconcile
+        # has already read does not trigger another reconcile.
+        self._seen_generation: dict[tuple[str, str], int] = {}
+        self._seen_secret_version: dict[tuple[str, str], str] = {}
+
+    def has_seen_generation(self, namespace: str, name: str, generation: int) -> bool:
+        return self._seen_generation.get((namespace, name)) == generation
+
+    def has_seen_secret(self, namespace: str, name: str, resource_version: str) -> bool:
+        return self._seen_secret_version.get((namespace, name)) == resource_version
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._seen_generation.pop((namespace, name), None)
 
     async def get_connection(self, namespace: str, name: str) -> Connection | None:
         try:
@@ -87,16 +100,24 @@ class Kube:
             if error.status == 404:
                 return None
             raise
-        return connection_from_object(obj)
+        connection = connection_from_object(obj)
+        self._seen_generation[(namespace, name)] = connection.generation
+        return connection
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)
         except ApiException as error:
             if error.status == 404:
+                self._seen_secret_version.pop((namespace, name), None)
                 return None
             raise
+        self._saw_secret(secret)
         return _decode(secret.data)
+
+    def _saw_secret(self, secret: client.V1Secret) -> None:
+        meta = secret.metadata
+        self._seen_secret_version[(meta.namespace, meta.name)] = meta.resource_version
 
     async def _read_owned(self, connection: Connection) -> client.V1Secret | None:
         name = connection.model.spec.webhook.signing_secret_ref.name
@@ -106,6 +127,7 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+        self._saw_secret(secret)
         labels = secret.metadata.labels or {}
         owners = {ref.uid for ref in secret.metadata.owner_references or []}
         if labels.get(OWNER_UID_LABEL) != connection.uid and connection.uid not in owners:
@@ -151,19 +173,21 @@ class Kube:
                 "data": data,
             }
             try:
-                await self._core.create_namespaced_secret(connection.namespace, body)
+                created = await self._core.create_namespaced_secret(connection.namespace, body)
+                self._saw_secret(created)
                 return
             except ApiException as error:
                 if error.status != 409:
                     raise
                 await self._read_owned(connection)  # created meanwhile: ours, or refuse
         # Merge: other keys someone added to the Secret are kept.
-        await self._core.patch_namespaced_secret(
+        patched = await self._core.patch_namespaced_secret(
             ref.name,
             connection.namespace,
             {"metadata": {"labels": metadata["labels"]}, "data": data},
             **AS_MERGE_PATCH,
         )
+        self._saw_secret(patched)
 
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]
@@ -189,9 +213,9 @@ class Kube:
             raise
         return connection_from_object(obj)
 
-    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> None:
+    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
         try:
-            await self._custom.patch_namespaced_custom_object_status(
+            obj = await self._custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 connection.namespace,
@@ -203,6 +227,8 @@ class Kube:
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+            return connection
+        return connection_from_object(obj)
 
     async def post_event(self, connection: Connection, type_: EventType, reason: str, message: str) -> None:
         now = datetime.now(UTC)

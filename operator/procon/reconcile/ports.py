@@ -77,7 +77,9 @@ class KubePort(Protocol):
         """Patch annotations (None removes one) conditionally on the resourceVersion; raises StaleObject."""
         ...
 
-    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> None: ...
+    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
+        """Patch the status subresource; returns the connection as written (its new resourceVersion)."""
+        ...
 
     async def post_event(
         self, connection: Connection, type_: EventType, reason: str, message: str

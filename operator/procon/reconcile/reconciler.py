@@ -155,7 +155,8 @@ class Reconciler:
     async def _reconcile(self, connection: Connection) -> Outcome:
         if not connection.status.get("conditions"):
             # First sight: never let a GitOps tool read "no status" as healthy.
-            await self._write_status(
+            # The write moves the resourceVersion: carry on with the object as written.
+            connection = await self._write_status(
                 connection, Assessment(starting=True), account=None, webhook=None, missing=()
             )
 
@@ -481,7 +482,7 @@ class Reconciler:
         webhook: ObservedWebhook | None,
         missing: Sequence[str],
         keep_rest: bool = False,
-    ) -> None:
+    ) -> Connection:
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
             "observedGeneration": connection.generation,
@@ -509,8 +510,9 @@ class Reconciler:
                 if k != "conditions"
             )
         )
-        if not unchanged:
-            await self._kube.write_status(connection, status)
+        if unchanged:
+            return connection
+        return await self._kube.write_status(connection, status)
 
     async def _warn_on_change(self, connection: Connection, assessment: Assessment) -> None:
         """A Warning event when a connection becomes stalled for a new reason (not on every drift check)."""
@@ -529,6 +531,8 @@ class Reconciler:
         await self._event(connection, "Warning", stalled.reason, stalled.message)
 
     async def _event(self, connection: Connection, type_: str, reason: str, message: str) -> None:
+        level = logging.WARNING if type_ == "Warning" else logging.INFO
+        logger.log(level, "%s/%s: %s: %s", connection.namespace, connection.name, reason, redact(message))
         await self._kube.post_event(
             connection, "Warning" if type_ == "Warning" else "Normal", reason, redact(message)
         )
