@@ -113,7 +113,9 @@ def stripe_emulator() -> Iterator[Any]:
     emulator.stop()
 
 
-DRIFT_INTERVAL = "3"
+# Long enough that a test waiting less than 0.8 x this proves a reaction came
+# from a watch, not from the drift timer; short enough for drift tests.
+DRIFT_INTERVAL = "10"
 
 
 @pytest.fixture(scope="session")

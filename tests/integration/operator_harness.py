@@ -91,9 +91,10 @@ class StripeAccount:
     emulator: StripeEmulator
     id: str = field(default_factory=lambda: f"acct_1T{_token(12)}")
     keys: list[str] = field(default_factory=list)
+    connected: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.emulator.add_accounts({"accounts": [{"id": self.id}]})
+        self.emulator.add_accounts({"accounts": [{"id": self.id, "connected_accounts": self.connected}]})
 
     def key(
         self,

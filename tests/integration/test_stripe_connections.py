@@ -7,6 +7,7 @@ Secrets in Kubernetes, and the endpoints in the emulator.
 from __future__ import annotations
 
 import base64
+import secrets
 from typing import Any
 
 import pytest
@@ -28,6 +29,12 @@ from tests.integration.operator_harness import (
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
+
+# Below the drift timer's shortest interval (0.8 x 10 s): what happens within
+# this came from a watch event.
+WATCH_TIMEOUT = 6.0
+# Two drift intervals at their longest, plus the reconcile.
+DRIFT_TIMEOUT = 30.0
 
 
 @pytest.fixture
@@ -114,15 +121,28 @@ def test_missing_permissions_stall_until_granted(
     assert "permissions%5B%5D=rak_charge_read" in permissions["message"]
     assert key not in str(obj)
     assert account.endpoints() == []
-    assert "PermissionsMissing" in {e["reason"] for e in events(kubectl, namespace, "shop")} or (
-        "InsufficientPermissions" in {e["reason"] for e in events(kubectl, namespace, "shop")}
-    )
+    warnings = [e for e in events(kubectl, namespace, "shop") if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == ["InsufficientPermissions"]
 
     stripe_emulator.grant(key, "rak_charge_read", "rak_dispute_read", "rak_event_read", "rak_payout_read")
     kubectl.run("annotate", "secret", "shop-key", "-n", namespace, "procon.dev/touched=1")
-    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=10)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=WATCH_TIMEOUT)
     assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
     assert kubectl.get_json("pconn", "shop", "-n", namespace)["status"]["missingPermissions"] == []
+
+
+def test_permission_granted_in_the_dashboard_is_noticed_by_the_drift_check(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    key = account.key(
+        ["rak_balance_read", "rak_charge_read", "rak_dispute_read", "rak_event_read", "rak_webhook_write"]
+    )
+    apply_connection(kubectl, namespace, "shop", key)
+    obj = wait_condition(kubectl, namespace, "shop", "Stalled", "True", "InsufficientPermissions")
+    assert obj["status"]["missingPermissions"] == ["rak_payout_read"]
+    stripe_emulator.grant(key, "rak_payout_read")  # nothing changes in Kubernetes
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=DRIFT_TIMEOUT)
+    assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +177,7 @@ def test_missing_secret_waits_and_recovers_when_it_appears(
     assert condition(kubectl, namespace, "shop", "Reconciling")["status"] == "True"  # type: ignore[index]
     assert obj["status"]["conditions"]
     kubectl.apply(key_secret("shop", account.key(ANALYTICS_PERMISSIONS)), namespace=namespace)
-    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=10)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=WATCH_TIMEOUT)
 
 
 def test_key_rotation_is_noticed_within_seconds(
@@ -171,10 +191,10 @@ def test_key_rotation_is_noticed_within_seconds(
     kubectl.apply(key_secret("shop", account.key(ANALYTICS_PERMISSIONS)), namespace=namespace)
     # Then a key that Stripe rejects: noticed from the Secret change, well inside the drift interval.
     kubectl.apply(key_secret("shop", "rk_test_51" + "r" * 40), namespace=namespace)
-    wait_condition(kubectl, namespace, "shop", "Stalled", "True", "InvalidCredentials", timeout=8)
+    wait_condition(kubectl, namespace, "shop", "Stalled", "True", "InvalidCredentials", timeout=WATCH_TIMEOUT)
     good = account.key(ANALYTICS_PERMISSIONS)
     kubectl.apply(key_secret("shop", good), namespace=namespace)
-    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=8)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=WATCH_TIMEOUT)
     assert (
         assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)["id"] == endpoint["id"]
     )
@@ -241,7 +261,7 @@ def test_stale_and_duplicate_owned_endpoints_are_deleted_foreign_ones_kept(
 
     wait_for(
         lambda: {e["id"] for e in account.endpoints()} == {keeper["id"], foreign["id"]},
-        timeout=40,
+        timeout=DRIFT_TIMEOUT,
         what="the drift check to delete the owned leftovers",
     )
     deleted = {
@@ -304,14 +324,18 @@ def test_drift_is_restored_by_the_periodic_check(
             account.endpoints()[0]["status"] == "enabled"
             and sorted(account.endpoints()[0]["enabled_events"]) == ["charge.succeeded", "payout.paid"]
         ),
-        timeout=40,
+        timeout=DRIFT_TIMEOUT,
         what="the disabled endpoint to be restored",
     )
     assert account.endpoints()[0]["id"] == first["id"]
 
     # Deleted in the Dashboard: recreated, and the new secret published.
     stripe_emulator.delete_endpoint(first["id"])
-    wait_for(lambda: len(account.endpoints()) == 1, timeout=40, what="the deleted endpoint to be recreated")
+    wait_for(
+        lambda: len(account.endpoints()) == 1,
+        timeout=DRIFT_TIMEOUT,
+        what="the deleted endpoint to be recreated",
+    )
     wait_for(
         lambda: signing_secret(kubectl, namespace, "shop")["endpointId"] == account.endpoints()[0]["id"],
         timeout=10,
@@ -475,7 +499,7 @@ def test_deleted_signing_secret_is_republished_with_a_fresh_endpoint(
     # matches the live endpoint is a new endpoint. Noticed from the watch, not the drift timer.
     wait_for(
         lambda: kubectl.run("get", "secret", "shop-webhook", "-n", namespace, check=False).returncode == 0,
-        timeout=8,
+        timeout=WATCH_TIMEOUT,
         what="the signing Secret to be published again",
     )
     second = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
@@ -498,3 +522,72 @@ def test_signing_secret_name_taken_by_a_foreign_secret_is_refused(
     wait_condition(kubectl, namespace, "shop", "Stalled", "True", "SigningSecretConflict")
     assert signing_secret(kubectl, namespace, "shop") == {"mine": "yes"}
     assert account.endpoints() == []
+
+
+def test_acting_on_a_connected_account(
+    kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator
+) -> None:
+    connected = f"acct_1C{secrets.token_hex(6)}"
+    platform = StripeAccount(stripe_emulator, connected=[connected])
+    # A restricted key without Connect permissions is refused for another account.
+    apply_connection(
+        kubectl, namespace, "merchant", platform.key(ANALYTICS_PERMISSIONS), stripe={"account": connected}
+    )
+    obj = wait_condition(kubectl, namespace, "merchant", "Stalled", "True", "ConnectedAccountInaccessible")
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "CredentialsValid")["message"]
+    assert "Connect permissions" in message
+    # With them, the endpoint is made on the connected account, not the platform.
+    key = platform.key(ANALYTICS_PERMISSIONS, connect_permissions=ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "merchant", key, stripe={"account": connected})
+    obj = wait_condition(kubectl, namespace, "merchant", "Ready", "True")
+    assert obj["status"]["account"]["id"] == connected
+    assert platform.endpoints() == []
+    on_connected = stripe_emulator.endpoints(connected)
+    assert len(on_connected) == 1
+    assert signing_secret(kubectl, namespace, "merchant")["endpointId"] == on_connected[0]["id"]
+
+
+def test_connect_endpoint_on_the_platform_and_immutable_fields_recreate(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    key = account.key(ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "platform", key, stripe={"connect": True})
+    wait_condition(kubectl, namespace, "platform", "Ready", "True")
+    first = assert_one_endpoint_with_published_secret(kubectl, namespace, "platform", account)
+    assert first["metadata"]["procon-connect"] == "true"
+    assert first["api_version"] is None
+
+    # api_version cannot be updated at Stripe: a new endpoint, a new secret.
+    apply_connection(
+        kubectl, namespace, "platform", key, stripe={"connect": True, "apiVersion": "2026-06-24.dahlia"}
+    )
+    wait_condition(kubectl, namespace, "platform", "Ready", "True")
+    second = assert_one_endpoint_with_published_secret(kubectl, namespace, "platform", account)
+    assert second["id"] != first["id"]
+    assert second["api_version"] == "2026-06-24.dahlia"
+
+
+def test_write_probes_and_unverifiable_permissions(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    required = ["rak_charge_write", "rak_sku_read", "rak_webhook_write"]
+    without_write = account.key(["rak_charge_read", "rak_webhook_write"])
+    apply_connection(kubectl, namespace, "tickets", without_write, permissions=required)
+    obj = wait_condition(kubectl, namespace, "tickets", "Stalled", "True", "InsufficientPermissions")
+    assert obj["status"]["missingPermissions"] == ["rak_charge_write"]
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "PermissionsValid")["message"]
+    assert "cannot be verified: rak_sku_read" in message
+
+    apply_connection(
+        kubectl,
+        namespace,
+        "tickets",
+        account.key(["rak_charge_write", "rak_webhook_write"]),
+        permissions=required,
+    )
+    obj = wait_condition(kubectl, namespace, "tickets", "Ready", "True", timeout=WATCH_TIMEOUT)
+    permissions = next(c for c in obj["status"]["conditions"] if c["type"] == "PermissionsValid")
+    assert permissions["status"] == "True"
+    assert "cannot be verified: rak_sku_read" in permissions["message"]
+    # The write probe changed nothing at Stripe.
+    assert len(account.endpoints()) == 1
