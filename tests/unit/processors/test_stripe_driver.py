@@ -1,0 +1,229 @@
+"""The Stripe driver against the emulator, without Kubernetes: verification, probes, caching, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from procon.api.v1alpha1 import Mode
+from procon.emulators.stripe import StripeEmulator
+from procon.processors.base import (
+    Credentials,
+    CredentialsRejected,
+    DesiredWebhook,
+    EndpointLimitReached,
+    NotFound,
+    PermissionDenied,
+    RequestRejected,
+    Target,
+    TransientProcessorError,
+    WebhookChanges,
+)
+from procon.processors.stripe.driver import StripeDriver, key_fingerprint, mode_of_key
+
+ACCOUNT = "acct_1DriverTest0001"
+FULL = "rk_test_51DriverFullAccessKey0000000000000000"
+NARROW = "rk_test_51DriverNarrowKey00000000000000000000"
+SECRET = "sk_test_51DriverSecretKey00000000000000000000"
+EXPIRED = "rk_test_51DriverExpiredKey0000000000000000000"
+TEST = Target(mode=Mode.TEST)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[StripeEmulator]:
+    fixture = {
+        "accounts": [
+            {
+                "id": ACCOUNT,
+                "keys": [
+                    {"key": SECRET},
+                    {
+                        "key": FULL,
+                        "permissions": ["rak_charge_read", "rak_dispute_read", "rak_webhook_write"],
+                    },
+                    {"key": NARROW, "permissions": ["rak_webhook_read"]},
+                    {"key": EXPIRED, "permissions": ["rak_webhook_write"], "expired": True},
+                ],
+            }
+        ]
+    }
+    with StripeEmulator.from_fixture(fixture) as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def clean(emulator: StripeEmulator) -> None:
+    emulator.reset()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def creds(key: str) -> Credentials:
+    return Credentials({"apiKey": key})
+
+
+def driver(emulator: StripeEmulator, **kwargs: Any) -> StripeDriver:
+    return StripeDriver(emulator.base_url, **kwargs)
+
+
+def test_mode_and_fingerprint() -> None:
+    assert mode_of_key("rk_live_51abc") is Mode.LIVE
+    assert mode_of_key("sk_test_51abc") is Mode.TEST
+    assert mode_of_key("pk_test_51abc") is None
+    assert key_fingerprint(FULL) == key_fingerprint(FULL)
+    assert FULL not in key_fingerprint(FULL)
+
+
+def test_verify_restricted_key_learns_the_account_from_the_refusal(emulator: StripeEmulator) -> None:
+    account = run(driver(emulator).verify(creds(FULL), TEST))
+    assert (account.id, account.mode) == (ACCOUNT, Mode.TEST)
+
+
+def test_verify_refusals(emulator: StripeEmulator) -> None:
+    d = driver(emulator)
+    for key, reason in [
+        (EXPIRED, "ExpiredCredentials"),
+        ("rk_test_51Unknown0000000000000000000000000", "InvalidCredentials"),
+        ("pk_test_51Publishable00000000000000000000", "InvalidCredentials"),
+    ]:
+        with pytest.raises(CredentialsRejected) as caught:
+            run(d.verify(creds(key), TEST))
+        assert caught.value.reason == reason
+        assert key[12:] not in str(caught.value)
+    with pytest.raises(CredentialsRejected) as caught:
+        run(d.verify(creds(FULL), Target(mode=Mode.LIVE)))
+    assert caught.value.reason == "ModeMismatch"
+
+
+def test_permissions_probed_once_then_cached(emulator: StripeEmulator) -> None:
+    d = driver(emulator)
+    required = ["rak_charge_read", "rak_dispute_read", "rak_webhook_write", "rak_sku_read"]
+
+    async def twice() -> tuple[Any, Any]:
+        await d.verify(creds(FULL), TEST)
+        first = await d.check_permissions(creds(FULL), TEST, required)
+        second = await d.check_permissions(creds(FULL), TEST, required)
+        return first, second
+
+    first, second = run(twice())
+    assert first.missing == ()
+    assert first.unverifiable == ("rak_sku_read",)
+    assert first.probes == 2
+    assert second.probes == 0  # an unchanged key costs no probes
+
+
+def test_missing_permissions_are_probed_again(emulator: StripeEmulator) -> None:
+    d = driver(emulator)
+
+    async def scenario() -> tuple[Any, Any]:
+        await d.verify(creds(NARROW), TEST)
+        before = await d.check_permissions(creds(NARROW), TEST, ["rak_charge_read"])
+        emulator.grant(NARROW, "rak_charge_read")
+        after = await d.check_permissions(creds(NARROW), TEST, ["rak_charge_read"])
+        return before, after
+
+    before, after = run(scenario())
+    assert before.missing == ("rak_charge_read",)
+    assert after.missing == ()
+    assert after.probes == 1
+
+
+def test_cache_expires(emulator: StripeEmulator) -> None:
+    now = [0.0]
+    d = driver(emulator, permission_cache_ttl=60, clock=lambda: now[0])
+
+    async def scenario() -> tuple[int, int]:
+        await d.verify(creds(FULL), TEST)
+        await d.check_permissions(creds(FULL), TEST, ["rak_charge_read"])
+        cached = (await d.check_permissions(creds(FULL), TEST, ["rak_charge_read"])).probes
+        now[0] = 61
+        await d.verify(creds(FULL), TEST)
+        expired = (await d.check_permissions(creds(FULL), TEST, ["rak_charge_read"])).probes
+        return cached, expired
+
+    assert run(scenario()) == (0, 1)
+
+
+def test_secret_keys_hold_everything_without_probes(emulator: StripeEmulator) -> None:
+    report = run(
+        driver(emulator).check_permissions(creds(SECRET), TEST, ["rak_charge_read", "rak_payout_read"])
+    )
+    assert report.missing == ()
+    assert report.probes == 0
+
+
+def test_webhook_lifecycle(emulator: StripeEmulator) -> None:
+    d = driver(emulator)
+    desired = DesiredWebhook(
+        url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={"k": "v"}
+    )
+
+    async def scenario() -> None:
+        created = await d.create_webhook(creds(FULL), TEST, desired, idempotency_key="k-1")
+        assert created.signing_secret.startswith("whsec_")
+        replay = await d.create_webhook(creds(FULL), TEST, desired, idempotency_key="k-1")
+        assert replay.webhook.id == created.webhook.id
+        assert replay.signing_secret == created.signing_secret
+        listed = await d.list_webhooks(creds(FULL), TEST)
+        assert [w.id for w in listed] == [created.webhook.id]
+        updated = await d.update_webhook(
+            creds(FULL), TEST, created.webhook.id, WebhookChanges(enabled=False, events=("payout.paid",))
+        )
+        assert (updated.enabled, updated.events) == (False, ("payout.paid",))
+        await d.delete_webhook(creds(FULL), TEST, created.webhook.id)
+        with pytest.raises(NotFound):
+            await d.delete_webhook(creds(FULL), TEST, created.webhook.id)
+
+    run(scenario())
+
+
+def test_listing_pages_through_more_than_a_hundred(emulator: StripeEmulator) -> None:
+    emulator.update_settings(endpoint_limit=150)
+    for i in range(120):
+        emulator.create_endpoint(ACCOUNT, f"https://h{i}.example.com", ["charge.succeeded"])
+    listed = run(driver(emulator).list_webhooks(creds(SECRET), TEST))
+    assert len({w.id for w in listed}) == 120
+
+
+def test_write_refusals_and_limits(emulator: StripeEmulator) -> None:
+    d = driver(emulator)
+    desired = DesiredWebhook(
+        url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
+    )
+    with pytest.raises(PermissionDenied) as denied:
+        run(d.create_webhook(creds(NARROW), TEST, desired, idempotency_key="k-2"))
+    assert denied.value.permission == "rak_webhook_write"
+    assert NARROW[12:] not in str(denied.value)
+    bad = DesiredWebhook(
+        url="https://localhost/x", events=("charge.succeeded",), description=None, metadata={}
+    )
+    with pytest.raises(RequestRejected):
+        run(d.create_webhook(creds(FULL), TEST, bad, idempotency_key="k-3"))
+    for i in range(16):
+        emulator.create_endpoint(ACCOUNT, f"https://h{i}.example.com", ["charge.succeeded"])
+    with pytest.raises(EndpointLimitReached):
+        run(d.create_webhook(creds(FULL), TEST, desired, idempotency_key="k-4"))
+
+
+def test_server_errors_are_retried_then_transient(emulator: StripeEmulator) -> None:
+    emulator.set_faults(error_rate=1.0)
+    with pytest.raises(TransientProcessorError):
+        run(driver(emulator, max_network_retries=2).list_webhooks(creds(FULL), TEST))
+    assert emulator.count("GET", "/v1/webhook_endpoints") == 3  # one try and two retries
+
+
+def test_rate_limits_follow_stripe_should_retry(emulator: StripeEmulator) -> None:
+    emulator.set_faults(rate_limit_rate=1.0, rate_limit_should_retry=None)
+    with pytest.raises(TransientProcessorError):
+        run(driver(emulator, max_network_retries=2).list_webhooks(creds(FULL), TEST))
+    assert emulator.count("GET", "/v1/webhook_endpoints") == 1  # a bare 429 is not retried by the SDK
+    emulator.reset_counters()
+    emulator.set_faults(rate_limit_rate=1.0, rate_limit_should_retry=True)
+    with pytest.raises(TransientProcessorError):
+        run(driver(emulator, max_network_retries=2).list_webhooks(creds(FULL), TEST))
+    assert emulator.count("GET", "/v1/webhook_endpoints") == 3
