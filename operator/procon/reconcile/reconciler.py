@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -372,7 +371,7 @@ class Reconciler:
         *,
         drift: bool,
     ) -> ObservedWebhook:
-        key = f"procon-{connection.uid}-{secrets.token_hex(8)}"
+        key = idempotency_key(connection, desired)
         pending = json.dumps({"key": key, "params": _params_digest(desired)}, separators=(",", ":"))
         connection = await self._kube.set_annotations(connection, {PENDING_CREATE: pending})
         created = await driver.create_webhook(credentials, target, desired, idempotency_key=key)
@@ -551,6 +550,19 @@ def _desired(spec: ProcessorConnectionSpec, owner: Owner) -> DesiredWebhook:
         api_version=spec.stripe.api_version if spec.stripe else None,
         connect=connect,
     )
+
+
+def idempotency_key(connection: Connection, desired: DesiredWebhook) -> str:
+    """The key of a webhook create: the same inputs give the same key.
+
+    Made of the connection's UID, the create's parameters and the webhook it
+    replaces, so a retry of one create reuses its key while a create for a new
+    situation (the spec changed, the previous webhook was deleted outside
+    procon) gets a fresh one and is never answered with an old response.
+    """
+    previous = (connection.status.get("webhook") or {}).get("id") or "none"
+    digest = hashlib.sha256(f"{connection.uid}|{_params_digest(desired)}|{previous}".encode()).hexdigest()
+    return f"procon-{digest[:40]}"
 
 
 def _params_digest(desired: DesiredWebhook) -> str:
