@@ -41,5 +41,7 @@ def test_new_situations_get_new_keys() -> None:
     base = idempotency_key(conn(), DESIRED)
     assert idempotency_key(conn(uid="uid-2"), DESIRED) != base
     assert idempotency_key(conn({"webhook": {"id": "we_1"}}), DESIRED) != base
-    changed = DesiredWebhook(url="https://other.example.com", events=("*",), description=None, metadata={"a": "b"})
+    changed = DesiredWebhook(
+        url="https://other.example.com", events=("*",), description=None, metadata={"a": "b"}
+    )
     assert idempotency_key(conn(), changed) != base
