@@ -44,6 +44,9 @@ class OperatorSettings:
     """What the operator is configured with; see :meth:`from_env` for the variables."""
 
     stripe_api_base: str = "https://api.stripe.com"
+    # None: Checkout.com's own hosts, sandbox or production by spec.mode.
+    checkout_api_base: str | None = None
+    checkout_auth_base: str | None = None
     drift_interval: float = 300.0
     permission_cache_ttl: float = 600.0
     cluster_name: str = "default"
@@ -54,6 +57,9 @@ class OperatorSettings:
         """Read ``PROCON_*`` variables:
 
         - ``PROCON_STRIPE_API_BASE``: the Stripe API (default the real one);
+        - ``PROCON_CHECKOUT_API_BASE``, ``PROCON_CHECKOUT_AUTH_BASE``: the Checkout.com API and token
+          hosts for both modes (default: Checkout.com's sandbox or production hosts, by ``spec.mode``);
+          a connection's ``checkout.clientId`` prefixes their host name;
         - ``PROCON_DRIFT_INTERVAL``: seconds between drift checks of a connection (default 300, jittered);
         - ``PROCON_PERMISSION_CACHE_TTL``: seconds a key's granted permissions are trusted without a probe;
         - ``PROCON_CLUSTER_NAME``: written on every webhook procon creates, so two clusters sharing
@@ -63,6 +69,12 @@ class OperatorSettings:
         env = os.environ if env is None else env
         return cls(
             stripe_api_base=_url(env, "PROCON_STRIPE_API_BASE", cls.stripe_api_base),
+            checkout_api_base=_url(env, "PROCON_CHECKOUT_API_BASE", "")
+            if env.get("PROCON_CHECKOUT_API_BASE")
+            else None,
+            checkout_auth_base=(
+                _url(env, "PROCON_CHECKOUT_AUTH_BASE", "") if env.get("PROCON_CHECKOUT_AUTH_BASE") else None
+            ),
             drift_interval=_seconds(env, "PROCON_DRIFT_INTERVAL", cls.drift_interval),
             permission_cache_ttl=_seconds(env, "PROCON_PERMISSION_CACHE_TTL", cls.permission_cache_ttl),
             cluster_name=env.get("PROCON_CLUSTER_NAME", cls.cluster_name) or cls.cluster_name,

@@ -119,10 +119,21 @@ DRIFT_INTERVAL = "10"
 
 
 @pytest.fixture(scope="session")
+def checkout_emulator() -> Iterator[Any]:
+    from procon.emulators.checkout import CheckoutEmulator
+
+    emulator = CheckoutEmulator.from_fixture(Path(__file__).parents[1] / "fixtures" / "checkout-demo.yaml")
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
 def operator(
     cluster: control_plane.Cluster,
     crd_installed: None,
     stripe_emulator: Any,
+    checkout_emulator: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
     from tests.integration.operator_harness import operator_env, start_operator
@@ -133,6 +144,13 @@ def operator(
         PROCON_DRIFT_INTERVAL=DRIFT_INTERVAL,
         PROCON_CLUSTER_NAME="integration",
         PROCON_PERMISSION_CACHE_TTL="600",
+        # Checkout.com's hosts, account prefixes included, reach the emulator the way
+        # egress reaches the internet from many clusters: through a proxy. The operator
+        # builds {prefix}.api.checkout.test names as it builds them for the real hosts.
+        PROCON_CHECKOUT_API_BASE="http://api.checkout.test",
+        PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
+        HTTP_PROXY=checkout_emulator.base_url,
+        NO_PROXY="127.0.0.1,localhost",
     )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = start_operator(env, log)

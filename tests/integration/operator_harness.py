@@ -212,3 +212,89 @@ def operator_env(base: dict[str, str], **extra: str) -> dict[str, str]:
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.pop("PROCON_NAMESPACES", None)
     return env
+
+
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+CHECKOUT_SCOPES = [
+    "flow:workflows",
+    "disputes:view",
+    "reports:view",
+    "payments:search",
+    "files:retrieve",
+]
+
+
+def _base32(length: int) -> str:
+    return "".join(secrets.choice(BASE32) for _ in range(length))
+
+
+@dataclass
+class CheckoutClient:
+    """A fresh emulated Checkout.com account (client) for one test, with its own host prefix."""
+
+    emulator: Any
+    id: str = field(default_factory=lambda: f"cli_{_base32(26)}")
+    entities: list[str] = field(default_factory=lambda: [f"ent_{_base32(26)}", f"ent_{_base32(26)}"])
+    channels: list[str] = field(default_factory=lambda: [f"pc_{_base32(26)}"])
+    mode: str = "sandbox"
+
+    def __post_init__(self) -> None:
+        self._add({})
+
+    def _add(self, keys: dict[str, Any]) -> None:
+        client = {
+            "id": self.id,
+            "mode": self.mode,
+            "entities": self.entities,
+            "processing_channels": self.channels,
+            **keys,
+        }
+        self.emulator.add_clients({"clients": [client]})
+
+    def secret_key(self, scopes: Sequence[str] | None = None, *, expired: bool = False) -> str:
+        prefix = "sk_sbox_" if self.mode == "sandbox" else "sk_"
+        key = prefix + _base32(27)
+        entry: dict[str, Any] = {"key": key, "expired": expired}
+        if scopes is not None:
+            entry["scopes"] = list(scopes)
+        self._add({"secret_keys": [entry]})
+        return key
+
+    def access_key(self, scopes: Sequence[str] | None = None) -> tuple[str, str]:
+        key_id, secret = f"ack_{_base32(26)}", _token(40)
+        entry: dict[str, Any] = {"id": key_id, "secret": secret}
+        if scopes is not None:
+            entry["scopes"] = list(scopes)
+        self._add({"access_keys": [entry]})
+        return key_id, secret
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return list(self.emulator.workflows(self.id))
+
+
+def checkout_connection(
+    name: str,
+    client: CheckoutClient,
+    *,
+    url: str = "https://hooks.example.com/checkout",
+    events: Sequence[str] = ("Gateway", "Disputes"),
+    permissions: Sequence[str] = CHECKOUT_SCOPES,
+    mode: str = "test",
+    entities: Sequence[str] = (),
+    **spec: Any,
+) -> dict[str, Any]:
+    body = connection(name, url=url, events=events, permissions=permissions, mode=mode, **spec)
+    body["spec"]["processor"] = "checkout"
+    body["spec"]["checkout"] = {"clientId": client.id, "entities": list(entities)}
+    return body
+
+
+def checkout_secret(
+    name: str, *, secret_key: str | None = None, access_key: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    data: dict[str, str] = {}
+    if secret_key:
+        data["secretKey"] = secret_key
+    if access_key:
+        data["accessKeyId"], data["accessKeySecret"] = access_key
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-key"}, "stringData": data}

@@ -19,7 +19,8 @@ def valid_connection(name: str = "shop") -> dict[str, Any]:
     return {
         "apiVersion": "procon.dev/v1alpha1",
         "kind": "ProcessorConnection",
-        "metadata": {"name": name},
+        # The session's operator may be running: these tests own the status themselves.
+        "metadata": {"name": name, "annotations": {"procon.dev/paused": "true"}},
         "spec": {
             "processor": "stripe",
             "mode": "test",

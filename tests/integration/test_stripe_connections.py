@@ -591,3 +591,47 @@ def test_write_probes_and_unverifiable_permissions(
     assert "cannot be verified: rak_sku_read" in permissions["message"]
     # The write probe changed nothing at Stripe.
     assert len(account.endpoints()) == 1
+
+
+def test_signing_secret_rotation_replaces_the_endpoint(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    first = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    # Stripe cannot roll a secret through its API: rotation is a new endpoint.
+    kubectl.run("annotate", "pconn", "shop", "-n", namespace, "procon.dev/rotate-signing-secret=r1")
+    wait_for(
+        lambda: (
+            kubectl.get_json("pconn", "shop", "-n", namespace)["status"].get("signingSecretRotation") == "r1"
+        ),
+        timeout=WATCH_TIMEOUT,
+        what="the rotation to be carried out",
+    )
+    second = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert second["id"] != first["id"]
+    # Done once: the next drift check leaves it be.
+    kubectl.run("annotate", "pconn", "shop", "-n", namespace, "procon.dev/touched=1")
+    assert (
+        assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)["id"] == second["id"]
+    )
+
+
+def test_paused_connection_is_left_alone_until_resumed(
+    kubectl: Kubectl, namespace: str, account: StripeAccount
+) -> None:
+    body = connection("shop")
+    body["metadata"]["annotations"] = {"procon.dev/paused": "true"}
+    key = account.key(ANALYTICS_PERMISSIONS)
+    kubectl.apply([key_secret("shop", key), body], namespace=namespace)
+    # The operator has seen it (kopf's finalizer is on) yet writes nothing and calls no one.
+    wait_for(
+        lambda: kubectl.get_json("pconn", "shop", "-n", namespace)["metadata"].get("finalizers"),
+        timeout=WATCH_TIMEOUT,
+        what="the operator to see the connection",
+    )
+    assert "status" not in kubectl.get_json("pconn", "shop", "-n", namespace)
+    assert account.endpoints() == []
+    kubectl.run("annotate", "pconn", "shop", "-n", namespace, "procon.dev/paused=false", "--overwrite")
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=WATCH_TIMEOUT)
+    assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)

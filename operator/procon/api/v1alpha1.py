@@ -177,7 +177,8 @@ class Webhook(_Model):
         Field(
             default=None,
             max_length=500,
-            description="Free text shown next to the endpoint in the processor's dashboard.",
+            description="Free text shown next to the endpoint in the processor's dashboard (Stripe only: "
+            "Checkout.com workflows carry procon's ownership tag as their name).",
         ),
     ] = None
     signing_secret_ref: Annotated[
@@ -463,6 +464,14 @@ class ProcessorConnectionStatus(_Model):
             json_schema_extra={"x-kubernetes-list-type": "set"},
         ),
     ]
+    signing_secret_rotation: Annotated[
+        str | None,
+        Field(
+            default=None,
+            description="The value of the `procon.dev/rotate-signing-secret` annotation last carried out. "
+            "Setting the annotation to a new value (a timestamp, say) rotates the webhook signing secret.",
+        ),
+    ] = None
 
 
 class ProcessorConnection(_Model):

@@ -29,6 +29,8 @@ import kopf
 
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
 from procon.k8s.kube import Kube, api_client
+from procon.processors.base import ProcessorDriver
+from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
 from procon.reconcile.reconciler import Reconciler
 from procon.redaction import install_log_redaction
@@ -84,8 +86,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
 
     kube = Kube(await api_client())
-    drivers = {
+    drivers: dict[str, ProcessorDriver] = {
         "stripe": StripeDriver(config.stripe_api_base, permission_cache_ttl=config.permission_cache_ttl),
+        "checkout": CheckoutDriver(
+            config.checkout_api_base, config.checkout_auth_base, cache_ttl=config.permission_cache_ttl
+        ),
     }
     memo["runtime"] = Runtime(
         settings=config,
@@ -93,8 +98,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         reconciler=Reconciler(kube, drivers, cluster_name=config.cluster_name),
     )
     logger.info(
-        "procon started: stripe API %s, drift interval %.0fs, cluster %s",
+        "procon started: stripe API %s, checkout API %s, drift interval %.0fs, cluster %s",
         config.stripe_api_base,
+        config.checkout_api_base or "Checkout.com's",
         config.drift_interval,
         config.cluster_name,
     )
@@ -145,7 +151,8 @@ async def connection_changed(
     # Status writes and procon's own annotations do not bump the generation,
     # so they never wake the loop that made them; nor does a generation the
     # loop has already read.
-    if not runtime.kube.has_seen_generation(namespace, name, int(meta.get("generation") or 0)):
+    generation = int(meta.get("generation") or 0)
+    if not runtime.kube.has_seen_generation(namespace, name, generation, meta.get("annotations") or {}):
         runtime.wakeup(namespace, name).set()
 
 

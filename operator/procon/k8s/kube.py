@@ -26,6 +26,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.reconcile.ports import Connection, EventType, PublishedSecret, SecretNotOwned, StaleObject
 
+# Annotation changes that must trigger a reconcile although they leave the generation alone.
+TRIGGER_ANNOTATIONS = ("procon.dev/rotate-signing-secret", "procon.dev/paused")
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "procon"
 CONNECTION_LABEL = "procon.dev/connection"
@@ -81,11 +83,15 @@ class Kube:
         self._instance = socket.gethostname()
         # What the last reads saw, so a watch event for a version a reconcile
         # has already read does not trigger another reconcile.
-        self._seen_generation: dict[tuple[str, str], int] = {}
+        self._seen_generation: dict[tuple[str, str], tuple[int, tuple[str | None, ...]]] = {}
         self._seen_secret_version: dict[tuple[str, str], str] = {}
 
-    def has_seen_generation(self, namespace: str, name: str, generation: int) -> bool:
-        return self._seen_generation.get((namespace, name)) == generation
+    def has_seen_generation(
+        self, namespace: str, name: str, generation: int, annotations: Mapping[str, str]
+    ) -> bool:
+        """Whether a reconcile read this generation with these values of the trigger annotations."""
+        triggers = tuple(annotations.get(a) for a in TRIGGER_ANNOTATIONS)
+        return self._seen_generation.get((namespace, name)) == (generation, triggers)
 
     def has_seen_secret(self, namespace: str, name: str, resource_version: str) -> bool:
         return self._seen_secret_version.get((namespace, name)) == resource_version
@@ -101,7 +107,10 @@ class Kube:
                 return None
             raise
         connection = connection_from_object(obj)
-        self._seen_generation[(namespace, name)] = connection.generation
+        self._seen_generation[(namespace, name)] = (
+            connection.generation,
+            tuple(connection.annotations.get(a) for a in TRIGGER_ANNOTATIONS),
+        )
         return connection
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:

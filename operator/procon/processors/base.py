@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from procon.api.v1alpha1 import Mode
 
@@ -107,7 +107,12 @@ class PermissionReport:
 
 @dataclass(frozen=True)
 class DesiredWebhook:
-    """The webhook a connection wants, in processor-neutral terms."""
+    """The webhook a connection wants, in processor-neutral terms.
+
+    ``metadata`` is procon's ownership tag; each driver stores it its own way
+    (Stripe: the endpoint's metadata; Checkout.com: the workflow's name).
+    ``signing_secret`` is set only for processors where procon chooses the key.
+    """
 
     url: str
     events: tuple[str, ...]
@@ -115,6 +120,9 @@ class DesiredWebhook:
     metadata: Mapping[str, str]
     api_version: str | None = None
     connect: bool = False
+    entities: tuple[str, ...] = ()
+    processing_channels: tuple[str, ...] = ()
+    signing_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,11 @@ class ObservedWebhook:
     metadata: Mapping[str, str]
     api_version: str | None = None
     status: str = "enabled"
+    entities: tuple[str, ...] = ()
+    processing_channels: tuple[str, ...] = ()
+    # Processor-specific ids a driver needs to update parts of the webhook
+    # (Checkout.com: the ids of the workflow's conditions and action).
+    parts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,11 +160,20 @@ class WebhookChanges:
     description: str | None = None
     enabled: bool | None = None
     metadata: Mapping[str, str] | None = None
+    entities: tuple[str, ...] | None = None
+    processing_channels: tuple[str, ...] | None = None
+    signing_secret: str | None = field(default=None, repr=False)
 
     def describe(self) -> list[str]:
         parts = []
         if self.events is not None:
             parts.append("events")
+        if self.entities is not None:
+            parts.append("entities")
+        if self.processing_channels is not None:
+            parts.append("processing channels")
+        if self.signing_secret is not None:
+            parts.append("signing key")
         if self.description is not None:
             parts.append("description")
         if self.enabled is not None:
@@ -163,14 +185,41 @@ class WebhookChanges:
 
 @dataclass(frozen=True)
 class Target:
-    """Where on the processor a connection acts: the mode, and for Stripe a connected account."""
+    """Where on the processor a connection acts.
+
+    The mode always; for Stripe, optionally a connected account; for
+    Checkout.com, the account's client id (which selects its hosts) and the
+    entities the connection is for.
+    """
 
     mode: Mode
     connected_account: str | None = None
+    client_id: str | None = None
+    entities: tuple[str, ...] = ()
+
+
+SigningSecretSource = Literal["processor", "operator"]
 
 
 class ProcessorDriver(Protocol):
     """The operations the reconciler needs from a processor."""
+
+    # Who chooses a webhook's signing secret: the processor returns it once at
+    # creation (Stripe), or procon generates it and sends it (Checkout.com).
+    signing_secret_source: SigningSecretSource
+
+    def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
+        """Pick the credential fields from a Secret's data; ``key`` is the spec's explicit key.
+
+        Raises :class:`CredentialsRejected` (reason ``CredentialsKeyMissing``) naming what is missing.
+        """
+        ...
+
+    async def resolve_events(
+        self, credentials: Credentials, target: Target, events: Sequence[str]
+    ) -> tuple[str, ...]:
+        """The spec's events as the processor's event ids (Checkout.com expands categories)."""
+        ...
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
         """Check the credentials are valid and of ``target.mode``; return the account they belong to."""
@@ -182,8 +231,14 @@ class ProcessorDriver(Protocol):
         """Which of ``required`` the credentials hold, lack, or cannot be checked for."""
         ...
 
-    async def list_webhooks(self, credentials: Credentials, target: Target) -> list[ObservedWebhook]:
-        """Every webhook on the account, owned by procon or not."""
+    async def list_webhooks(
+        self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
+    ) -> list[ObservedWebhook]:
+        """Every webhook on the account, owned by procon or not.
+
+        ``owner`` is the asking connection's tag: a driver that must fetch
+        webhooks one by one may serve the others from a cache.
+        """
         ...
 
     async def create_webhook(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,14 +57,17 @@ from procon.redaction import redact, register_secret
 logger = logging.getLogger(__name__)
 
 PENDING_CREATE = "procon.dev/pending-create"
-DEFAULT_CREDENTIALS_KEY = {"stripe": "apiKey", "checkout": "secretKey"}
+# "true": leave the connection and its webhook alone (no processor calls, no
+# status writes); deleting it then leaves the webhook, as Orphan does.
+PAUSED = "procon.dev/paused"
+ROTATE_SIGNING_SECRET = "procon.dev/rotate-signing-secret"  # also a watch trigger in procon.k8s.kube
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How a reconcile ended: the daemon picks its next wake-up from it."""
 
-    state: str  # "ready" | "stalled" | "progressing" | "retrying" | "gone"
+    state: str  # "ready" | "stalled" | "progressing" | "retrying" | "paused" | "gone"
     processor_calls: int = 0
 
 
@@ -95,6 +99,8 @@ class Reconciler:
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
                 return Outcome("gone")
+            if connection.annotations.get(PAUSED) == "true":
+                return Outcome("paused")
             try:
                 return await self._reconcile(connection)
             except StaleObject:
@@ -112,6 +118,14 @@ class Reconciler:
         if connection is None:
             return True
         spec = connection.model.spec
+        if connection.annotations.get(PAUSED) == "true":
+            await self._event(
+                connection,
+                "Normal",
+                "OrphanedWebhookEndpoint",
+                "paused: left the webhook at the processor untouched",
+            )
+            return True
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
             webhook_id = (connection.status.get("webhook") or {}).get("id")
             await self._event(
@@ -124,7 +138,7 @@ class Reconciler:
         try:
             driver, credentials, target = await self._access(connection)
             owner = self._owner(connection)
-            for webhook in await driver.list_webhooks(credentials, target):
+            for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
                 if relation(webhook.metadata, owner) in (Relation.MINE, Relation.PREDECESSOR):
                     try:
                         await driver.delete_webhook(credentials, target, webhook.id)
@@ -165,7 +179,9 @@ class Reconciler:
             driver, credentials, target = await self._access(connection)
             account = await self._verify(connection, driver, credentials, target)
             report = await self._check_permissions(connection, driver, credentials, target)
-            webhook, webhook_verdict = await self._reconcile_webhook(connection, driver, credentials, target)
+            webhook, webhook_verdict, rotation = await self._reconcile_webhook(
+                connection, driver, credentials, target
+            )
         except _Stalled as stopped:
             await self._write_status(
                 connection, stopped.assessment, account=account, webhook=None, missing=stopped.missing
@@ -184,7 +200,9 @@ class Reconciler:
             permissions=_permissions_ok(report),
             webhook=webhook_verdict,
         )
-        await self._write_status(connection, assessment, account=account, webhook=webhook, missing=())
+        await self._write_status(
+            connection, assessment, account=account, webhook=webhook, missing=(), rotation=rotation
+        )
         return Outcome("ready" if webhook_verdict.status == "True" else "progressing")
 
     async def _access(self, connection: Connection) -> tuple[ProcessorDriver, Credentials, Target]:
@@ -207,19 +225,19 @@ class Reconciler:
                     stalled=None,
                 )
             ) from None
-        key = ref.key or DEFAULT_CREDENTIALS_KEY[spec.processor.value]
-        if key not in data or not data[key].strip():
-            raise _Stalled(
-                _stalled_credentials(
-                    "CredentialsKeyMissing", f"Secret {ref.name} has no non-empty key {key!r}"
-                )
-            )
         for value in data.values():
             register_secret(value)
-        values = dict(data)
-        values[DEFAULT_CREDENTIALS_KEY[spec.processor.value]] = data[key].strip()
-        target = Target(mode=spec.mode, connected_account=spec.stripe.account if spec.stripe else None)
-        return driver, Credentials(values), target
+        try:
+            credentials = driver.credentials_from(data, ref.key)
+        except CredentialsRejected as rejected:
+            raise _Stalled(_stalled_credentials(rejected.reason, f"Secret {ref.name}: {rejected}")) from None
+        target = Target(
+            mode=spec.mode,
+            connected_account=spec.stripe.account if spec.stripe else None,
+            client_id=spec.checkout.client_id if spec.checkout else None,
+            entities=tuple(spec.checkout.entities) if spec.checkout else (),
+        )
+        return driver, credentials, target
 
     async def _verify(
         self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
@@ -254,10 +272,10 @@ class Reconciler:
 
     async def _reconcile_webhook(
         self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
-    ) -> tuple[ObservedWebhook | None, Verdict]:
+    ) -> tuple[ObservedWebhook | None, Verdict, str | None]:
+        """Reconcile the webhook; returns it, its verdict, and the rotation request it carried out."""
         spec = connection.model.spec
         owner = self._owner(connection)
-        desired = _desired(spec, owner)
         try:
             published = await self._kube.read_published(connection)
         except SecretNotOwned:
@@ -269,18 +287,32 @@ class Reconciler:
                     "choose another webhook.signingSecretRef or delete that Secret",
                 )
             ) from None
+        rotation = connection.annotations.get(ROTATE_SIGNING_SECRET)
+        rotate = bool(rotation) and rotation != connection.status.get("signingSecretRotation")
 
         try:
-            published, connection = await self._recover_pending_create(
-                connection, driver, credentials, target, desired, published
-            )
-            observed = await driver.list_webhooks(credentials, target)
+            events = await driver.resolve_events(credentials, target, spec.webhook.events)
+            desired = _desired(spec, owner, events)
+            new_secret: str | None = None
+            if driver.signing_secret_source == "operator":
+                desired, published, new_secret = await self._write_ahead(
+                    connection, desired, published, rotate
+                )
+            else:
+                published, connection = await self._recover_pending_create(
+                    connection, driver, credentials, target, desired, published
+                )
+                if rotate:
+                    # Stripe has no API to roll a secret: a new endpoint brings a new one.
+                    published = None
+            observed = await driver.list_webhooks(credentials, target, owner.metadata())
             plan = webhook_plan.plan(
                 desired,
                 owner,
                 observed,
                 published_id=published.webhook_id if published else None,
                 replace_foreign=spec.webhook.conflict_policy.value == "Replace",
+                signing_secret=new_secret,
             )
             drift = self._is_drift(connection)
 
@@ -350,16 +382,22 @@ class Reconciler:
             raise _Stalled(_stalled_webhook("WebhookRejected", str(error))) from None
 
         assert keeper is not None  # a plan without conflict either keeps or creates
+        handled = rotation if rotate else None
+        if rotate:
+            await self._event(
+                connection,
+                "Normal",
+                "SigningSecretRotated",
+                f"webhook {keeper.id} signs with a new secret ({rotation})",
+            )
         if plan.conflicts:
             ids = ", ".join(w.id for w in plan.conflicts)
-            return keeper, Verdict(
-                "False",
-                "EndpointConflict",
-                f"webhook {ids} is not owned by procon and targets the same URL; left alone",
-            )
-        return keeper, Verdict(
+            message = f"webhook {ids} is not owned by procon and targets the same URL; left alone"
+            return keeper, Verdict("False", "EndpointConflict", message), handled
+        verdict = Verdict(
             "True", "EndpointReady", f"webhook {keeper.id} delivers {len(keeper.events)} event types"
         )
+        return keeper, verdict, handled
 
     async def _create(
         self,
@@ -372,11 +410,15 @@ class Reconciler:
         drift: bool,
     ) -> ObservedWebhook:
         key = idempotency_key(connection, desired)
-        pending = json.dumps({"key": key, "params": _params_digest(desired)}, separators=(",", ":"))
-        connection = await self._kube.set_annotations(connection, {PENDING_CREATE: pending})
+        write_ahead = driver.signing_secret_source == "processor"
+        if write_ahead:
+            # The secret comes back once: record how to ask for it again first.
+            pending = json.dumps({"key": key, "params": _params_digest(desired)}, separators=(",", ":"))
+            connection = await self._kube.set_annotations(connection, {PENDING_CREATE: pending})
         created = await driver.create_webhook(credentials, target, desired, idempotency_key=key)
         await self._publish(connection, created)
-        await self._kube.set_annotations(connection, {PENDING_CREATE: None})
+        if write_ahead:
+            await self._kube.set_annotations(connection, {PENDING_CREATE: None})
         previous_id = (connection.status.get("webhook") or {}).get("id")
         if drift and previous_id:
             await self._event(
@@ -400,6 +442,24 @@ class Reconciler:
             "SigningSecretPublished",
             f"published the signing secret of webhook {created.webhook.id} to Secret {ref.name}",
         )
+
+    async def _write_ahead(
+        self, connection: Connection, desired: DesiredWebhook, published: PublishedSecret | None, rotate: bool
+    ) -> tuple[DesiredWebhook, PublishedSecret, str | None]:
+        """For processors that take procon's key: make sure the Secret holds it before any call uses it.
+
+        Returns the desired webhook carrying the key, what is now published, and
+        the key if the live webhook must be switched to it (a rotation).
+        """
+        keep = published is not None and published.signing_secret and not rotate
+        key = (
+            published.signing_secret if keep and published and published.signing_secret else new_signing_key()
+        )
+        webhook_id = published.webhook_id if published else None
+        if published is None or published.signing_secret != key:
+            await self._kube.publish(connection, webhook_id or "", key)
+            published = PublishedSecret(webhook_id, key)
+        return replace(desired, signing_secret=key), published, (key if rotate and webhook_id else None)
 
     async def _recover_pending_create(
         self,
@@ -481,6 +541,7 @@ class Reconciler:
         webhook: ObservedWebhook | None,
         missing: Sequence[str],
         keep_rest: bool = False,
+        rotation: str | None = None,
     ) -> Connection:
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
@@ -500,6 +561,9 @@ class Reconciler:
                 if webhook
                 else None
             )
+        if rotation is not None:
+            # Written only when carried out: a merge patch without the key keeps it.
+            status["signingSecretRotation"] = rotation
         unchanged = (
             conditions.same_conditions(previous, status["conditions"])
             and connection.status.get("observedGeneration") == connection.generation
@@ -540,16 +604,25 @@ class Reconciler:
 # --- pure helpers ---------------------------------------------------------------------
 
 
-def _desired(spec: ProcessorConnectionSpec, owner: Owner) -> DesiredWebhook:
+def _desired(spec: ProcessorConnectionSpec, owner: Owner, events: Sequence[str]) -> DesiredWebhook:
     connect = bool(spec.stripe and spec.stripe.connect)
+    stripe = spec.processor.value == "stripe"
     return DesiredWebhook(
         url=spec.webhook.url,
-        events=tuple(sorted(spec.webhook.events)),
-        description=spec.webhook.description,
+        events=tuple(sorted(events)),
+        # Checkout.com workflows have no description; their name is procon's tag.
+        description=spec.webhook.description if stripe else None,
         metadata=owner.metadata(connect=connect),
         api_version=spec.stripe.api_version if spec.stripe else None,
         connect=connect,
+        entities=tuple(sorted(spec.checkout.entities)) if spec.checkout else (),
+        processing_channels=tuple(sorted(spec.checkout.processing_channels)) if spec.checkout else (),
     )
+
+
+def new_signing_key() -> str:
+    """A webhook signing key for processors that take ours: 256 bits, URL-safe."""
+    return secrets.token_urlsafe(32)
 
 
 def idempotency_key(connection: Connection, desired: DesiredWebhook) -> str:

@@ -25,7 +25,7 @@ The rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from procon.processors.base import DesiredWebhook, ObservedWebhook, WebhookChanges
 from procon.reconcile.ownership import CONNECT, Owner, Relation, relation
@@ -78,6 +78,14 @@ def _changes(webhook: ObservedWebhook, desired: DesiredWebhook) -> WebhookChange
         else None,
         enabled=True if not webhook.enabled else None,
         metadata=dict(desired.metadata) if metadata_drifted else None,
+        entities=desired.entities
+        if tuple(sorted(webhook.entities)) != tuple(sorted(desired.entities))
+        else None,
+        processing_channels=(
+            desired.processing_channels
+            if tuple(sorted(webhook.processing_channels)) != tuple(sorted(desired.processing_channels))
+            else None
+        ),
     )
     return changes if changes.describe() else None
 
@@ -89,8 +97,12 @@ def plan(
     *,
     published_id: str | None,
     replace_foreign: bool = False,
+    signing_secret: str | None = None,
 ) -> WebhookPlan:
-    """The actions that leave exactly one owned webhook serving ``owner`` as ``desired``."""
+    """The actions that leave exactly one owned webhook serving ``owner`` as ``desired``.
+
+    ``signing_secret``, when given, is a new key the kept webhook must switch to.
+    """
     deletions: list[Deletion] = []
     conflicts: list[ObservedWebhook] = []
     keeper: ObservedWebhook | None = None
@@ -118,9 +130,13 @@ def plan(
                 conflicts.append(webhook)
 
     if keeper is not None:
+        update = _changes(keeper, desired)
+        if signing_secret is not None:
+            # A rotation: the processor must sign with the key just published.
+            update = replace(update or WebhookChanges(), signing_secret=signing_secret)
         return WebhookPlan(
             keep=keeper,
-            update=_changes(keeper, desired),
+            update=update,
             delete=tuple(deletions),
             conflicts=tuple(conflicts),
         )

@@ -50,7 +50,7 @@ from procon.emulators.faults import CONTROL_PREFIX, ErrorRenderer, FaultInjector
 
 LOG = logging.getLogger(__name__)
 
-TOKEN_PATH = "/connect/token"  # noqa: S105 - a path, not a password
+TOKEN_PATH = "/connect/token"
 # ASSUMPTION: a fixed Cko-Version in the shape of observed ones (e.g. "1.1683.0+8b0fbe7").
 CKO_VERSION = "1.1683.0+8b0fbe7"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # as observed on Checkout.com's answers

@@ -31,7 +31,7 @@ from procon.emulators.checkout.workflows import (
 )
 
 # The official SDKs' pattern for default-platform (NAS) secret keys.
-NAS_SECRET_KEY = r"^sk_(sbox_)?[a-z2-7]{26}[a-z2-7*#$=]$"  # noqa: S105 - a pattern
+NAS_SECRET_KEY = r"^sk_(sbox_)?[a-z2-7]{26}[a-z2-7*#$=]$"
 
 
 class Mode(StrEnum):

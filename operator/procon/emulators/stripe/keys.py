@@ -11,7 +11,7 @@ _PREFIX = re.compile(r"^([a-z]+_(?:test_|live_)?)")
 
 
 class KeyKind(StrEnum):
-    SECRET = "secret"  # noqa: S105 - a kind of key, not a password; it holds every permission
+    SECRET = "secret"
     RESTRICTED = "restricted"  # the permissions it was granted
 
 

@@ -40,6 +40,7 @@ from procon.processors.base import (
     PermissionReport,
     ProcessorError,
     RequestRejected,
+    SigningSecretSource,
     Target,
     TransientProcessorError,
     WebhookChanges,
@@ -77,6 +78,8 @@ class _CachedAccess:
 
 class StripeDriver:
     """Talks to one Stripe API base on behalf of any number of connections."""
+
+    signing_secret_source: SigningSecretSource = "processor"
 
     def __init__(
         self,
@@ -135,6 +138,19 @@ class StripeDriver:
         return body if isinstance(body, Mapping) else {}
 
     # --- ProcessorDriver --------------------------------------------------------
+
+    def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
+        field = key or API_KEY_FIELD
+        value = (data.get(field) or "").strip()
+        if not value:
+            raise CredentialsRejected("CredentialsKeyMissing", f"the Secret has no non-empty key {field!r}")
+        return Credentials({API_KEY_FIELD: value})
+
+    async def resolve_events(
+        self, credentials: Credentials, target: Target, events: Sequence[str]
+    ) -> tuple[str, ...]:
+        # Stripe validates event names itself; an unknown one is refused at create.
+        return tuple(sorted(events))
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
         key = credentials.values.get(API_KEY_FIELD, "")
@@ -219,7 +235,9 @@ class StripeDriver:
             return probe.granted_on == "granted-on-400"
         return probe.granted_on == "granted-on-200"
 
-    async def list_webhooks(self, credentials: Credentials, target: Target) -> list[ObservedWebhook]:
+    async def list_webhooks(
+        self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
+    ) -> list[ObservedWebhook]:
         webhooks: list[ObservedWebhook] = []
         starting_after: str | None = None
         while True:

@@ -1,0 +1,623 @@
+"""The Checkout.com driver: httpx against the Workflows API, OAuth or secret keys.
+
+There is no async Checkout.com SDK (reference checkout.md §7), so the driver
+speaks HTTP itself, with one ``httpx.AsyncClient`` shared by all
+connections. The hosts come from operator configuration only
+(``PROCON_CHECKOUT_API_BASE``/``PROCON_CHECKOUT_AUTH_BASE``, defaulting to
+Checkout.com's sandbox or production hosts by ``spec.mode``); a connection's
+``checkout.clientId`` only selects the account's prefixed subdomain of them
+(reference §2). The client honours the usual proxy variables, like any
+egress from a cluster.
+
+A webhook is a *workflow*: one webhook action (URL and HMAC signature key)
+and conditions on events, entities and processing channels. procon chooses
+the signature key (reference §3: Checkout.com uses "the key you provide" and
+may mask it on read), so the reconciler writes it to the Secret first and
+this driver only ever sends it.
+
+Ownership is the workflow's name, ``procon/<cluster>/<namespace>/<name>/<uid>``,
+because ``GET /workflows`` returns only id, name and active (reference §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from procon.api.v1alpha1 import Mode
+from procon.processors.base import (
+    Account,
+    CreatedWebhook,
+    Credentials,
+    CredentialsRejected,
+    DesiredWebhook,
+    NotFound,
+    ObservedWebhook,
+    PermissionDenied,
+    PermissionReport,
+    ProcessorError,
+    RequestRejected,
+    SigningSecretSource,
+    Target,
+    TransientProcessorError,
+    WebhookChanges,
+)
+from procon.processors.checkout import scopes as scope_rules
+from procon.reconcile.ownership import CLUSTER, CONNECT, MANAGED_BY, MANAGED_BY_VALUE, NAME, NAMESPACE, UID
+from procon.redaction import redact, register_secret
+
+SECRET_KEY_FIELD = "secretKey"
+ACCESS_KEY_ID_FIELD = "accessKeyId"
+ACCESS_KEY_SECRET_FIELD = "accessKeySecret"
+
+REAL_API = {Mode.TEST: "https://api.sandbox.checkout.com", Mode.LIVE: "https://api.checkout.com"}
+REAL_AUTH = {Mode.TEST: "https://access.sandbox.checkout.com", Mode.LIVE: "https://access.checkout.com"}
+
+NAME_PREFIX = "procon/"
+# Refresh a token this long before it expires.
+TOKEN_MARGIN = 60.0
+TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+
+
+def with_prefix(base: str, prefix: str | None) -> str:
+    """``https://api.checkout.com`` + ``vkuhvk4v`` -> ``https://vkuhvk4v.api.checkout.com``."""
+    if not prefix:
+        return base
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(netloc=f"{prefix}.{parts.netloc}"))
+
+
+def balances_base(api_base: str) -> str:
+    """Balances live on their own host: ``api.`` becomes ``balances.`` (reference §2)."""
+    parts = urlsplit(api_base)
+    if parts.netloc.startswith("api."):
+        return urlunsplit(parts._replace(netloc="balances." + parts.netloc[len("api.") :]))
+    return api_base
+
+
+def account_prefix(client_id: str | None) -> str | None:
+    """The first eight characters after ``cli_`` (reference §2)."""
+    return client_id[4:12] if client_id and client_id.startswith("cli_") else None
+
+
+def workflow_name(metadata: Mapping[str, str]) -> str:
+    return NAME_PREFIX + "/".join(metadata.get(k, "") for k in (CLUSTER, NAMESPACE, NAME, UID))
+
+
+def metadata_from_name(name: str) -> dict[str, str]:
+    """The ownership tag a workflow name carries; empty for workflows procon did not name."""
+    if not name.startswith(NAME_PREFIX):
+        return {}
+    fields = name[len(NAME_PREFIX) :].split("/")
+    if len(fields) != 4:
+        return {}
+    owner = dict(zip((CLUSTER, NAMESPACE, NAME, UID), fields, strict=True))
+    # Checkout.com has no Connect endpoints; the tag says so like Stripe's does.
+    return {MANAGED_BY: MANAGED_BY_VALUE, **owner, CONNECT: "false"}
+
+
+def mode_of_secret_key(key: str) -> Mode | None:
+    if key.startswith("sk_sbox_"):
+        return Mode.TEST
+    if key.startswith("sk_"):
+        return Mode.LIVE
+    return None
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class CheckoutDriver:
+    """Talks to Checkout.com (or anything configured in its place) for any number of connections."""
+
+    signing_secret_source: SigningSecretSource = "operator"
+
+    def __init__(
+        self,
+        api_base: str | None = None,
+        auth_base: str | None = None,
+        *,
+        timeout: float = 30.0,
+        cache_ttl: float = 600.0,
+        retries: int = 3,
+        clock: Any = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_base = api_base
+        self._auth_base = auth_base
+        self._timeout = timeout
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._ttl = cache_ttl
+        self._retries = retries
+        self._clock = clock
+        self._tokens: dict[tuple[str, str, frozenset[str]], _Token] = {}
+        self._event_types: dict[tuple[str, str | None], tuple[float, list[dict[str, Any]]]] = {}
+        self._details: dict[str, tuple[float, ObservedWebhook]] = {}
+
+    # --- plumbing ---------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _api(self, target: Target) -> str:
+        return with_prefix(self._api_base or REAL_API[target.mode], account_prefix(target.client_id))
+
+    def _auth(self, target: Target) -> str:
+        return with_prefix(self._auth_base or REAL_AUTH[target.mode], account_prefix(target.client_id))
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request, retried with jittered exponential backoff on 429, 5xx and transport errors."""
+        delay = 0.5
+        for attempt in range(self._retries + 1):
+            try:
+                response = await self._http().request(method, url, **kwargs)
+            except httpx.TransportError as error:
+                if attempt == self._retries:
+                    raise TransientProcessorError(
+                        f"Checkout.com is unreachable: {type(error).__name__}"
+                    ) from None
+            else:
+                if response.status_code not in TRANSIENT_STATUSES or attempt == self._retries:
+                    return response
+            await asyncio.sleep(delay * (0.5 + 0.5 * (attempt % 2)))
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    async def _authorization(self, credentials: Credentials, target: Target, scopes: Sequence[str]) -> str:
+        if SECRET_KEY_FIELD in credentials.values:
+            return f"Bearer {credentials[SECRET_KEY_FIELD]}"
+        token = await self._token(credentials, target, scopes)
+        return f"Bearer {token}"
+
+    async def _token(self, credentials: Credentials, target: Target, scopes: Sequence[str]) -> str:
+        """An OAuth token for exactly ``scopes``, cached until shortly before it expires."""
+        key_id = credentials[ACCESS_KEY_ID_FIELD]
+        cache_key = (key_id, self._auth(target), frozenset(scopes))
+        cached = self._tokens.get(cache_key)
+        if cached and cached.expires_at > self._clock():
+            return cached.value
+        secret = credentials[ACCESS_KEY_SECRET_FIELD]
+        basic = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+        response = await self._send(
+            "POST",
+            f"{self._auth(target)}/connect/token",
+            data={"grant_type": "client_credentials", "scope": " ".join(sorted(scopes))},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        if response.status_code == 200:
+            body = response.json()
+            token = str(body["access_token"])
+            register_secret(token)
+            lifetime = float(body.get("expires_in") or 3600)
+            self._tokens[cache_key] = _Token(token, self._clock() + max(lifetime - TOKEN_MARGIN, 0.0))
+            return token
+        error = _json(response).get("error")
+        if error == "invalid_scope":
+            raise PermissionDenied("Checkout.com refused the token: a requested scope is not granted", None)
+        if response.status_code in (400, 401) and error in ("invalid_client", "unauthorized_client", None):
+            raise CredentialsRejected(
+                "InvalidCredentials", "Checkout.com refused the access key (invalid_client)"
+            )
+        if response.status_code == 406:
+            raise CredentialsRejected(
+                "InvalidCredentials", "Checkout.com does not know the account of checkout.clientId (406)"
+            )
+        raise _unexpected(response, "token request")
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        credentials: Credentials,
+        target: Target,
+        *,
+        base: str | None = None,
+        scopes: Sequence[str] = (scope_rules.WORKFLOWS_SCOPE,),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = {"Authorization": await self._authorization(credentials, target, scopes)}
+        response = await self._send(method, (base or self._api(target)) + path, headers=headers, **kwargs)
+        if response.status_code in TRANSIENT_STATUSES:
+            raise TransientProcessorError(
+                f"Checkout.com answered {response.status_code}{_request_id(response)}"
+            )
+        return response
+
+    # --- ProcessorDriver --------------------------------------------------------
+
+    def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
+        if key:
+            value = (data.get(key) or "").strip()
+            if not value:
+                raise CredentialsRejected("CredentialsKeyMissing", f"the Secret has no non-empty key {key!r}")
+            return Credentials({SECRET_KEY_FIELD: value})
+        if (data.get(SECRET_KEY_FIELD) or "").strip():
+            return Credentials({SECRET_KEY_FIELD: data[SECRET_KEY_FIELD].strip()})
+        key_id = (data.get(ACCESS_KEY_ID_FIELD) or "").strip()
+        secret = (data.get(ACCESS_KEY_SECRET_FIELD) or "").strip()
+        if key_id and secret:
+            return Credentials({ACCESS_KEY_ID_FIELD: key_id, ACCESS_KEY_SECRET_FIELD: secret})
+        raise CredentialsRejected(
+            "CredentialsKeyMissing",
+            f"the Secret needs {SECRET_KEY_FIELD!r}, "
+            f"or {ACCESS_KEY_ID_FIELD!r} and {ACCESS_KEY_SECRET_FIELD!r}",
+        )
+
+    async def verify(self, credentials: Credentials, target: Target) -> Account:
+        account = target.client_id or "classic"
+        if SECRET_KEY_FIELD in credentials.values:
+            mode = mode_of_secret_key(credentials[SECRET_KEY_FIELD])
+            if mode is None:
+                raise CredentialsRejected(
+                    "InvalidCredentials", "the Secret does not hold a Checkout.com secret key (sk_)"
+                )
+            if mode != target.mode:
+                raise CredentialsRejected(
+                    "ModeMismatch",
+                    f"the key is a {'sandbox' if mode is Mode.TEST else 'production'} key "
+                    f"but the connection's mode is {target.mode.value}",
+                )
+            # Validity shows in the scope probes: a key every probe refuses is invalid.
+            return Account(id=account, mode=mode)
+        # OAuth: the token endpoint of the connection's mode judges the access key.
+        # Valid credentials without the workflows scope pass here: the permission check names it.
+        with contextlib.suppress(PermissionDenied):
+            await self._token(credentials, target, [scope_rules.WORKFLOWS_SCOPE])
+        return Account(id=account, mode=target.mode)
+
+    async def check_permissions(
+        self, credentials: Credentials, target: Target, required: Sequence[str]
+    ) -> PermissionReport:
+        known, unknown = scope_rules.split_known(required)
+        # procon itself needs to manage workflows, asked for or not.
+        wanted = sorted({*known, scope_rules.WORKFLOWS_SCOPE})
+        if SECRET_KEY_FIELD in credentials.values:
+            return await self._probe_scopes(credentials, target, wanted, unknown)
+        probes = 0
+
+        async def grants(subset: Sequence[str]) -> bool:
+            nonlocal probes
+            probes += 1
+            try:
+                await self._token(credentials, target, subset)
+            except PermissionDenied:
+                return False
+            return True
+
+        missing = await scope_rules.find_missing(wanted, grants)
+        return PermissionReport(
+            missing=tuple(missing),
+            unverifiable=tuple(unknown),
+            granted=tuple(s for s in wanted if s not in missing),
+            probes=probes,
+        )
+
+    async def _probe_scopes(
+        self, credentials: Credentials, target: Target, wanted: Sequence[str], unknown: Sequence[str]
+    ) -> PermissionReport:
+        entity = target.entities[0] if target.entities else None
+        missing: list[str] = []
+        unverifiable = list(unknown)
+        granted: list[str] = []
+        probes = 0
+        for scope in wanted:
+            probe = scope_rules.probe_for(scope, entity)
+            if probe is None:
+                unverifiable.append(scope)
+                continue
+            probes += 1
+            base = balances_base(self._api(target)) if probe.host == "balances" else None
+            response = await self._call(
+                probe.method,
+                probe.path,
+                credentials,
+                target,
+                base=base,
+                params=probe.params or None,
+                json=probe.json,
+            )
+            # ASSUMPTION (reference §1.2: 401 or 403 for a missing scope is
+            # unconfirmed): both mean missing; anything else means held.
+            (missing if response.status_code in (401, 403) else granted).append(scope)
+        if missing and not granted:
+            raise CredentialsRejected(
+                "InvalidCredentials",
+                "Checkout.com refused the secret key for every scope: it is invalid, expired, "
+                "or holds none of " + ", ".join(missing),
+            )
+        return PermissionReport(
+            missing=tuple(missing), unverifiable=tuple(unverifiable), granted=tuple(granted), probes=probes
+        )
+
+    async def resolve_events(
+        self, credentials: Credentials, target: Target, events: Sequence[str]
+    ) -> tuple[str, ...]:
+        """Event ids, with categories (``Gateway``, ``Disputes``...) expanded from the event types."""
+        sources = await self._catalog(credentials, target)
+        by_name = {str(s.get("display_name", "")).casefold(): s for s in sources}
+        known = {str(e["id"]) for s in sources for e in s.get("events") or []}
+        resolved: set[str] = set()
+        for event in events:
+            source = by_name.get(event.casefold())
+            if source is not None:
+                resolved.update(str(e["id"]) for e in source.get("events") or [])
+            elif event in known:
+                resolved.add(event)
+            else:
+                raise RequestRejected(
+                    f"{event!r} is neither a Checkout.com event type nor a category "
+                    f"({', '.join(sorted(str(s.get('display_name')) for s in sources))})"
+                )
+        return tuple(sorted(resolved))
+
+    async def _catalog(self, credentials: Credentials, target: Target) -> list[dict[str, Any]]:
+        cache_key = (self._api(target), target.client_id)
+        cached = self._event_types.get(cache_key)
+        if cached and cached[0] > self._clock():
+            return cached[1]
+        response = await self._call("GET", "/workflows/event-types", credentials, target)
+        _raise_for(response, "listing event types")
+        sources = response.json()
+        if not isinstance(sources, list):
+            raise TransientProcessorError(
+                "Checkout.com answered the event types with something else than a list"
+            )
+        self._event_types[cache_key] = (self._clock() + self._ttl, sources)
+        return sources
+
+    def _source_map(self, sources: list[dict[str, Any]], events: Sequence[str]) -> dict[str, list[str]]:
+        wanted = set(events)
+        mapping: dict[str, list[str]] = {}
+        for source in sources:
+            ids = sorted(str(e["id"]) for e in source.get("events") or [] if str(e["id"]) in wanted)
+            if ids:
+                mapping[str(source["id"])] = ids
+        return mapping
+
+    async def list_webhooks(
+        self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
+    ) -> list[ObservedWebhook]:
+        response = await self._call("GET", "/workflows", credentials, target)
+        _raise_for(response, "listing workflows")
+        items = (_json(response).get("data")) or []
+        mine_prefix = workflow_name(owner).rsplit("/", 1)[0] + "/" if owner else None
+        observed: list[ObservedWebhook] = []
+        for item in items:
+            workflow_id = str(item["id"])
+            name = str(item.get("name") or "")
+            fresh = mine_prefix is None or name.startswith(mine_prefix)
+            cached = self._details.get(workflow_id)
+            if (
+                not fresh
+                and cached
+                and cached[0] > self._clock()
+                and cached[1].metadata == metadata_from_name(name)
+            ):
+                # Someone else's workflow: its URL matters only for conflicts, and a
+                # cached copy keeps a drift check at two calls however many there are.
+                observed.append(cached[1])
+                continue
+            try:
+                detail = await self._get_workflow(credentials, target, workflow_id)
+            except NotFound:
+                continue  # deleted between the list and the read
+            self._details[workflow_id] = (self._clock() + self._ttl, detail)
+            observed.append(detail)
+        return observed
+
+    async def _get_workflow(
+        self, credentials: Credentials, target: Target, workflow_id: str
+    ) -> ObservedWebhook:
+        response = await self._call("GET", f"/workflows/{workflow_id}", credentials, target)
+        _raise_for(response, f"reading workflow {workflow_id}")
+        return _observed(_json(response))
+
+    async def create_webhook(
+        self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
+    ) -> CreatedWebhook:
+        # Workflows take no idempotency key (reference §6): a lost answer leaves a
+        # workflow that the next reconcile finds by its name and deletes.
+        if not desired.signing_secret:
+            raise ValueError("a Checkout.com workflow needs the signing key procon chose")
+        sources = await self._catalog(credentials, target)
+        body = {
+            "name": workflow_name(desired.metadata),
+            "active": True,
+            "conditions": self._conditions(
+                sources, desired.events, desired.entities, desired.processing_channels
+            ),
+            "actions": [
+                {
+                    "type": "webhook",
+                    "url": desired.url,
+                    "signature": {"method": "HMACSHA256", "key": desired.signing_secret},
+                }
+            ],
+        }
+        response = await self._call("POST", "/workflows", credentials, target, json=body)
+        _raise_for(response, "creating the workflow")
+        workflow_id = str(_json(response)["id"])
+        detail = await self._get_workflow(credentials, target, workflow_id)
+        return CreatedWebhook(webhook=detail, signing_secret=desired.signing_secret)
+
+    def _conditions(
+        self,
+        sources: list[dict[str, Any]],
+        events: Sequence[str],
+        entities: Sequence[str],
+        channels: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        conditions: list[dict[str, Any]] = [{"type": "event", "events": self._source_map(sources, events)}]
+        if entities:
+            conditions.append({"type": "entity", "entities": list(entities)})
+        if channels:
+            conditions.append({"type": "processing_channel", "processing_channels": list(channels)})
+        return conditions
+
+    async def update_webhook(
+        self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
+    ) -> ObservedWebhook:
+        current = await self._get_workflow(credentials, target, webhook_id)
+        if changes.enabled is not None or changes.metadata is not None:
+            patch: dict[str, Any] = {"name": workflow_name(changes.metadata or current.metadata)}
+            if changes.enabled is not None:
+                patch["active"] = changes.enabled
+            response = await self._call("PATCH", f"/workflows/{webhook_id}", credentials, target, json=patch)
+            _raise_for(response, f"updating workflow {webhook_id}")
+        if changes.events is not None:
+            sources = await self._catalog(credentials, target)
+            await self._put_condition(
+                credentials, target, current, "event", {"events": self._source_map(sources, changes.events)}
+            )
+        if changes.entities is not None:
+            await self._put_condition(
+                credentials, target, current, "entity", {"entities": list(changes.entities)}
+            )
+        if changes.processing_channels is not None:
+            await self._put_condition(
+                credentials,
+                target,
+                current,
+                "processing_channel",
+                {"processing_channels": list(changes.processing_channels)},
+            )
+        if changes.signing_secret is not None:
+            action_id = current.parts.get("action")
+            body = {
+                "type": "webhook",
+                "url": current.url,
+                "signature": {"method": "HMACSHA256", "key": changes.signing_secret},
+            }
+            response = await self._call(
+                "PUT", f"/workflows/{webhook_id}/actions/{action_id}", credentials, target, json=body
+            )
+            _raise_for(response, f"updating the action of workflow {webhook_id}")
+        self._details.pop(webhook_id, None)
+        return await self._get_workflow(credentials, target, webhook_id)
+
+    async def _put_condition(
+        self,
+        credentials: Credentials,
+        target: Target,
+        current: ObservedWebhook,
+        kind: str,
+        fields: dict[str, Any],
+    ) -> None:
+        condition_id = current.parts.get(f"condition:{kind}")
+        empty = not next(iter(fields.values()))
+        if condition_id and empty:
+            response = await self._call(
+                "DELETE", f"/workflows/{current.id}/conditions/{condition_id}", credentials, target
+            )
+        elif condition_id:
+            response = await self._call(
+                "PUT",
+                f"/workflows/{current.id}/conditions/{condition_id}",
+                credentials,
+                target,
+                json={"type": kind, **fields},
+            )
+        elif not empty:
+            response = await self._call(
+                "POST",
+                f"/workflows/{current.id}/conditions",
+                credentials,
+                target,
+                json={"type": kind, **fields},
+            )
+        else:
+            return
+        _raise_for(response, f"updating the {kind} condition of workflow {current.id}")
+
+    async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
+        response = await self._call("DELETE", f"/workflows/{webhook_id}", credentials, target)
+        self._details.pop(webhook_id, None)
+        _raise_for(response, f"deleting workflow {webhook_id}")
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _request_id(response: httpx.Response) -> str:
+    request_id = response.headers.get("Cko-Request-Id")
+    return f" (Checkout.com request {request_id})" if request_id else ""
+
+
+def _unexpected(response: httpx.Response, doing: str) -> ProcessorError:
+    return ProcessorError(f"Checkout.com answered {response.status_code} {doing}{_request_id(response)}")
+
+
+def _raise_for(response: httpx.Response, doing: str) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    if status in (401, 403):
+        raise PermissionDenied(
+            f"Checkout.com refused {doing} ({status}): the credentials lack {scope_rules.WORKFLOWS_SCOPE}",
+            scope_rules.WORKFLOWS_SCOPE,
+        )
+    if status == 404:
+        raise NotFound(f"Checkout.com: not found while {doing}")
+    if status == 422:
+        codes = _json(response).get("error_codes") or []
+        raise RequestRejected(
+            redact(f"Checkout.com rejected {doing}: {', '.join(map(str, codes)) or 'invalid request'}")
+        )
+    raise _unexpected(response, doing)
+
+
+def _observed(body: Mapping[str, Any]) -> ObservedWebhook:
+    conditions = body.get("conditions") or []
+    actions = [a for a in body.get("actions") or [] if a.get("type") == "webhook"]
+    action = actions[0] if actions else {}
+    parts: dict[str, str] = {}
+    events: list[str] = []
+    entities: list[str] = []
+    channels: list[str] = []
+    for condition in conditions:
+        kind = condition.get("type")
+        parts[f"condition:{kind}"] = str(condition.get("id", ""))
+        if kind == "event":
+            events = [e for ids in (condition.get("events") or {}).values() for e in ids]
+        elif kind == "entity":
+            entities = list(condition.get("entities") or [])
+        elif kind == "processing_channel":
+            channels = list(condition.get("processing_channels") or [])
+    if action:
+        parts["action"] = str(action.get("id", ""))
+    active = bool(body.get("active", True))
+    return ObservedWebhook(
+        id=str(body["id"]),
+        url=str(action.get("url") or ""),
+        events=tuple(sorted(events)),
+        description=None,
+        enabled=active,
+        metadata=metadata_from_name(str(body.get("name") or "")),
+        status="enabled" if active else "disabled",
+        entities=tuple(sorted(entities)),
+        processing_channels=tuple(sorted(channels)),
+        parts=parts,
+    )
