@@ -635,3 +635,16 @@ def test_paused_connection_is_left_alone_until_resumed(
     kubectl.run("annotate", "pconn", "shop", "-n", namespace, "procon.dev/paused=false", "--overwrite")
     wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=WATCH_TIMEOUT)
     assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+
+
+def test_deleting_the_namespace_still_deletes_the_endpoint(kubectl: Kubectl, account: StripeAccount) -> None:
+    namespace = f"gone-{secrets.token_hex(4)}"
+    kubectl.run("create", "namespace", namespace)
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    assert len(account.endpoints()) == 1
+    # The namespace controller deletes the key Secret and the connection in no set
+    # order; make the hard order happen: the Secret first.
+    kubectl.run("delete", "secret", "shop-key", "-n", namespace)
+    kubectl.run("delete", "namespace", namespace, "--timeout=60s")
+    assert account.endpoints() == []

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,36 @@ FINALIZER = "procon.dev/finalizer"
 DELETE_RETRIES = 6
 
 
+class Wakeup:
+    """Wakes a connection's loop, with the reasons, so a reconcile that already saw a change
+    does not run again for it.
+
+    A watch event can outrun the answer to the request that caused it (the
+    operator's own Secret write, say): when it arrives, the version is not yet
+    known as seen. Each reason is a check that is run again after the
+    reconcile; if none still holds, the wake-up is dropped.
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._reasons: list[Callable[[], bool]] = []
+
+    def set(self, still_new: Callable[[], bool]) -> None:
+        self._reasons.append(still_new)
+        self.event.set()
+
+    def begin(self) -> None:
+        """A reconcile starts: everything so far is about to be read."""
+        self.event.clear()
+        self._reasons.clear()
+
+    def settle(self) -> None:
+        """A reconcile ended: keep only the reasons it did not cover."""
+        self._reasons = [reason for reason in self._reasons if reason()]
+        if not self._reasons:
+            self.event.clear()
+
+
 @dataclass
 class Runtime:
     """What the handlers share: built once at start-up, kept in kopf's memo."""
@@ -49,10 +79,10 @@ class Runtime:
     settings: OperatorSettings
     kube: Kube
     reconciler: Reconciler
-    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    wakeups: dict[tuple[str, str], Wakeup] = field(default_factory=dict)
 
-    def wakeup(self, namespace: str, name: str) -> asyncio.Event:
-        return self.wakeups.setdefault((namespace, name), asyncio.Event())
+    def wakeup(self, namespace: str, name: str) -> Wakeup:
+        return self.wakeups.setdefault((namespace, name), Wakeup())
 
 
 def _ns(namespace: str | None) -> str:
@@ -134,10 +164,19 @@ async def secret_changed(
     if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
-    if type != "DELETED" and runtime.kube.has_seen_secret(namespace, name, str(meta.get("resourceVersion"))):
+    kube = runtime.kube
+    version = str(meta.get("resourceVersion"))
+
+    def still_new() -> bool:
+        if type == "DELETED":
+            return kube.secret_believed_present(namespace, name)
+        return not kube.has_seen_secret(namespace, name, version)
+
+    if not still_new():
         return  # a reconcile has read (or written) this very version
     for connection in referenced_secrets.get((namespace, name), []):
-        runtime.wakeup(namespace, connection).set()
+        logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type)
+        runtime.wakeup(namespace, connection).set(still_new)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -152,8 +191,15 @@ async def connection_changed(
     # so they never wake the loop that made them; nor does a generation the
     # loop has already read.
     generation = int(meta.get("generation") or 0)
-    if not runtime.kube.has_seen_generation(namespace, name, generation, meta.get("annotations") or {}):
-        runtime.wakeup(namespace, name).set()
+    annotations = dict(meta.get("annotations") or {})
+    kube = runtime.kube
+
+    def still_new() -> bool:
+        return not kube.has_seen_generation(namespace, name, generation, annotations)
+
+    if still_new():
+        logger.debug("%s/%s: generation %s or a trigger annotation is new", namespace, name, generation)
+        runtime.wakeup(namespace, name).set(still_new)
 
 
 class _Backoff:
@@ -180,13 +226,14 @@ async def connection_loop(
     wakeup = runtime.wakeup(namespace, name)
     backoff = _Backoff()
     while not stopped:
-        wakeup.clear()
+        wakeup.begin()
         try:
             outcome = await runtime.reconciler.reconcile(namespace, name)
             state = outcome.state
         except Exception:
             logger.exception("reconcile of %s/%s failed", namespace, name)
             state = "retrying"
+        wakeup.settle()
         if state == "gone":
             return
         if state == "retrying":
@@ -194,7 +241,7 @@ async def connection_loop(
         else:
             backoff.reset()
             delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
-        await _sleep_until_woken(wakeup, stopped, delay)
+        await _sleep_until_woken(wakeup.event, stopped, delay)
     runtime.wakeups.pop((namespace, name), None)
 
 

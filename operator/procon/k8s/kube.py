@@ -96,6 +96,10 @@ class Kube:
     def has_seen_secret(self, namespace: str, name: str, resource_version: str) -> bool:
         return self._seen_secret_version.get((namespace, name)) == resource_version
 
+    def secret_believed_present(self, namespace: str, name: str) -> bool:
+        """Whether the last read or write of this Secret found it (so its deletion is news)."""
+        return (namespace, name) in self._seen_secret_version
+
     def forget(self, namespace: str, name: str) -> None:
         self._seen_generation.pop((namespace, name), None)
 
@@ -134,6 +138,7 @@ class Kube:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
             if error.status == 404:
+                self._seen_secret_version.pop((connection.namespace, name), None)
                 return None
             raise
         self._saw_secret(secret)
@@ -201,26 +206,40 @@ class Kube:
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:
-        if all(connection.annotations.get(k) == v for k, v in annotations.items()):
-            return connection
-        patch = {
-            "metadata": {"annotations": dict(annotations), "resourceVersion": connection.resource_version}
-        }
-        try:
-            obj = await self._custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                connection.namespace,
-                PLURAL,
-                connection.name,
-                patch,
-                **AS_MERGE_PATCH,
-            )
-        except ApiException as error:
-            if error.status == 409:
-                raise StaleObject(connection.name) from None
-            raise
-        return connection_from_object(obj)
+        """Patch annotations, conditionally on the object being the one the decision was made on.
+
+        The patch carries the resourceVersion, so it fails if anything changed
+        since the read. A change that left the generation alone (kopf adding
+        its finalizer, a status write, a label) does not invalidate the
+        decision, so the patch is retried on the fresh version; a new
+        generation raises :class:`StaleObject` and the reconcile starts over.
+        """
+        for _ in range(5):
+            if all(connection.annotations.get(k) == v for k, v in annotations.items()):
+                return connection
+            patch = {
+                "metadata": {"annotations": dict(annotations), "resourceVersion": connection.resource_version}
+            }
+            try:
+                obj = await self._custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    connection.namespace,
+                    PLURAL,
+                    connection.name,
+                    patch,
+                    **AS_MERGE_PATCH,
+                )
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                fresh = await self.get_connection(connection.namespace, connection.name)
+                if fresh is None or fresh.generation != connection.generation or fresh.deleting:
+                    raise StaleObject(connection.name) from None
+                connection = fresh
+                continue
+            return connection_from_object(obj)
+        raise StaleObject(connection.name)
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
         try:

@@ -90,6 +90,9 @@ class Reconciler:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
+        # The credentials each connection last reconciled with, kept in memory
+        # only, for clean-up after its Secret is gone.
+        self._last_access: dict[tuple[str, str], tuple[ProcessorDriver, Credentials, Target]] = {}
 
     # --- entry points -----------------------------------------------------------
 
@@ -136,7 +139,15 @@ class Reconciler:
             )
             return True
         try:
-            driver, credentials, target = await self._access(connection)
+            try:
+                driver, credentials, target = await self._access(connection)
+            except _Stalled:
+                # Deleting a namespace deletes the credentials Secret too, in no set
+                # order: the credentials the last reconcile used still clean up.
+                remembered = self._last_access.get((namespace, name))
+                if remembered is None:
+                    raise
+                driver, credentials, target = remembered
             owner = self._owner(connection)
             for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
                 if relation(webhook.metadata, owner) in (Relation.MINE, Relation.PREDECESSOR):
@@ -150,6 +161,7 @@ class Reconciler:
                         "DeletedWebhookEndpoint",
                         f"deleted webhook {webhook.id}: connection deleted",
                     )
+            self._last_access.pop((namespace, name), None)
             return True
         except TransientProcessorError as error:
             if not final_attempt:
@@ -161,6 +173,7 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
+        self._last_access.pop((namespace, name), None)
         return True
 
     # --- the reconcile ------------------------------------------------------------
@@ -237,6 +250,7 @@ class Reconciler:
             client_id=spec.checkout.client_id if spec.checkout else None,
             entities=tuple(spec.checkout.entities) if spec.checkout else (),
         )
+        self._last_access[(connection.namespace, connection.name)] = (driver, credentials, target)
         return driver, credentials, target
 
     async def _verify(

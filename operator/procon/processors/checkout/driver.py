@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,10 @@ class CheckoutDriver:
         self._tokens: dict[tuple[str, str, frozenset[str]], _Token] = {}
         self._event_types: dict[tuple[str, str | None], tuple[float, list[dict[str, Any]]]] = {}
         self._details: dict[str, tuple[float, ObservedWebhook]] = {}
+        # Scopes a secret key was seen to hold, by a one-way fingerprint of the key:
+        # an unchanged key costs no probes until the entry expires. Missing scopes
+        # are not cached, so a grant in the Dashboard is noticed on the next check.
+        self._granted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -314,11 +319,16 @@ class CheckoutDriver:
         self, credentials: Credentials, target: Target, wanted: Sequence[str], unknown: Sequence[str]
     ) -> PermissionReport:
         entity = target.entities[0] if target.entities else None
+        cache_key = (_fingerprint(credentials[SECRET_KEY_FIELD]), self._api(target))
+        cached = self._granted.get(cache_key)
+        already = cached[1] if cached and cached[0] > self._clock() else frozenset()
         missing: list[str] = []
         unverifiable = list(unknown)
-        granted: list[str] = []
+        granted: list[str] = [s for s in wanted if s in already]
         probes = 0
         for scope in wanted:
+            if scope in already:
+                continue
             probe = scope_rules.probe_for(scope, entity)
             if probe is None:
                 unverifiable.append(scope)
@@ -337,6 +347,9 @@ class CheckoutDriver:
             # ASSUMPTION (reference §1.2: 401 or 403 for a missing scope is
             # unconfirmed): both mean missing; anything else means held.
             (missing if response.status_code in (401, 403) else granted).append(scope)
+        if granted:
+            expires = cached[0] if cached and cached[0] > self._clock() else self._clock() + self._ttl
+            self._granted[cache_key] = (expires, already | frozenset(granted))
         if missing and not granted:
             raise CredentialsRejected(
                 "InvalidCredentials",
@@ -551,6 +564,10 @@ class CheckoutDriver:
         response = await self._call("DELETE", f"/workflows/{webhook_id}", credentials, target)
         self._details.pop(webhook_id, None)
         _raise_for(response, f"deleting workflow {webhook_id}")
+
+
+def _fingerprint(key: str) -> str:
+    return hashlib.sha256(b"procon-checkout-key:" + key.encode()).hexdigest()[:24]
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
