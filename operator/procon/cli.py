@@ -16,10 +16,10 @@ from procon.emulators.cli import add_parser as add_emulate_parser
 DEFAULT_STATE_DIR = Path(".procon-dev")
 
 
-def _cmd_crd(_: argparse.Namespace) -> int:
-    from procon.api.crd import crd_yaml
+def _cmd_crd(args: argparse.Namespace) -> int:
+    from procon.api.crd import crd_yaml, helm_crd_template
 
-    sys.stdout.write(crd_yaml())
+    sys.stdout.write(helm_crd_template() if args.helm else crd_yaml())
     return 0
 
 
@@ -73,13 +73,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"procon: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    level = args.log_level or settings.log_level
+    # kopf's own set-up: one root handler, text or JSON (kopf ships a JSON formatter).
+    kopf.configure(
+        debug=level == "debug",
+        quiet=level in ("warning", "error"),
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if level == "error":
+        logging.getLogger().setLevel(logging.ERROR)
     # Its debug output is whole response bodies, Secret data included.
     logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
-    if args.log_level != "debug":
+    if level != "debug":
         # One line per HTTP request and per kopf handler call drowns what matters.
         for chatty in ("httpx", "stripe", "kopf.objects"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -113,10 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     crd = commands.add_parser("crd", help="print the ProcessorConnection CRD generated from the API types")
+    crd.add_argument(
+        "--helm",
+        action="store_true",
+        help="print the Helm chart's templates/crd.yaml instead (behind crds.enabled, with crds.keep)",
+    )
     crd.set_defaults(func=_cmd_crd)
 
     run = commands.add_parser("run", help="run the operator (configured by PROCON_* environment variables)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="overrides PROCON_LOG_LEVEL (default info)",
+    )
     run.add_argument(
         "--liveness", default=None, help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )

@@ -39,6 +39,22 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > 65535:
+        raise SettingsError(f"{name} must be a port number (0 to turn it off), got {raw!r}")
+    return int(raw)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     """What the operator is configured with; see :meth:`from_env` for the variables."""
@@ -51,6 +67,10 @@ class OperatorSettings:
     permission_cache_ttl: float = 600.0
     cluster_name: str = "default"
     namespaces: tuple[str, ...] = field(default=())
+    metrics_port: int = 9090
+    watch_quiet_seconds: float = 300.0
+    log_level: str = "info"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -64,7 +84,11 @@ class OperatorSettings:
         - ``PROCON_PERMISSION_CACHE_TTL``: seconds a key's granted permissions are trusted without a probe;
         - ``PROCON_CLUSTER_NAME``: written on every webhook procon creates, so two clusters sharing
           a processor account never mistake each other's webhooks for their own;
-        - ``PROCON_NAMESPACES``: comma-separated namespaces to watch (default: all).
+        - ``PROCON_NAMESPACES``: comma-separated namespaces to watch (default: all);
+        - ``PROCON_METRICS_PORT``: where ``/metrics`` is served (default 9090; 0: not served);
+        - ``PROCON_WATCH_QUIET_SECONDS``: liveness fails when a connection changed this long ago
+          and its watch event has still not arrived (default 300);
+        - ``PROCON_LOG_LEVEL`` (debug|info|warning|error) and ``PROCON_LOG_FORMAT`` (text|json).
         """
         env = os.environ if env is None else env
         return cls(
@@ -79,4 +103,10 @@ class OperatorSettings:
             permission_cache_ttl=_seconds(env, "PROCON_PERMISSION_CACHE_TTL", cls.permission_cache_ttl),
             cluster_name=env.get("PROCON_CLUSTER_NAME", cls.cluster_name) or cls.cluster_name,
             namespaces=tuple(n.strip() for n in env.get("PROCON_NAMESPACES", "").split(",") if n.strip()),
+            metrics_port=int(_seconds(env, "PROCON_METRICS_PORT", cls.metrics_port))
+            if env.get("PROCON_METRICS_PORT", "").strip() not in ("0",)
+            else 0,
+            watch_quiet_seconds=_seconds(env, "PROCON_WATCH_QUIET_SECONDS", cls.watch_quiet_seconds),
+            log_level=_choice(env, "PROCON_LOG_LEVEL", cls.log_level, ("debug", "info", "warning", "error")),
+            log_format=_choice(env, "PROCON_LOG_FORMAT", cls.log_format, ("text", "json")),
         )

@@ -87,6 +87,33 @@ def crd_installed(cluster: control_plane.Cluster) -> None:
     install_crd(cluster)
 
 
+@dataclass(frozen=True)
+class Helm:
+    """helm against the test cluster: the binary the control plane's toolchain built."""
+
+    cluster: control_plane.Cluster
+
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["helm", *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            env=self.cluster.env(),
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def helm(cluster: control_plane.Cluster) -> Helm:
+    return Helm(cluster)
+
+
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (the namespace controller empties it)."""
@@ -96,10 +123,23 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl.run("delete", "namespace", name, "--wait=false")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "no_session_operator: must run while the session's `operator` is not running "
+        "(its own operator, or statuses written by hand); such tests run first",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+    # The session `operator` watches every namespace and starts lazily, on
+    # the first test that asks for it; a test that runs an operator of its
+    # own, or writes statuses by hand, must come before that. A stable sort:
+    # the order is otherwise unchanged.
+    items.sort(key=lambda item: item.get_closest_marker("no_session_operator") is None)
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +176,7 @@ def operator(
     checkout_emulator: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
+    from procon.dev.processes import free_port
     from tests.integration.operator_harness import operator_env, start_operator
 
     env = operator_env(
@@ -151,8 +192,9 @@ def operator(
         PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
         HTTP_PROXY=checkout_emulator.base_url,
         NO_PROXY="127.0.0.1,localhost",
+        PROCON_METRICS_PORT=str(free_port()),
     )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = start_operator(env, log)
+    process = start_operator(env, log, [f"--liveness=http://127.0.0.1:{free_port()}/healthz"])
     yield process
     process.stop()

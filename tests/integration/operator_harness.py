@@ -40,6 +40,7 @@ class OperatorProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str]
+    args: tuple[str, ...] = ()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -60,20 +61,20 @@ class OperatorProcess:
 
     def restart(self) -> None:
         self.stop()
-        self.process = start_operator(self.env, self.log_path).process
+        self.process = start_operator(self.env, self.log_path, self.args).process
 
 
-def start_operator(env: dict[str, str], log_path: Path) -> OperatorProcess:
+def start_operator(env: dict[str, str], log_path: Path, args: Sequence[str] = ()) -> OperatorProcess:
     offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "procon.cli", "run", "--log-level=debug"],
+            [sys.executable, "-m", "procon.cli", "run", "--log-level=debug", *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-    operator = OperatorProcess(process, log_path, env)
+    operator = OperatorProcess(process, log_path, env, tuple(args))
 
     def started() -> bool:
         if process.poll() is not None:

@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
+from procon import metrics
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
 from procon.k8s.kube import Kube, api_client
 from procon.processors.base import ProcessorDriver
@@ -122,6 +124,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             config.checkout_api_base, config.checkout_auth_base, cache_ttl=config.permission_cache_ttl
         ),
     }
+    metrics.serve(config.metrics_port)
     memo["runtime"] = Runtime(
         settings=config,
         kube=kube,
@@ -160,6 +163,7 @@ async def secret_changed(
     referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
     **_: Any,
 ) -> None:
+    metrics.watch_event_seen()
     runtime = memo.get("runtime")
     if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
@@ -183,10 +187,12 @@ async def secret_changed(
 async def connection_changed(
     namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, **_: Any
 ) -> None:
+    metrics.watch_event_seen()
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
+    runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
     # Status writes and procon's own annotations do not bump the generation,
     # so they never wake the loop that made them; nor does a generation the
     # loop has already read.
@@ -219,7 +225,12 @@ class _Backoff:
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def connection_loop(
-    namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+    namespace: str | None,
+    name: str,
+    spec: Mapping[str, Any],
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     runtime = _runtime(memo)
     namespace = _ns(namespace)
@@ -227,12 +238,17 @@ async def connection_loop(
     backoff = _Backoff()
     while not stopped:
         wakeup.begin()
+        started = time.monotonic()
+        processor = str(spec.get("processor", "unknown"))
         try:
             outcome = await runtime.reconciler.reconcile(namespace, name)
-            state = outcome.state
+            state, processor = outcome.state, outcome.processor
         except Exception:
             logger.exception("reconcile of %s/%s failed", namespace, name)
-            state = "retrying"
+            state = "error"
+        if state != "gone":
+            metrics.reconciled(processor, state, time.monotonic() - started)
+        state = "retrying" if state == "error" else state
         wakeup.settle()
         if state == "gone":
             return
@@ -252,6 +268,29 @@ async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped,
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+@kopf.on.probe(id="watch")
+def watch_is_live(memo: kopf.Memo, **_: Any) -> dict[str, float]:
+    """Liveness: fail when a connection changed and its watch event has not come.
+
+    Plain "time since the last event" would fail a healthy operator in a quiet
+    cluster. The reconcile loops read each connection at least every drift
+    interval; a read that finds a version the watch never delivered, for
+    longer than PROCON_WATCH_QUIET_SECONDS, means the watch has died (a
+    known kopf failure: reference operator-conventions.md §11), and a restart
+    is the cure.
+    """
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        return {"seconds_since_last_watch_event": metrics.seconds_since_watch_event()}
+    missed_for = runtime.kube.longest_unwatched_change()
+    if missed_for > runtime.settings.watch_quiet_seconds:
+        raise kopf.PermanentError(f"a change has gone unseen by the watch for {missed_for:.0f}s")
+    return {
+        "seconds_since_last_watch_event": metrics.seconds_since_watch_event(),
+        "unwatched_for": missed_for,
+    }
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, retries=DELETE_RETRIES, backoff=2)

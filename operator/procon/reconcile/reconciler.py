@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from procon import metrics
 from procon.api.v1alpha1 import DeletionPolicy, ProcessorConnectionSpec
 from procon.processors.base import (
     Account,
@@ -68,7 +69,7 @@ class Outcome:
     """How a reconcile ended: the daemon picks its next wake-up from it."""
 
     state: str  # "ready" | "stalled" | "progressing" | "retrying" | "paused" | "gone"
-    processor_calls: int = 0
+    processor: str = "unknown"
 
 
 class _Stalled(Exception):
@@ -102,10 +103,11 @@ class Reconciler:
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
                 return Outcome("gone")
+            processor = connection.model.spec.processor.value
             if connection.annotations.get(PAUSED) == "true":
-                return Outcome("paused")
+                return Outcome("paused", processor)
             try:
-                return await self._reconcile(connection)
+                return replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
                 continue  # changed under us: read again, decide again
         return Outcome("retrying")
@@ -121,6 +123,7 @@ class Reconciler:
         if connection is None:
             return True
         spec = connection.model.spec
+        metrics.forget_connection(namespace, name, spec.processor.value)
         if connection.annotations.get(PAUSED) == "true":
             await self._event(
                 connection,
@@ -575,6 +578,9 @@ class Reconciler:
                 if webhook
                 else None
             )
+        metrics.connection_conditions(
+            connection.namespace, connection.name, connection.model.spec.processor.value, status["conditions"]
+        )
         if rotation is not None:
             # Written only when carried out: a merge patch without the key keeps it.
             status["signingSecretRotation"] = rotation

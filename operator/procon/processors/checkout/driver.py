@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from procon import metrics
 from procon.api.v1alpha1 import Mode
 from procon.processors.base import (
     Account,
@@ -174,7 +175,9 @@ class CheckoutDriver:
         for attempt in range(self._retries + 1):
             try:
                 response = await self._http().request(method, url, **kwargs)
+                metrics.api_call("checkout", method, urlsplit(url).path, response.status_code)
             except httpx.TransportError as error:
+                metrics.api_call("checkout", method, urlsplit(url).path, "error")
                 if attempt == self._retries:
                     raise TransientProcessorError(
                         f"Checkout.com is unreachable: {type(error).__name__}"

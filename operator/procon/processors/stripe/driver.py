@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import stripe
 
+from procon import metrics
 from procon.api.v1alpha1 import Mode
 from procon.processors.base import (
     Account,
@@ -133,7 +134,9 @@ class StripeDriver:
                 method.lower(), path, **dict(params or {}), **options
             )
         except stripe.StripeError as error:
+            metrics.api_call("stripe", method, path, error.http_status or "error")
             _raise_translated(error)
+        metrics.api_call("stripe", method, path, getattr(response, "code", 200))
         body = response.data if hasattr(response, "data") else response
         return body if isinstance(body, Mapping) else {}
 

@@ -1,0 +1,103 @@
+"""Prometheus metrics, on their own port (``PROCON_METRICS_PORT``).
+
+kopf exports none (reference operator-conventions.md §7), so procon keeps
+its own, named after External Secrets' (§3): reconciles by result and
+duration, processor API calls by processor, operation and status code,
+connections by condition, and the time since the last watch event.
+
+Label values never carry key material: operations are request templates
+(``GET /v1/webhook_endpoints/{id}``), and namespaces and names are the
+connection's own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "procon_reconcile",
+    "Reconciles of ProcessorConnections, by how they ended.",
+    ["processor", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "procon_reconcile_duration_seconds",
+    "How long a reconcile took, processor calls and Kubernetes writes included.",
+    ["processor"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+API_CALLS = Counter(
+    "procon_processor_api_calls",
+    "Calls to a processor's API, by operation and HTTP status code ('error' when no answer came).",
+    ["processor", "operation", "status_code"],
+    registry=REGISTRY,
+)
+CONNECTION_CONDITION = Gauge(
+    "procon_connection_condition",
+    "1 for the current status of each condition of each connection, 0 for the other statuses.",
+    ["namespace", "name", "processor", "condition", "status"],
+    registry=REGISTRY,
+)
+_last_watch_event = time.monotonic()
+SECONDS_SINCE_WATCH_EVENT = Gauge(
+    "procon_seconds_since_last_watch_event",
+    "Seconds since the operator last received a watch event for a connection or a Secret.",
+    registry=REGISTRY,
+)
+SECONDS_SINCE_WATCH_EVENT.set_function(lambda: time.monotonic() - _last_watch_event)
+
+_ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
+
+
+def watch_event_seen() -> None:
+    global _last_watch_event
+    _last_watch_event = time.monotonic()
+
+
+def seconds_since_watch_event() -> float:
+    return time.monotonic() - _last_watch_event
+
+
+def operation(method: str, path: str) -> str:
+    """``GET /v1/webhook_endpoints/we_123`` -> ``GET /v1/webhook_endpoints/{id}`` (bounded label values)."""
+    return f"{method.upper()} {_ID_SEGMENT.sub('/{id}', path.split('?', 1)[0])}"
+
+
+def api_call(processor: str, method: str, path: str, status: int | str) -> None:
+    API_CALLS.labels(processor, operation(method, path), str(status)).inc()
+
+
+def reconciled(processor: str, result: str, seconds: float) -> None:
+    RECONCILES.labels(processor, result).inc()
+    RECONCILE_SECONDS.labels(processor).observe(seconds)
+
+
+def connection_conditions(
+    namespace: str, name: str, processor: str, conditions: Iterable[Mapping[str, Any]]
+) -> None:
+    for condition in conditions:
+        for status in ("True", "False", "Unknown"):
+            CONNECTION_CONDITION.labels(namespace, name, processor, condition["type"], status).set(
+                1 if condition["status"] == status else 0
+            )
+
+
+def forget_connection(namespace: str, name: str, processor: str) -> None:
+    # prometheus_client has no public way to list a metric's label sets.
+    for labels in list(CONNECTION_CONDITION._metrics):
+        if labels[:3] == (namespace, name, processor):
+            CONNECTION_CONDITION.remove(*labels)
+
+
+def serve(port: int) -> None:
+    """Serve ``/metrics`` on ``port`` from a background thread (0: do not serve)."""
+    if port:
+        start_http_server(port, registry=REGISTRY)
