@@ -40,9 +40,16 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
-## crd: regenerate crds/ from the API types
+## crd: regenerate crds/ and the chart's CRD template from the API types
 crd: $(STAMP)
 	$(BIN)/procon crd > crds/processorconnections.procon.dev.yaml
+	$(BIN)/procon crd --helm > charts/procon/templates/crd.yaml
+
+.PHONY: e2e-kind
+## e2e-kind: build the image, install the chart and the Stripe emulator on kind, wait for a Ready connection
+## (prints why and exits 0 where Docker or kind is missing)
+e2e-kind: $(STAMP)
+	PROCON=$(BIN)/procon tests/e2e/kind/run.sh
 
 clean:
 	rm -rf $(VENV) .procon-dev .pytest_cache .mypy_cache .ruff_cache

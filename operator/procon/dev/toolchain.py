@@ -193,3 +193,183 @@ def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
         staging.rename(bin_dir)
         say(f"built in {time.monotonic() - started:.0f}s into {bin_dir}")
     return toolchain
+
+
+def _kstatus_source() -> Path:
+    """``hack/kstatus``, next to ``hack/controlplane`` in the same checkout."""
+    return source_dir().parent / "kstatus"
+
+
+def _kstatus_module_version(src: Path) -> str:
+    """The sigs.k8s.io/cli-utils version ``hack/kstatus/go.mod`` pins (for the cache key and reports)."""
+    for line in (src / "go.mod").read_text().splitlines():
+        words = line.split()
+        if "sigs.k8s.io/cli-utils" in words:
+            return words[words.index("sigs.k8s.io/cli-utils") + 1]
+    raise ToolchainError(f"{src / 'go.mod'} does not require sigs.k8s.io/cli-utils")
+
+
+def ensure_kstatus(*, verbose: bool = True) -> Path:
+    """Return the path of ``hack/kstatus`` built, building it first if needed.
+
+    It is kstatus itself (``sigs.k8s.io/cli-utils``' ``status.Compute``, the
+    rules Flux's health checks apply), compiled from the Go module like the
+    control plane and cached the same way, so tests judge connections by the
+    real implementation rather than a re-statement of its rules.
+    """
+    src = _kstatus_source()
+    if not (src / "go.mod").is_file():
+        raise ToolchainError(f"{src} not found: building kstatus needs a procon source checkout")
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update(name.encode())
+        digest.update((src / name).read_bytes())
+    digest.update(
+        subprocess.run(
+            [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
+        ).stdout.encode()
+    )
+    entry = cache_root() / "kstatus" / f"{_kstatus_module_version(src)}-{digest.hexdigest()[:12]}"
+    binary = entry / "kstatus"
+    if binary.exists():
+        return binary
+    with _locked(entry.with_suffix(".lock")):
+        if binary.exists():
+            return binary
+        entry.mkdir(parents=True, exist_ok=True)
+        log = entry / "build.log"
+        if verbose:
+            print(
+                f"procon: building kstatus from sigs.k8s.io/cli-utils (log: {log})",
+                file=sys.stderr,
+                flush=True,
+            )
+        staging = entry / "kstatus.partial"
+        _run_logged([_go(), "build", "-trimpath", "-o", str(staging), "."], cwd=src, log=log)
+        staging.rename(binary)
+    return binary
+
+
+MONITORING_CRDS = ("monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml")
+
+
+def ensure_monitoring_crds(*, verbose: bool = True) -> list[Path]:
+    """Return the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, generating them first
+    if needed.
+
+    The chart's ServiceMonitor and PrometheusRule must pass a real API server's validation, so the
+    tests install the real schemas: controller-gen (``sigs.k8s.io/controller-tools``) run over the
+    Prometheus Operator's Go API module, both pinned in ``hack/monitoring-crds/go.mod``, built and
+    cached like the control plane.
+    """
+    src = source_dir().parent / "monitoring-crds"
+    if not (src / "go.mod").is_file():
+        raise ToolchainError(
+            f"{src} not found: generating the monitoring CRDs needs a procon source checkout"
+        )
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "tools.go"):
+        digest.update(name.encode())
+        digest.update((src / name).read_bytes())
+    digest.update(
+        subprocess.run(
+            [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
+        ).stdout.encode()
+    )
+    entry = cache_root() / "monitoring-crds" / digest.hexdigest()[:12]
+    crds = [entry / "crds" / name for name in MONITORING_CRDS]
+    if all(path.exists() for path in crds):
+        return crds
+    with _locked(entry.with_suffix(".lock")):
+        if all(path.exists() for path in crds):
+            return crds
+        entry.mkdir(parents=True, exist_ok=True)
+        log = entry / "build.log"
+        if verbose:
+            print(
+                f"procon: generating the Prometheus Operator CRDs with controller-gen (log: {log})",
+                file=sys.stderr,
+                flush=True,
+            )
+        controller_gen = entry / "controller-gen"
+        _run_logged(
+            [
+                _go(),
+                "build",
+                "-trimpath",
+                "-o",
+                str(controller_gen),
+                "sigs.k8s.io/controller-tools/cmd/controller-gen",
+            ],
+            cwd=src,
+            log=log,
+        )
+        staging = Path(tempfile.mkdtemp(prefix="crds-", dir=entry))
+        _run_logged(
+            [
+                str(controller_gen),
+                "crd:crdVersions=v1,maxDescLen=0",
+                "paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1",
+                f"output:crd:dir={staging}",
+            ],
+            cwd=src,
+            log=log,
+        )
+        for name in MONITORING_CRDS:
+            if not (staging / name).exists():
+                raise ToolchainError(f"controller-gen wrote no {name}; see {log}")
+        if (entry / "crds").exists():
+            shutil.rmtree(entry / "crds")
+        staging.rename(entry / "crds")
+    return crds
+
+
+@dataclass(frozen=True)
+class PromQL:
+    """Prometheus' own rule parser and PromQL engine, as procon's tests use them."""
+
+    check: Path  # `check FILE...`: every expr and for of the PrometheusRule objects parses
+    script: Path  # a test binary: PROCON_PROMQL_SCRIPT=FILE runs that promqltest script
+
+
+def ensure_promql(*, verbose: bool = True) -> PromQL:
+    """Return ``hack/promql`` built (the checker and the promqltest runner), building it first if needed.
+
+    The chart's alerts are checked by Prometheus' code (``github.com/prometheus/prometheus``,
+    pinned in ``hack/promql/go.mod``): their expressions parse, and they select what they claim
+    to on sample series. Built and cached like the control plane.
+    """
+    src = source_dir().parent / "promql"
+    if not (src / "go.mod").is_file():
+        raise ToolchainError(f"{src} not found: building the PromQL checker needs a procon source checkout")
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go", "script_test.go"):
+        digest.update(name.encode())
+        digest.update((src / name).read_bytes())
+    digest.update(
+        subprocess.run(
+            [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
+        ).stdout.encode()
+    )
+    entry = cache_root() / "promql" / digest.hexdigest()[:12]
+    tools = PromQL(check=entry / "promql", script=entry / "promql.test")
+    if tools.check.exists() and tools.script.exists():
+        return tools
+    with _locked(entry.with_suffix(".lock")):
+        if tools.check.exists() and tools.script.exists():
+            return tools
+        entry.mkdir(parents=True, exist_ok=True)
+        log = entry / "build.log"
+        if verbose:
+            print(
+                f"procon: building the PromQL checker from Prometheus (log: {log})",
+                file=sys.stderr,
+                flush=True,
+            )
+        _run_logged([_go(), "build", "-trimpath", "-o", f"{tools.check}.partial", "."], cwd=src, log=log)
+        _run_logged(
+            [_go(), "test", "-c", "-trimpath", "-o", f"{tools.script}.partial", "."], cwd=src, log=log
+        )
+        Path(f"{tools.check}.partial").rename(tools.check)
+        Path(f"{tools.script}.partial").rename(tools.script)
+    return tools

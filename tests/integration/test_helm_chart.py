@@ -1,0 +1,811 @@
+"""The Helm chart on the real control plane.
+
+- ``helm lint --strict`` passes, and every rendered manifest passes server-side
+  dry-run, in both RBAC modes and with every optional object on;
+- the values schema rejects typos before anything reaches the cluster;
+- the pod passes Pod Security ``restricted``;
+- ``helm install`` succeeds and ``helm uninstall`` leaves the CRD and the
+  connections in place when ``crds.keep`` is set;
+- the operator, run with the chart's ServiceAccount token instead of admin
+  credentials, reconciles a Stripe connection to Ready and cleans up after
+  it, while RBAC and the ValidatingAdmissionPolicy keep it away from Secrets
+  it has no business with.
+
+These tests run before the session's cluster-wide ``operator`` starts (see
+the ``no_session_operator`` marker in conftest.py): it would reconcile this
+module's connections too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from procon.api.crd import crd
+from procon.dev import cluster as control_plane
+from procon.dev.processes import free_port
+from procon.dev.toolchain import PromQL, ensure_monitoring_crds, ensure_promql
+from procon.emulators.stripe import StripeEmulator
+from tests.conftest import ROOT
+from tests.integration.conftest import Helm, Kubectl
+from tests.integration.operator_harness import (
+    ANALYTICS_PERMISSIONS,
+    StripeAccount,
+    connection,
+    key_secret,
+    operator_env,
+    start_operator,
+    wait_condition,
+)
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.no_session_operator, pytest.mark.usefixtures("crd_installed")]
+
+CHART = str(ROOT / "charts" / "procon")
+MANAGED_BY = "app.kubernetes.io/managed-by"
+# Every optional object on, so that all of them are linted and dry-run.
+EVERYTHING = (
+    "--set=metrics.serviceMonitor.enabled=true",
+    "--set=prometheusRule.enabled=true",
+    "--set=networkPolicy.enabled=true",
+    "--set=networkPolicy.apiServer.cidrs={10.96.0.1/32}",
+)
+
+
+def _suffix() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def namespaces(kubectl: Kubectl) -> Iterator[Callable[..., str]]:
+    """Make namespaces (unique names, optional labels) that are deleted after the test."""
+    made: list[str] = []
+
+    def make(prefix: str, **labels: str) -> str:
+        name = f"{prefix}-{_suffix()}"
+        kubectl.run("create", "namespace", name)
+        if labels:
+            kubectl.run("label", "namespace", name, *(f"{k}={v}" for k, v in labels.items()))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def kube_version(kubectl: Kubectl) -> str:
+    """The server's version: `helm template` checks the chart's kubeVersion against it."""
+    return str(json.loads(kubectl.run("version", "-o", "json").stdout)["serverVersion"]["gitVersion"])
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(kubectl: Kubectl) -> None:
+    """The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, so their objects can be dry-run."""
+    for path in ensure_monitoring_crds():
+        kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(path))
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+
+
+def render(
+    helm: Helm, kube_version: str, namespace: str, *args: str, release: str = "procon"
+) -> list[dict[str, Any]]:
+    out = helm.run(
+        "template", release, CHART, "-n", namespace, f"--kube-version={kube_version}", *args
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+# ---------------------------------------------------------------- lint, render, dry-run
+
+
+@pytest.mark.parametrize("watch", [None, "team-a,team-b"], ids=["cluster-wide", "namespaced"])
+def test_helm_lint_strict(helm: Helm, watch: str | None) -> None:
+    mode = [f"--set=watchNamespaces={{{watch}}}"] if watch else []
+    result = helm.run("lint", "--strict", CHART, *mode, *EVERYTHING)
+    assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+@pytest.mark.usefixtures("monitoring_crds")
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
+def test_every_rendered_manifest_passes_server_side_dry_run(
+    helm: Helm, kubectl: Kubectl, kube_version: str, namespaces: Callable[..., str], namespaced: bool
+) -> None:
+    system = namespaces("procon-system")
+    mode: list[str] = []
+    if namespaced:
+        mode = [f"--set=watchNamespaces={{{namespaces('team-a')},{namespaces('team-b')}}}"]
+    docs = render(helm, kube_version, system, *mode, *EVERYTHING, release=f"dry-{_suffix()}")
+    kinds = {d["kind"] for d in docs}
+    expected = {
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    } | ({"Role", "RoleBinding"} if namespaced else set())
+    assert kinds == expected
+
+    result = kubectl.run(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--force-conflicts",  # the CRD exists already, applied by another field manager
+        "--field-manager=chart-dry-run",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(docs),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    accepted = [line for line in result.stdout.splitlines() if line.endswith("(server dry run)")]
+    assert len(accepted) == len(docs), result.stdout
+    assert "Warning" not in result.stderr, result.stderr
+
+
+def test_rbac_modes(helm: Helm, kube_version: str) -> None:
+    """Cluster-wide: one ClusterRole with the operator's rules. Namespaced: a Role per watched
+    namespace with the same rules, and nothing cluster-wide beyond reading CRDs and Namespaces."""
+    cluster_wide = render(helm, kube_version, "procon-system")
+    namespaced = render(helm, kube_version, "procon-system", "--set=watchNamespaces={team-a,team-b}")
+
+    operator_rules = next(
+        r for r in by_kind(cluster_wide, "ClusterRole") if r["metadata"]["name"] == "procon"
+    )["rules"]
+    assert by_kind(cluster_wide, "Role") == []
+    roles = by_kind(namespaced, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(r["rules"] == operator_rules for r in roles)
+    bindings = by_kind(namespaced, "RoleBinding")
+    assert all(
+        b["subjects"] == [{"kind": "ServiceAccount", "name": "procon", "namespace": "procon-system"}]
+        for b in bindings
+    )
+
+    cluster_rules = [
+        rule
+        for role in by_kind(namespaced, "ClusterRole")
+        if not role["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-view")
+        and not role["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-edit")
+        for rule in role["rules"]
+    ]
+    assert cluster_rules == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    ]
+    env = {
+        e["name"]: e.get("value")
+        for e in by_kind(namespaced, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PROCON_NAMESPACES"] == "team-a,team-b"
+
+    # Secrets: never update or delete; write access exists only together with the admission policy.
+    secret_rules = [r for r in operator_rules if "secrets" in r["resources"]]
+    assert secret_rules == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch"]}
+    ]
+
+
+def test_chart_crd_is_the_generated_crd(helm: Helm, kube_version: str) -> None:
+    """templates/crd.yaml renders to exactly what `procon crd` defines, plus the release's labels."""
+    generated = crd()
+    kept = by_kind(render(helm, kube_version, "procon-system"), "CustomResourceDefinition")
+    assert len(kept) == 1
+    assert kept[0]["spec"] == generated["spec"]
+    assert kept[0]["metadata"]["labels"].items() >= generated["metadata"]["labels"].items()
+    assert kept[0]["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+    not_kept = by_kind(
+        render(helm, kube_version, "procon-system", "--set=crds.keep=false"), "CustomResourceDefinition"
+    )
+    assert "annotations" not in not_kept[0]["metadata"]
+    assert (
+        by_kind(
+            render(helm, kube_version, "procon-system", "--set=crds.enabled=false"),
+            "CustomResourceDefinition",
+        )
+        == []
+    )
+
+
+# ---------------------------------------------------------------- the alerts
+
+
+@pytest.fixture(scope="module")
+def promql() -> PromQL:
+    return ensure_promql()
+
+
+@pytest.fixture(scope="module")
+def alerts(helm: Helm, kube_version: str) -> dict[str, dict[str, Any]]:
+    (rule,) = by_kind(
+        render(helm, kube_version, "procon-system", "--set=prometheusRule.enabled=true"), "PrometheusRule"
+    )
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_prometheus_rules_parse(helm: Helm, kube_version: str, promql: PromQL, tmp_path: Path) -> None:
+    """Every expr and for parses with Prometheus' own parser, with the defaults and other values."""
+    for values in ([], ["--set=prometheusRule.errorRateWindow=1h", "--set=prometheusRule.notReadyFor=1h"]):
+        path = tmp_path / "rules.yaml"
+        path.write_text(
+            yaml.safe_dump_all(render(helm, kube_version, "ns", "--set=prometheusRule.enabled=true", *values))
+        )
+        result = subprocess.run(
+            [str(promql.check), "check", str(path)], text=True, capture_output=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "3 rules parse"
+
+
+def _condition(name: str, condition: str, status: str) -> str:
+    return (
+        f'procon_connection_condition{{namespace="shop",name="{name}",processor="stripe",'
+        f'condition="{condition}",status="{status}"}}'
+    )
+
+
+def _calls(processor: str, code: str) -> str:
+    labels = f'processor="{processor}",operation="list_webhooks",status_code="{code}"'
+    return f"procon_processor_api_calls_total{{{labels}}}"
+
+
+# alert -> (series loaded one sample a minute for 30 minutes, what the expression returns at 20m)
+ALERT_CASES: dict[str, tuple[list[str], list[str]]] = {
+    # x is not Ready; y is not Ready because it is Stalled (its own alert); z is Ready.
+    "ProconConnectionNotReady": (
+        [
+            f"{_condition('x', 'Ready', 'False')} 1x30",
+            f"{_condition('x', 'Stalled', 'False')} 1x30",
+            f"{_condition('y', 'Ready', 'False')} 1x30",
+            f"{_condition('y', 'Stalled', 'True')} 1x30",
+            f"{_condition('z', 'Ready', 'True')} 1x30",
+            f"{_condition('z', 'Stalled', 'False')} 1x30",
+        ],
+        [f"{_condition('x', 'Ready', 'False')} 1"],
+    ),
+    "ProconConnectionStalled": (
+        [
+            f"{_condition('y', 'Stalled', 'True')} 1x30",
+            f"{_condition('z', 'Stalled', 'False')} 1x30",
+        ],
+        [f"{_condition('y', 'Stalled', 'True')} 1"],
+    ),
+    # Stripe: 2 of 10 calls a minute fail (503, no connection); Checkout.com: a third are 404s,
+    # which are answers, not errors.
+    "ProconProcessorErrorRate": (
+        [
+            f"{_calls('stripe', '200')} 0+8x30",
+            f"{_calls('stripe', '503')} 0+1x30",
+            f"{_calls('stripe', 'error')} 0+1x30",
+            f"{_calls('checkout', '200')} 0+10x30",
+            f"{_calls('checkout', '404')} 0+5x30",
+        ],
+        ['{processor="stripe"} 0.2'],
+    ),
+}
+
+
+@pytest.mark.parametrize("alert", list(ALERT_CASES))
+def test_alert_selects_what_it_names(
+    alerts: dict[str, dict[str, Any]], promql: PromQL, tmp_path: Path, alert: str
+) -> None:
+    """Each alert's expression, evaluated by Prometheus' engine on sample series, returns exactly
+    the series it is about (promqltest fails on a missing or an extra one)."""
+    series, expected = ALERT_CASES[alert]
+    expr = " ".join(alerts[alert]["expr"].split())
+    script = "load 1m\n" + "".join(f"  {s}\n" for s in series)
+    script += f"\neval instant at 20m {expr}\n" + "".join(f"  {e}\n" for e in expected)
+    path = tmp_path / f"{alert}.test"
+    path.write_text(script)
+    result = subprocess.run(
+        [str(promql.script), "-test.run=TestScript"],
+        env={**os.environ, "PROCON_PROMQL_SCRIPT": str(path)},
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{script}\n{result.stdout}{result.stderr}"
+
+
+def test_alert_scripts_can_fail(alerts: dict[str, dict[str, Any]], promql: PromQL, tmp_path: Path) -> None:
+    """The control: expecting the Stalled connection in ProconConnectionNotReady fails."""
+    series, _ = ALERT_CASES["ProconConnectionNotReady"]
+    expr = " ".join(alerts["ProconConnectionNotReady"]["expr"].split())
+    path = tmp_path / "wrong.test"
+    path.write_text(
+        "load 1m\n" + "".join(f"  {s}\n" for s in series) + f"\neval instant at 20m {expr}\n"
+        f"  {_condition('x', 'Ready', 'False')} 1\n  {_condition('y', 'Ready', 'False')} 1\n"
+    )
+    result = subprocess.run(
+        [str(promql.script), "-test.run=TestScript"],
+        env={**os.environ, "PROCON_PROMQL_SCRIPT": str(path)},
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    missing = [line for line in result.stdout.splitlines() if "not found" in line]
+    assert missing, result.stdout
+    assert 'name="y"' in missing[0], result.stdout
+
+
+# ---------------------------------------------------------------- values schema
+
+
+TYPOS = [
+    ("unknown-top-level-key", "--set=confg.logLevel=debug", "confg"),
+    ("unknown-nested-key", "--set=config.logLevl=debug", "logLevl"),
+    ("unknown-key-in-a-feature", "--set=metrics.serviceMonitor.enabeld=true", "enabeld"),
+    ("bad-enum", "--set=config.logLevel=verbose", "logLevel"),
+    ("two-replicas", "--set=replicaCount=2", "replicaCount"),
+    ("bad-namespace-name", "--set=watchNamespaces={Team_A}", "watchNamespaces"),
+    ("not-a-url", "--set=config.processors.stripe.apiBase=stripe-emulator:12111", "apiBase"),
+    ("string-for-number", "--set-string=config.driftInterval=often", "driftInterval"),
+]
+
+
+@pytest.mark.parametrize(("flag", "key"), [(f, k) for _, f, k in TYPOS], ids=[n for n, _, _ in TYPOS])
+def test_values_typo_is_rejected_at_install(
+    helm: Helm, namespaces: Callable[..., str], flag: str, key: str
+) -> None:
+    system = namespaces("procon-system")
+    release = f"typo-{_suffix()}"
+    result = helm.run("install", release, CHART, "-n", system, "--set=crds.enabled=false", flag, check=False)
+    assert result.returncode != 0, f"helm accepted {flag}"
+    assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
+    assert key in result.stderr, result.stderr
+    assert helm.run("list", "-n", system, "-q").stdout.strip() == ""
+
+
+def test_default_values_install_cleanly(helm: Helm, namespaces: Callable[..., str]) -> None:
+    """The control: the same install without a typo goes through (as a server-side dry run)."""
+    system = namespaces("procon-system")
+    helm.run(
+        "install", f"ok-{_suffix()}", CHART, "-n", system, "--set=crds.enabled=false", "--dry-run=server"
+    )
+
+
+# ---------------------------------------------------------------- Pod Security
+
+
+def _pod_from_deployment(docs: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
+    template = by_kind(docs, "Deployment")[0]["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"pss-{_suffix()}",
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": template["spec"],
+    }
+
+
+def test_pod_passes_pod_security_restricted(
+    helm: Helm, kubectl: Kubectl, kube_version: str, namespaces: Callable[..., str]
+) -> None:
+    """The operator pod is admitted where Pod Security `restricted` is enforced; the same pod without
+    the chart's security contexts is not (so the check can fail)."""
+    system = namespaces("procon-system", **{"pod-security.kubernetes.io/enforce": "restricted"})
+    docs = render(helm, kube_version, system)
+    service_account = by_kind(docs, "ServiceAccount")[0]
+    kubectl.apply(service_account, namespace=system)  # the ServiceAccount admission plugin wants it to exist
+    pod = _pod_from_deployment(docs, system)
+
+    result = kubectl.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False)
+    assert result.returncode == 0, result.stderr
+    container = pod["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] == 65532
+
+    del pod["spec"]["securityContext"]
+    del container["securityContext"]
+    result = kubectl.run("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False)
+    assert result.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- install, uninstall
+
+
+def test_install_then_uninstall_keeps_the_crd_and_the_connections(
+    helm: Helm, kubectl: Kubectl, namespaces: Callable[..., str]
+) -> None:
+    system = namespaces("procon-system", **{"pod-security.kubernetes.io/enforce": "restricted"})
+    apps = namespaces("apps")
+    release = f"keep-{_suffix()}"
+    crd_name = "processorconnections.procon.dev"
+    # The session installed the CRD with kubectl (crd_installed); let the release adopt it,
+    # as a cluster moving from `kubectl apply -f crds/` to the chart would.
+    kubectl.run("label", "--overwrite", "crd", crd_name, f"{MANAGED_BY}=Helm")
+    kubectl.run(
+        "annotate",
+        "--overwrite",
+        "crd",
+        crd_name,
+        f"meta.helm.sh/release-name={release}",
+        f"meta.helm.sh/release-namespace={system}",
+    )
+
+    installed = helm.run("install", release, CHART, "-n", system, "--set=crds.keep=true")
+    assert "STATUS: deployed" in installed.stdout
+    fullname = f"{release}-procon"
+    deployment = kubectl.get_json("deployment", fullname, "-n", system)
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 1
+    definition = kubectl.get_json("crd", crd_name)
+    assert definition["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    kubectl.get_json("validatingadmissionpolicy", f"{fullname}-{system}-secret-writes")
+
+    kubectl.apply(connection("kept"), namespace=apps)
+    uninstalled = helm.run("uninstall", release, "-n", system)
+    assert "kept due to the resource policy" in uninstalled.stdout + uninstalled.stderr
+
+    assert kubectl.get_json("crd", crd_name)["metadata"]["name"] == crd_name
+    assert kubectl.get_json("pconn", "kept", "-n", apps)["metadata"]["name"] == "kept"
+    for kind, name, ns in [
+        ("deployment", fullname, system),
+        ("serviceaccount", fullname, system),
+        ("clusterrole", fullname, None),
+        ("validatingadmissionpolicy", f"{fullname}-{system}-secret-writes", None),
+    ]:
+        args = ["get", kind, name, *(["-n", ns] if ns else []), "--ignore-not-found", "-o", "name"]
+        assert kubectl.run(*args).stdout.strip() == "", f"{kind}/{name} outlived helm uninstall"
+
+
+# ---------------------------------------------------------------- the ServiceAccount's permissions
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    service_account: str
+    watched: str
+    unwatched: str
+
+
+@dataclass(frozen=True)
+class AsServiceAccount:
+    """kubectl with a token of the chart's ServiceAccount (TokenRequest API), not the admin certificate."""
+
+    cluster: control_plane.Cluster
+    kubeconfig: Path
+
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig)}
+        result = subprocess.run(
+            ["kubectl", *args], input=input, text=True, capture_output=True, env=env, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} as the ServiceAccount failed:\n{result.stderr}")
+        return result
+
+    def can_i(self, verb: str, resource: str, namespace: str | None, subresource: str | None = None) -> bool:
+        where = ["-n", namespace] if namespace else ["--all-namespaces"]
+        extra = [f"--subresource={subresource}"] if subresource else []
+        answer = self.run("auth", "can-i", verb, resource, *where, *extra, check=False).stdout.strip()
+        assert answer in ("yes", "no"), answer
+        return answer == "yes"
+
+
+def service_account_kubeconfig(
+    kubectl: Kubectl, cluster: control_plane.Cluster, namespace: str, name: str, path: Path
+) -> Path:
+    """A kubeconfig with a fresh token for the ServiceAccount and the cluster's CA and address."""
+    token = kubectl.run("create", "token", name, "-n", namespace, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "procon",
+                "cluster": {
+                    "server": admin["server"],
+                    "certificate-authority-data": admin["certificate-authority-data"],
+                },
+            }
+        ],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "procon", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def _install(helm: Helm, namespaces: Callable[..., str], watch: bool) -> Release:
+    system = namespaces("procon-system")
+    watched, unwatched = namespaces("team-a"), namespaces("team-b")
+    name = f"sa-{_suffix()}"
+    mode = [f"--set=watchNamespaces={{{watched}}}"] if watch else []
+    # The CRD is the session's (crd_installed); this release only brings the operator's side.
+    helm.run("install", name, CHART, "-n", system, "--set=crds.enabled=false", *mode)
+    return Release(name, system, f"{name}-procon", watched, unwatched)
+
+
+@pytest.fixture
+def namespaced_release(helm: Helm, namespaces: Callable[..., str]) -> Iterator[Release]:
+    release = _install(helm, namespaces, watch=True)
+    yield release
+    helm.run("uninstall", release.name, "-n", release.namespace, check=False)
+
+
+@pytest.fixture
+def cluster_wide_release(helm: Helm, namespaces: Callable[..., str]) -> Iterator[Release]:
+    release = _install(helm, namespaces, watch=False)
+    yield release
+    helm.run("uninstall", release.name, "-n", release.namespace, check=False)
+
+
+def _as(kubectl: Kubectl, release: Release, tmp_path: Path) -> AsServiceAccount:
+    path = service_account_kubeconfig(
+        kubectl, kubectl.cluster, release.namespace, release.service_account, tmp_path / "sa.kubeconfig"
+    )
+    return AsServiceAccount(kubectl.cluster, path)
+
+
+def _secret(name: str, *, managed: bool) -> str:
+    labels = {MANAGED_BY: "procon"} if managed else {}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "labels": labels},
+            "stringData": {"k": "v"},
+        }
+    )
+
+
+def _await_denial(write: Callable[[], subprocess.CompletedProcess[str]]) -> subprocess.CompletedProcess[str]:
+    """The first refused write: a new ValidatingAdmissionPolicy is in force a moment after its creation."""
+
+    def refused() -> subprocess.CompletedProcess[str] | None:
+        result = write()
+        return result if result.returncode != 0 else None
+
+    return wait_for(refused, timeout=10, what="the admission policy to refuse the write")
+
+
+def test_namespaced_rbac_is_least_privilege(
+    kubectl: Kubectl, namespaced_release: Release, tmp_path: Path
+) -> None:
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    assert sa.run("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == (
+        f"system:serviceaccount:{release.namespace}:{release.service_account}"
+    )
+    a, b = release.watched, release.unwatched
+    pconn = "processorconnections.procon.dev"
+
+    # What it needs, where it needs it.
+    for verb in ("get", "list", "watch", "patch"):
+        assert sa.can_i(verb, pconn, a), verb
+    assert sa.can_i("patch", pconn, a, subresource="status")
+    assert sa.can_i("update", pconn, a, subresource="finalizers")
+    for verb in ("get", "list", "watch", "create", "patch"):
+        assert sa.can_i(verb, "secrets", a), verb
+    assert sa.can_i("create", "events", a)
+
+    # Nothing in a namespace it does not watch, its own included.
+    for namespace in (b, release.namespace):
+        for verb in ("get", "list", "watch"):
+            assert not sa.can_i(verb, "secrets", namespace), (verb, namespace)
+        assert not sa.can_i("get", pconn, namespace)
+    assert not sa.can_i("list", "secrets", None)
+
+    # Nothing it does not do, even where it watches.
+    assert not sa.can_i("update", "secrets", a)
+    assert not sa.can_i("delete", "secrets", a)
+    for verb in ("create", "update", "delete"):
+        assert not sa.can_i(verb, pconn, a), verb
+    assert not sa.can_i("get", "configmaps", a)
+    assert not sa.can_i("create", "pods", a)
+    assert not sa.can_i("get", "namespaces", None)
+
+    # An unwatched namespace is RBAC's refusal, before any admission policy.
+    denied = sa.run(
+        "create", "--dry-run=server", "-n", b, "-f", "-", input=_secret("x", managed=True), check=False
+    )
+    assert denied.returncode != 0
+    assert 'cannot create resource "secrets"' in denied.stderr, denied.stderr
+
+
+def test_admission_policy_limits_secret_writes_to_managed_ones(
+    kubectl: Kubectl, namespaced_release: Release, tmp_path: Path
+) -> None:
+    """RBAC lets the operator create and patch Secrets in a watched namespace; the
+    ValidatingAdmissionPolicy narrows that to Secrets labelled managed-by=procon. Real writes as
+    the ServiceAccount (server-side dry runs: admission runs, nothing is stored)."""
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    a = release.watched
+    policy = f"{release.service_account}-{release.namespace}-secret-writes"
+    assert sa.can_i("create", "secrets", a)  # RBAC alone would allow any create
+
+    def write(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return sa.run(*args, "--dry-run=server", "-n", a, input=input, check=False)
+
+    # A new policy takes effect within a second or so of its creation (the API server loads it
+    # asynchronously), so the first denial is awaited, not expected at once.
+    created = _await_denial(lambda: write("create", "-f", "-", input=_secret("unlabelled", managed=False)))
+    assert f"ValidatingAdmissionPolicy '{policy}'" in created.stderr, created.stderr
+    assert "may only write Secrets labelled app.kubernetes.io/managed-by=procon" in created.stderr
+
+    assert write("create", "-f", "-", input=_secret("labelled", managed=True)).returncode == 0
+
+    # Someone else's Secret: it cannot adopt it by adding the label...
+    kubectl.run("create", "-n", a, "-f", "-", input=_secret("credentials", managed=False))
+    adopted = write(
+        "patch", "secret", "credentials", "-p", json.dumps({"metadata": {"labels": {MANAGED_BY: "procon"}}})
+    )
+    assert adopted.returncode != 0
+    assert "may only change or delete Secrets that were already labelled" in adopted.stderr, adopted.stderr
+    assert write("patch", "secret", "credentials", "-p", '{"data": {"k": "eA=="}}').returncode != 0
+
+    # ... its own it may change, but not drop the label from.
+    kubectl.run("create", "-n", a, "-f", "-", input=_secret("signing", managed=True))
+    assert write("patch", "secret", "signing", "-p", '{"data": {"k": "eA=="}}').returncode == 0
+    unlabelled = write(
+        "patch", "secret", "signing", "-p", json.dumps({"metadata": {"labels": {MANAGED_BY: None}}})
+    )
+    assert unlabelled.returncode != 0
+    assert "may only write Secrets labelled" in unlabelled.stderr, unlabelled.stderr
+
+    # Only the operator is bound: an admin writes what it likes.
+    assert kubectl.run(
+        "patch", "secret", "credentials", "-n", a, "--dry-run=server", "-p", '{"data": {"k": "eA=="}}'
+    )
+
+
+def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_path: Path) -> None:
+    release = cluster_wide_release
+    sa = _as(kubectl, release, tmp_path)
+    for namespace in (release.watched, release.unwatched):
+        assert sa.can_i("watch", "secrets", namespace)
+        assert sa.can_i("patch", "processorconnections.procon.dev", namespace, subresource="status")
+    assert sa.can_i("list", "secrets", None)
+    assert not sa.can_i("delete", "secrets", release.watched)
+    assert not sa.can_i("list", "namespaces", None)  # kopf lists namespaces only in namespaced mode
+    # The admission policy applies in every namespace.
+    created = _await_denial(
+        lambda: sa.run(
+            "create",
+            "--dry-run=server",
+            "-n",
+            release.unwatched,
+            "-f",
+            "-",
+            input=_secret("x", managed=False),
+            check=False,
+        )
+    )
+    assert "ValidatingAdmissionPolicy" in created.stderr, created.stderr
+
+
+# ------------------------------------------------------------ the operator with the ServiceAccount's token
+
+
+def _other_operators(cluster: control_plane.Cluster) -> list[int]:
+    """Operator processes against this cluster (the session's `operator` fixture, a forgotten one)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"procon.cli" in argv
+            and b"run" in argv
+            and f"KUBECONFIG={cluster.kubeconfig}".encode() in environ
+        ):
+            found.append(int(proc.name))
+    return found
+
+
+def _metric_samples(port: int) -> list[tuple[str, dict[str, str], float]]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return [
+        (sample.name, dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def test_operator_with_the_service_account_token_reconciles_to_ready(
+    kubectl: Kubectl,
+    namespaced_release: Release,
+    stripe_emulator: StripeEmulator,
+    tmp_path: Path,
+) -> None:
+    release = namespaced_release
+    cluster = kubectl.cluster
+    others = _other_operators(cluster)
+    assert not others, (
+        f"operator processes {others} already run against this cluster; they would reconcile this "
+        "test's connection too (the session `operator` must start after this module)"
+    )
+    sa = _as(kubectl, release, tmp_path)
+    env = operator_env(
+        cluster.env(),
+        KUBECONFIG=str(sa.kubeconfig),
+        PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
+        PROCON_CLUSTER_NAME="helm-sa",
+        PROCON_DRIFT_INTERVAL="30",
+    )
+    env["PROCON_NAMESPACES"] = release.watched  # what the chart sets in namespaced mode
+    metrics_port = free_port()
+    env["PROCON_METRICS_PORT"] = str(metrics_port)
+    operator = start_operator(env, tmp_path / "operator.log")
+    try:
+        account = StripeAccount(stripe_emulator)
+        key = account.key(ANALYTICS_PERMISSIONS)
+        kubectl.apply([key_secret("shop", key), connection("shop")], namespace=release.watched)
+        obj = wait_condition(kubectl, release.watched, "shop", "Ready", "True", timeout=60)
+
+        endpoints = account.endpoints()
+        assert len(endpoints) == 1, endpoints
+        assert endpoints[0]["metadata"]["procon-cluster"] == "helm-sa"  # this operator's, no other
+        assert obj["status"]["webhook"]["id"] == endpoints[0]["id"]
+        published = kubectl.get_json("secret", "shop-webhook", "-n", release.watched)
+        assert published["metadata"]["labels"][MANAGED_BY] == "procon"
+
+        # The series the chart's alerts select exist, with the labels the alerts use.
+        samples = _metric_samples(metrics_port)
+        ready = {
+            "namespace": release.watched,
+            "name": "shop",
+            "processor": "stripe",
+            "condition": "Ready",
+            "status": "True",
+        }
+        assert ("procon_connection_condition", ready, 1.0) in samples
+        calls = [labels for name, labels, _ in samples if name == "procon_processor_api_calls_total"]
+        assert calls, "no procon_processor_api_calls_total samples"
+        assert all(set(labels) == {"processor", "operation", "status_code"} for labels in calls), calls
+
+        # Deleting the connection: the clean-up runs and the finalizer comes off, with these rights too.
+        kubectl.run("delete", "pconn", "shop", "-n", release.watched, "--timeout=60s")
+        wait_for(lambda: not account.endpoints(), timeout=30, what="the webhook to be deleted")
+    finally:
+        operator.stop()
+
+    log = operator.log()
+    assert "is forbidden: User" not in log, "the operator was denied something it needs"
+    assert "Not enough permissions" not in log
