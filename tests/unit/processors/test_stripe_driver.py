@@ -23,6 +23,7 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.processors.stripe.driver import StripeDriver, key_fingerprint, mode_of_key
+from procon.processors.stripe.permissions import WRITE_PROBES
 
 ACCOUNT = "acct_1DriverTest0001"
 FULL = "rk_test_51DriverFullAccessKey0000000000000000"
@@ -227,3 +228,47 @@ def test_rate_limits_follow_stripe_should_retry(emulator: StripeEmulator) -> Non
     with pytest.raises(TransientProcessorError):
         run(driver(emulator, max_network_retries=2).list_webhooks(creds(FULL), TEST))
     assert emulator.count("GET", "/v1/webhook_endpoints") == 3
+
+
+@pytest.mark.parametrize("permission", sorted(WRITE_PROBES))
+def test_every_write_probe_tells_held_from_missing(emulator: StripeEmulator, permission: str) -> None:
+    """Each write probe answers "held" for a key with the write and "missing" for one without,
+    and neither creates anything (the emulator refuses the empty create either way)."""
+    account = "acct_1WriteProbes0001"
+    holder = "rk_test_51WriteProbeHolder000000000000000000"
+    lacker = "rk_test_51WriteProbeLacker000000000000000000"
+    read = permission.removesuffix("_write") + "_read"
+    emulator.add_accounts(
+        {
+            "accounts": [
+                {
+                    "id": account,
+                    "keys": [
+                        {"key": holder, "permissions": [permission]},
+                        {"key": lacker, "permissions": [read]},
+                    ],
+                }
+            ]
+        }
+    )
+    d = driver(emulator)
+
+    async def scenario() -> tuple[Any, Any]:
+        await d.verify(creds(holder), TEST)
+        await d.verify(creds(lacker), TEST)
+        return (
+            await d.check_permissions(creds(holder), TEST, [permission]),
+            await d.check_permissions(creds(lacker), TEST, [permission]),
+        )
+
+    held, lacked = run(scenario())
+    assert (held.missing, held.probes) == ((), 1)
+    assert lacked.missing == (permission,)
+
+
+def test_setup_intent_write_is_unverifiable_not_probed(emulator: StripeEmulator) -> None:
+    """An empty SetupIntent create would succeed at Stripe (every parameter is optional), so it is
+    never sent: the permission is reported as unverifiable."""
+    report = run(driver(emulator).check_permissions(creds(FULL), TEST, ["rak_setup_intent_write"]))
+    assert (report.missing, report.unverifiable, report.probes) == ((), ("rak_setup_intent_write",), 0)
+    assert emulator.count("POST", "/v1/setup_intents") == 0

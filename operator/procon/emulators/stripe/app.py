@@ -265,6 +265,7 @@ def _list_probe_handler(probe: probes.ListProbe) -> Handler:
         params = await _params(request)
         needed = probe.permission
         if probe.path == "/v1/balance_transactions" and "data.source" in parse_expand(params):
+            # ASSUMPTION (reference: UNCONFIRMED): refused without the permission even when empty.
             needed = probes.BALANCE_SOURCE_PERMISSION  # it implies balance_read too
         access.require(state, caller, needed)
         # ASSUMPTION: filters and cursors are accepted without checks, as the lists are always empty;

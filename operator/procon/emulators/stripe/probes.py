@@ -36,7 +36,8 @@ class ListProbe:
 # order Stripe reports them; POST is modelled only where an empty POST cannot succeed at Stripe.
 LIST_PROBES: tuple[ListProbe, ...] = (
     ListProbe("/v1/balance_transactions", "rak_balance_read"),
-    ListProbe("/v1/transfers", "rak_transfer_read"),
+    # ASSUMPTION (reference: UNCONFIRMED): "Balance Transfers" in platforms' lists is Transfers.
+    ListProbe("/v1/transfers", "rak_transfer_read", ("amount", "currency", "destination")),
     ListProbe("/v1/charges", "rak_charge_read", ("amount", "currency")),
     ListProbe("/v1/disputes", "rak_dispute_read"),
     ListProbe("/v1/events", "rak_event_read"),
@@ -45,6 +46,7 @@ LIST_PROBES: tuple[ListProbe, ...] = (
     ListProbe("/v1/payment_methods", "rak_payment_method_read"),
     ListProbe("/v1/payouts", "rak_payout_read", ("amount", "currency")),
     ListProbe("/v1/products", "rak_product_read", ("name",)),
+    # No POST: every SetupIntent create parameter is optional, so procon never probes it.
     ListProbe("/v1/setup_intents", "rak_setup_intent_read"),
     ListProbe("/v1/credit_notes", "rak_credit_note_read", ("invoice",)),
     ListProbe("/v1/subscriptions", "rak_subscription_read", ("customer",)),

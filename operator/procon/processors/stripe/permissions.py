@@ -41,9 +41,13 @@ _LIST: Mapping[str, object] = {"limit": 1}
 # From the reference's permission table (stripe.md §2).
 READ_PROBES: dict[str, Probe] = {
     "rak_balance_read": Probe("GET", "/v1/balance"),
+    # ASSUMPTION (reference: UNCONFIRMED): the expand is refused without the
+    # permission even when the list is empty.
     "rak_balance_transaction_source_read": Probe(
         "GET", "/v1/balance_transactions", {"limit": 1, "expand": ["data.source"]}
     ),
+    # "Balance Transfers" in platforms' lists; ASSUMPTION (reference: UNCONFIRMED)
+    # that it is Transfers, the only matching permission Stripe publishes.
     "rak_transfer_read": Probe("GET", "/v1/transfers", _LIST),
     "rak_charge_read": Probe("GET", "/v1/charges", _LIST),
     "rak_dispute_read": Probe("GET", "/v1/disputes", _LIST),
@@ -73,7 +77,6 @@ _WRITE_PATHS = {
     "rak_product_write": "/v1/products",
     "rak_payout_write": "/v1/payouts",
     "rak_transfer_write": "/v1/transfers",
-    "rak_setup_intent_write": "/v1/setup_intents",
     "rak_subscription_write": "/v1/subscriptions",
     "rak_credit_note_write": "/v1/credit_notes",
 }
@@ -84,8 +87,10 @@ WRITE_PROBES: dict[str, Probe] = {
 # Checked by the endpoint calls themselves rather than by a probe.
 VERIFIED_BY_USE = frozenset({"rak_webhook_write"})
 
-# Permissions that exist but have no safe probe: /v1/skus was removed.
-UNPROBEABLE = frozenset({"rak_sku_read", "rak_sku_write"})
+# Permissions that exist but have no safe probe: /v1/skus was removed, and
+# every parameter of a SetupIntent create is optional, so an empty create
+# would make a real SetupIntent instead of being refused.
+UNPROBEABLE = frozenset({"rak_sku_read", "rak_sku_write", "rak_setup_intent_write"})
 
 
 def probe_for(permission: str) -> Probe | None:
