@@ -2,9 +2,11 @@
 Lua, on live objects in the real API server.
 
 kstatus is ``sigs.k8s.io/cli-utils``' ``status.Compute``, the rules Flux's health checks apply,
-built from its Go module (``hack/kstatus``). The statuses are written through the status
-subresource by hand, as the operator writes them (procon.reconcile.conditions), so each case is
-exactly the one named; no operator runs (and the session's must not yet: see the
+built from its Go module (``hack/kstatus``). Each status is built by the operator's own code
+(``procon.reconcile.conditions.build``, from an ``Assessment`` like the ones the reconciler makes)
+and written through the status subresource, so each case is exactly the one named and what is
+judged is what the operator really writes: a change to the conditions that kstatus or the Lua
+check would misread fails here. No operator runs (and the session's must not yet: see the
 ``no_session_operator`` marker in conftest.py).
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,13 @@ import pytest
 import yaml
 
 from procon.dev.toolchain import ensure_kstatus
+from procon.reconcile import conditions
+from procon.reconcile.conditions import Assessment, Verdict
 from tests.argocd_health import health
 from tests.integration.conftest import Kubectl
 from tests.integration.operator_harness import connection
 
 pytestmark = [pytest.mark.no_session_operator, pytest.mark.usefixtures("crd_installed")]
-
-NOW = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
@@ -34,54 +35,53 @@ def kstatus() -> Path:
     return ensure_kstatus()
 
 
-def condition(type_: str, status: str, reason: str, message: str = "", generation: int = 1) -> dict[str, Any]:
+def written(assessment: Assessment, generation: int = 1) -> dict[str, Any]:
+    """The status the operator writes for ``assessment`` at ``generation``.
+
+    The conditions are ``conditions.build``'s, unchanged. Around them, what every status write of the
+    reconciler carries as well: the top-level ``observedGeneration`` (the generation kstatus reads)
+    and ``missingPermissions``.
+    """
     return {
-        "type": type_,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": NOW,
         "observedGeneration": generation,
+        "conditions": conditions.build(assessment, generation=generation),
+        "missingPermissions": [],
     }
 
 
-def summary(
-    ready: tuple[str, ...], reconciling: tuple[str, ...], stalled: tuple[str, ...], generation: int = 1
-) -> dict[str, Any]:
-    """A status with the three kstatus conditions (the domain ones do not change the verdicts)."""
-    return {
-        "observedGeneration": generation,
-        "conditions": [
-            condition("Ready", *ready, generation=generation),
-            condition("Reconciling", *reconciling, generation=generation),
-            condition("Stalled", *stalled, generation=generation),
-        ],
-    }
+# The domain verdicts as the reconciler words them.
+CREDENTIALS_OK = Verdict("True", "CredentialsVerified", "test-mode credentials of account acct_1Health")
+PERMISSIONS_OK = Verdict("True", "PermissionsGranted", "every required permission is held")
+WEBHOOK_OK = Verdict("True", "EndpointReady", "webhook we_1Health delivers 2 event types")
+KEY_REJECTED = Verdict("False", "InvalidCredentials", "the key was rejected")
+WAITING = Verdict("Unknown", "WaitingForCredentials", "not checked until the credentials are valid")
 
-
-# What procon.reconcile.conditions writes in each state.
-STARTING = summary(
-    ("False", "Reconciling", "the operator has seen this connection and is checking it"),
-    ("True", "Reconciling"),
-    ("False", "NotStalled"),
+# Each state the reconciler reports, as the Assessment it builds for it.
+STARTING = written(Assessment(starting=True))  # first sight, before any check
+READY = written(Assessment(credentials=CREDENTIALS_OK, permissions=PERMISSIONS_OK, webhook=WEBHOOK_OK))
+# Not stalled: in GitOps the Secret often lands after the connection.
+SECRET_MISSING = written(
+    Assessment(credentials=Verdict("False", "CredentialsSecretNotFound", "Secret shop-key not found"))
 )
-READY = summary(
-    ("True", "Ready", "the connection is verified and its webhook is ready"),
-    ("False", "ReconcileSucceeded"),
-    ("False", "NotStalled"),
+# Someone else's webhook on the same URL: left alone, the connection waits.
+CONFLICT = written(
+    Assessment(
+        credentials=CREDENTIALS_OK,
+        permissions=PERMISSIONS_OK,
+        webhook=Verdict("False", "EndpointConflict", "webhook we_1Other is not owned by procon"),
+    )
 )
-PROGRESSING = summary(
-    ("False", "WebhookPending", "creating the webhook"), ("True", "Progressing"), ("False", "NotStalled")
+# A transient error after an earlier Ready: the domain verdicts carried over, the retry on top.
+RETRYING = written(
+    Assessment(
+        credentials=CREDENTIALS_OK,
+        permissions=PERMISSIONS_OK,
+        webhook=WEBHOOK_OK,
+        retrying="Stripe answered 503",
+    )
 )
-RETRYING = summary(
-    ("False", "ProcessorUnavailable", "Stripe answered 503"),
-    ("True", "RetryingAfterError"),
-    ("False", "NotStalled"),
-)
-STALLED = summary(
-    ("False", "InvalidCredentials", "the key was rejected"),
-    ("False", "Stalled"),
-    ("True", "InvalidCredentials", "the key was rejected"),
+STALLED = written(
+    Assessment(credentials=KEY_REJECTED, permissions=WAITING, webhook=WAITING, stalled=KEY_REJECTED)
 )
 
 
@@ -124,7 +124,8 @@ CASES: list[tuple[str, dict[str, Any], bool, str, str]] = [
     # name, status, edit the spec after writing it, kstatus, Argo CD
     ("starting", STARTING, False, "InProgress", "Progressing"),
     ("ready", READY, False, "Current", "Healthy"),
-    ("working-on-it", PROGRESSING, False, "InProgress", "Progressing"),
+    ("working-on-it", SECRET_MISSING, False, "InProgress", "Progressing"),
+    ("endpoint-conflict", CONFLICT, False, "InProgress", "Progressing"),
     ("retrying", RETRYING, False, "InProgress", "Progressing"),
     ("stalled", STALLED, False, "Failed", "Degraded"),
     ("ready-but-spec-changed", READY, True, "InProgress", "Progressing"),
@@ -156,6 +157,8 @@ def test_kstatus_and_argocd_on_live_connections(
     obj = live(kubectl, namespace, "shop")
     assert obj["metadata"]["generation"] == (2 if edit_spec else 1)
     assert obj["status"]["observedGeneration"] == 1
+    # The API server stored the conditions as built (the CRD schema pruned nothing).
+    assert obj["status"]["conditions"] == status["conditions"]
 
     verdict = kstatus_of(kstatus, obj)
     assert verdict["status"] == expected_kstatus, verdict

@@ -7,9 +7,10 @@
 - ``helm install`` succeeds and ``helm uninstall`` leaves the CRD and the
   connections in place when ``crds.keep`` is set;
 - the operator, run with the chart's ServiceAccount token instead of admin
-  credentials, reconciles a Stripe connection to Ready and cleans up after
-  it, while RBAC and the ValidatingAdmissionPolicy keep it away from Secrets
-  it has no business with.
+  credentials, in both RBAC modes, reconciles a Stripe connection to a Ready
+  that kstatus and the Argo CD check agree on, and cleans up after it, while
+  RBAC and the ValidatingAdmissionPolicy keep it away from Secrets it has no
+  business with.
 
 These tests run before the session's cluster-wide ``operator`` starts (see
 the ``no_session_operator`` marker in conftest.py): it would reconcile this
@@ -35,8 +36,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from procon.api.crd import crd
 from procon.dev import cluster as control_plane
 from procon.dev.processes import free_port
-from procon.dev.toolchain import PromQL, ensure_monitoring_crds, ensure_promql
+from procon.dev.toolchain import PromQL, ensure_kstatus, ensure_monitoring_crds, ensure_promql
 from procon.emulators.stripe import StripeEmulator
+from tests.argocd_health import health
 from tests.conftest import ROOT
 from tests.integration.conftest import Helm, Kubectl
 from tests.integration.operator_harness import (
@@ -48,6 +50,7 @@ from tests.integration.operator_harness import (
     start_operator,
     wait_condition,
 )
+from tests.integration.test_health_checks import kstatus_of
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.no_session_operator, pytest.mark.usefixtures("crd_installed")]
@@ -493,6 +496,11 @@ class Release:
     watched: str
     unwatched: str
 
+    @property
+    def fullname(self) -> str:
+        """The name of the release's Deployment (the chart's `procon.fullname`)."""
+        return f"{self.name}-procon"
+
 
 @dataclass(frozen=True)
 class AsServiceAccount:
@@ -686,9 +694,18 @@ def test_admission_policy_limits_secret_writes_to_managed_ones(
     assert "may only write Secrets labelled" in unlabelled.stderr, unlabelled.stderr
 
     # Only the operator is bound: an admin writes what it likes.
-    assert kubectl.run(
-        "patch", "secret", "credentials", "-n", a, "--dry-run=server", "-p", '{"data": {"k": "eA=="}}'
+    admin = kubectl.run(
+        "patch",
+        "secret",
+        "credentials",
+        "-n",
+        a,
+        "--dry-run=server",
+        "-p",
+        '{"data": {"k": "eA=="}}',
+        check=False,
     )
+    assert admin.returncode == 0, admin.stderr
 
 
 def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_path: Path) -> None:
@@ -739,6 +756,13 @@ def _other_operators(cluster: control_plane.Cluster) -> list[int]:
     return found
 
 
+def _deployment_env(kubectl: Kubectl, release: Release) -> dict[str, str]:
+    """The operator container's environment as the release installed it."""
+    deployment = kubectl.get_json("deployment", release.fullname, "-n", release.namespace)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
 def _metric_samples(port: int) -> list[tuple[str, dict[str, str], float]]:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return [
@@ -748,13 +772,23 @@ def _metric_samples(port: int) -> list[tuple[str, dict[str, str], float]]:
     ]
 
 
+@pytest.mark.parametrize(
+    "mode", ["namespaced_release", "cluster_wide_release"], ids=["namespaced", "cluster-wide"]
+)
 def test_operator_with_the_service_account_token_reconciles_to_ready(
+    request: pytest.FixtureRequest,
     kubectl: Kubectl,
-    namespaced_release: Release,
     stripe_emulator: StripeEmulator,
     tmp_path: Path,
+    mode: str,
 ) -> None:
-    release = namespaced_release
+    """Both RBAC modes are proven sufficient by a real run, not only by `kubectl auth can-i`.
+
+    In cluster-wide mode the operator serves every namespace, so it may also meet connections
+    other tests left behind: its own cluster name tags only the webhooks it creates, the Stripe
+    account is this test's alone, and every assertion names this test's namespace and connection.
+    """
+    release: Release = request.getfixturevalue(mode)
     cluster = kubectl.cluster
     others = _other_operators(cluster)
     assert not others, (
@@ -762,14 +796,20 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
         "test's connection too (the session `operator` must start after this module)"
     )
     sa = _as(kubectl, release, tmp_path)
+    # Its own cluster name: in cluster-wide mode it must not take another operator's webhooks for its own.
+    cluster_name = f"helm-sa-{_suffix()}"
     env = operator_env(
         cluster.env(),
         KUBECONFIG=str(sa.kubeconfig),
         PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
-        PROCON_CLUSTER_NAME="helm-sa",
+        PROCON_CLUSTER_NAME=cluster_name,
         PROCON_DRIFT_INTERVAL="30",
     )
-    env["PROCON_NAMESPACES"] = release.watched  # what the chart sets in namespaced mode
+    # The scope the installed Deployment gives it: the watched namespace, or "" (every namespace).
+    watching = _deployment_env(kubectl, release)["PROCON_NAMESPACES"]
+    assert watching == (release.watched if mode == "namespaced_release" else ""), watching
+    if watching:
+        env["PROCON_NAMESPACES"] = watching
     metrics_port = free_port()
     env["PROCON_METRICS_PORT"] = str(metrics_port)
     operator = start_operator(env, tmp_path / "operator.log")
@@ -779,9 +819,15 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
         kubectl.apply([key_secret("shop", key), connection("shop")], namespace=release.watched)
         obj = wait_condition(kubectl, release.watched, "shop", "Ready", "True", timeout=60)
 
+        # What Flux (kstatus) and Argo CD (the Lua check) make of the live Ready object.
+        assert kstatus_of(ensure_kstatus(), obj)["status"] == "Current"
+        argocd = health(obj)
+        assert argocd["status"] == "Healthy", argocd
+
         endpoints = account.endpoints()
         assert len(endpoints) == 1, endpoints
-        assert endpoints[0]["metadata"]["procon-cluster"] == "helm-sa"  # this operator's, no other
+        assert endpoints[0]["metadata"]["procon-cluster"] == cluster_name  # this operator's, no other
+        assert endpoints[0]["metadata"]["procon-namespace"] == release.watched
         assert obj["status"]["webhook"]["id"] == endpoints[0]["id"]
         published = kubectl.get_json("secret", "shop-webhook", "-n", release.watched)
         assert published["metadata"]["labels"][MANAGED_BY] == "procon"
@@ -809,3 +855,6 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
     log = operator.log()
     assert "is forbidden: User" not in log, "the operator was denied something it needs"
     assert "Not enough permissions" not in log
+    # It really ran in the release's mode (kopf names the scope of each watch it starts).
+    scope = f"in '{release.watched}'" if watching else "cluster-wide"
+    assert f"Starting the watch-stream for processorconnections.v1alpha1.procon.dev {scope}" in log

@@ -41,8 +41,6 @@ def test_argocd_applications(repo_root: Path, gitops: Path) -> None:
     assert set(apps) == {"procon", "procon-connections"}
     assert (repo_root / apps["procon"]["spec"]["source"]["path"] / "Chart.yaml").is_file()
     assert apps["procon-connections"]["spec"]["source"]["path"] == str(GITOPS / "connections")
-    # The operator first: a lower sync wave.
-    assert int(apps["procon"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < 0
     # The health check is part of what the kustomization applies.
     (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
     assert "resource.customizations.health.procon.dev_ProcessorConnection" in config_map["data"]
@@ -61,3 +59,50 @@ def test_flux_kustomizations_wait_on_kstatus(repo_root: Path, gitops: Path) -> N
     (release,) = _kustomization_resources(gitops / "flux" / "operator")
     assert release["kind"] == "HelmRelease"
     assert (repo_root / release["spec"]["chart"]["spec"]["chart"] / "Chart.yaml").is_file()
+
+
+def _retry_window(backoff: dict[str, Any], limit: int) -> float:
+    """Seconds Argo CD keeps retrying a failed sync: `duration` multiplied by `factor` after each
+    retry, capped at `maxDuration`, `limit` times."""
+
+    def seconds(text: str) -> float:
+        units = {"s": 1, "m": 60, "h": 3600}
+        return float(text[:-1]) * units[text[-1]]
+
+    delay, cap = seconds(backoff["duration"]), seconds(backoff["maxDuration"])
+    total = 0.0
+    for _ in range(limit):
+        total += min(delay, cap)
+        delay *= backoff["factor"]
+    return total
+
+
+def test_argocd_connections_wait_for_the_crd_by_retrying(gitops: Path) -> None:
+    """The two Applications are applied side by side with `kubectl apply -k`: nothing syncs the
+    operator's first (sync waves order resources inside one Application's sync, and these are no
+    parent's resources). What works: the connections' Application skips the dry run for the kind the
+    cluster does not know yet and retries the failed apply until the chart has created the CRD."""
+    docs = _kustomization_resources(gitops / "argocd")
+    apps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Application"}
+    # No sync-wave annotation claiming an order that top-level Applications do not get.
+    for app in apps.values():
+        assert "argocd.argoproj.io/sync-wave" not in (app["metadata"].get("annotations") or {})
+
+    policy = apps["procon-connections"]["spec"]["syncPolicy"]
+    assert "SkipDryRunOnMissingResource=true" in policy["syncOptions"]
+    # An automated sync never retries a failed sync of the same commit by itself: `retry` must,
+    # for long enough that the chart is rendered, applied and its CRD established (minutes).
+    assert policy["automated"]
+    retry = policy["retry"]
+    assert retry["limit"] < 0 or _retry_window(retry["backoff"], retry["limit"]) >= 10 * 60
+    # The chart's CRD is what the connections wait for: it is in the operator's Application.
+    assert apps["procon"]["spec"]["source"]["path"] == "charts/procon"
+    values = apps["procon"]["spec"]["source"].get("helm", {}).get("valuesObject", {})
+    assert values.get("crds", {}).get("enabled", True) is True
+
+
+def test_retry_window_arithmetic() -> None:
+    """The control for the window above: 10s doubling, capped at 3m, 10 times is 1210s; 5 times, 310s."""
+    backoff = {"duration": "10s", "factor": 2, "maxDuration": "3m"}
+    assert _retry_window(backoff, 10) == 1210
+    assert _retry_window(backoff, 5) == 310
