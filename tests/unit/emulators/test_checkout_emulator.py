@@ -87,6 +87,15 @@ def bearer(credential: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
 
 
+# Balances are served only on the (never prefixed) balances host.
+BALANCES_HOST = {"Host": "balances.checkout.test"}
+
+
+def on_host_for(path: str) -> dict[str, str]:
+    """The Host header a probe path needs on the unprefixed address: balances has its own host."""
+    return BALANCES_HOST if path.startswith("/balances") else {}
+
+
 def token_request(
     http: httpx.Client,
     credentials: tuple[str, str],
@@ -183,6 +192,16 @@ def test_bad_credentials_are_400_invalid_client(
     assert response.status_code == 400
     assert response.json() == {"error": "invalid_client"}
     assert_checkout_headers(response)
+
+
+def test_the_invalid_client_status_is_a_setting(emu: CheckoutEmulator, http: httpx.Client) -> None:
+    """400 as the spec says; 401, which RFC 6749 allows and the reference marks unconfirmed, by setting."""
+    emu.update_settings(invalid_client_status=401)
+    for credentials, style in [((OPERATOR[0], "wrong-secret"), "basic"), (("", ""), "body")]:
+        response = token_request(http, credentials, style=style)
+        assert (response.status_code, response.json()) == (401, {"error": "invalid_client"})
+    assert token_request(http, OPERATOR, "disputes").json() == {"error": "invalid_scope"}  # still 400
+    assert token_request(http, OPERATOR, "disputes").status_code == 400
 
 
 def test_two_different_credentials_in_one_request_are_refused(http: httpx.Client) -> None:
@@ -344,6 +363,32 @@ def test_credentials_work_only_on_their_own_accounts_host(emu: CheckoutEmulator,
     assert hosts.get(f"{emu.api_base}/workflows", headers=bearer(SK_OTHER)).status_code == 200
 
 
+def test_sandbox_and_production_hosts_refuse_the_other_environments_credentials(
+    emu: CheckoutEmulator, hosts: httpx.Client
+) -> None:
+    """Separate hosts per environment (reference section 2): the other one does not know a credential."""
+    form = {"grant_type": "client_credentials", "scope": "flow"}
+    sandbox_auth, production_auth = "https://access.sandbox.checkout.com", "https://access.checkout.com"
+    assert hosts.post(f"{sandbox_auth}/connect/token", data=form, auth=OPERATOR).status_code == 200
+    refused = hosts.post(f"{production_auth}/connect/token", data=form, auth=OPERATOR)
+    assert (refused.status_code, refused.json()) == (400, {"error": "invalid_client"})
+    live = hosts.post(f"{production_auth}/connect/token", data=form, auth=PRODUCTION)
+    assert live.status_code == 200
+    refused = hosts.post(f"{sandbox_auth}/connect/token", data=form, auth=PRODUCTION)
+    assert (refused.status_code, refused.json()) == (400, {"error": "invalid_client"})
+    # The API hosts likewise: a token or key of the other environment is a 401.
+    live_token = live.json()["access_token"]
+    assert hosts.get("https://api.checkout.com/workflows", headers=bearer(live_token)).status_code == 200
+    assert (
+        hosts.get("https://api.sandbox.checkout.com/workflows", headers=bearer(live_token)).status_code == 401
+    )
+    assert hosts.get("https://api.checkout.com/workflows", headers=bearer(SK_FULL)).status_code == 401
+    assert hosts.get("https://api.sandbox.checkout.com/workflows", headers=bearer(SK_FULL)).status_code == 200
+    # The emulator's own names serve both environments.
+    assert hosts.get(f"{emu.api_base}/workflows", headers=bearer(live_token)).status_code == 200
+    assert hosts.get(f"{emu.api_base}/workflows", headers=bearer(SK_FULL)).status_code == 200
+
+
 def test_a_plain_host_header_selects_the_account_too(emu: CheckoutEmulator, http: httpx.Client) -> None:
     headers = {**bearer(SK_FULL), "Host": "vkuhvk4v.api.sandbox.localhost"}
     response = http.post("/workflows", json=workflow_body(), headers=headers)
@@ -446,11 +491,12 @@ def test_each_probe_needs_its_scope_parent_or_child(
     accepted: tuple[str, ...],
     allowed_status: int,
 ) -> None:
-    denied = http.request(method, path, json=body, headers=bearer(bare_key))
+    headers = {**bearer(bare_key), **on_host_for(path)}
+    denied = http.request(method, path, json=body, headers=headers)
     assert denied.status_code == 401
     for scope in accepted:
         emu.grant(bare_key, scope)
-        allowed = http.request(method, path, json=body, headers=bearer(bare_key))
+        allowed = http.request(method, path, json=body, headers=headers)
         assert allowed.status_code == allowed_status, (scope, allowed.text)
         assert_checkout_headers(allowed)
         emu.revoke(bare_key, scope)
@@ -469,7 +515,7 @@ def test_probe_answers_have_the_documented_shapes(http: httpx.Client) -> None:
     assert reports["_links"]["self"]["href"].endswith("/reports?limit=1")
     actions = http.get("/financial-actions?action_id=act_x", headers=headers).json()
     assert (actions["count"], actions["limit"], actions["data"]) == (0, 100, [])
-    assert http.get(f"/balances/{ENTITY}", headers=headers).json() == {"data": []}
+    assert http.get(f"/balances/{ENTITY}", headers={**headers, **BALANCES_HOST}).json() == {"data": []}
     assert http.post("/payments/search", json={}, headers=headers).json() == {"data": []}
     assert http.get("/payments/pay_x", headers=headers).content == b""
 
@@ -489,12 +535,36 @@ def test_bad_dispute_paging_is_a_422(http: httpx.Client, query: str) -> None:
 
 
 def test_balances_check_the_entity(emu: CheckoutEmulator, http: httpx.Client) -> None:
-    assert http.get("/balances/ent_notthisaccountsentity", headers=bearer(SK_FULL)).status_code == 404
+    def status(entity: str, key: str) -> int:
+        return http.get(f"/balances/{entity}", headers={**bearer(key), **BALANCES_HOST}).status_code
+
+    assert status("ent_notthisaccountsentity", SK_FULL) == 404
     # SK_WORKFLOWS is restricted to ENTITY.
-    assert http.get(f"/balances/{ENTITY}", headers=bearer(SK_WORKFLOWS)).status_code == 200
-    assert http.get(f"/balances/{OTHER_ENTITY}", headers=bearer(SK_WORKFLOWS)).status_code == 401
+    assert status(ENTITY, SK_WORKFLOWS) == 200
+    assert status(OTHER_ENTITY, SK_WORKFLOWS) == 401
     emu.update_settings(missing_scope_status=403)
-    assert http.get(f"/balances/{OTHER_ENTITY}", headers=bearer(SK_WORKFLOWS)).status_code == 403
+    assert status(OTHER_ENTITY, SK_WORKFLOWS) == 403
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        None,  # the IP address: the classic API host
+        "api.checkout.test",
+        "vkuhvk4v.api.checkout.test",
+        "vkuhvk4v.balances.checkout.test",  # the balances host is never prefixed
+        "api.sandbox.checkout.com",
+    ],
+)
+def test_balances_are_served_only_on_the_balances_host(http: httpx.Client, host: str | None) -> None:
+    """Any other host answers /balances as an unknown path: a bodiless 404, whatever the scopes."""
+    headers = bearer(SK_FULL) | ({"Host": host} if host else {})
+    response = http.get(f"/balances/{ENTITY}", headers=headers)
+    assert (response.status_code, response.content) == (404, b"")
+    assert http.get(f"/balances/{ENTITY}", headers={"Host": host or "127.0.0.1"}).status_code == 401
+    for balances in ("balances.checkout.test", "balances.sandbox.checkout.com"):
+        served = http.get(f"/balances/{ENTITY}", headers={**bearer(SK_FULL), "Host": balances})
+        assert served.status_code == 200
 
 
 def test_unknown_paths_are_bodiless_404s_once_authenticated(http: httpx.Client) -> None:

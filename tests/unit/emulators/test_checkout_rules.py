@@ -15,7 +15,13 @@ from procon.emulators.checkout import catalog, scopes, workflows
 from procon.emulators.checkout.delivery import Delivery, matches, new_event, prepare, sign
 from procon.emulators.checkout.errors import CheckoutError
 from procon.emulators.checkout.fixture import FixtureError, load_fixture, parse_fixture, parse_settings
-from procon.emulators.checkout.hosts import account_prefix, client_prefix, hostname
+from procon.emulators.checkout.hosts import (
+    account_prefix,
+    client_prefix,
+    environment,
+    hostname,
+    is_balances_host,
+)
 from procon.emulators.checkout.ids import new_id
 from procon.emulators.checkout.state import (
     BodyStyle,
@@ -92,6 +98,36 @@ def codes_of(body: Any) -> list[str]:
 )
 def test_the_host_header_names_the_account(host: str, prefix: str | None) -> None:
     assert account_prefix(host) == prefix
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("api.sandbox.checkout.com", "sandbox"),
+        ("vkuhvk4v.access.sandbox.checkout.com", "sandbox"),
+        ("balances.sandbox.checkout.com", "sandbox"),
+        ("vkuhvk4v.api.sandbox.localhost:9000", "sandbox"),
+        ("api.checkout.com", "production"),
+        ("vkuhvk4v.access.checkout.com", "production"),
+        ("balances.checkout.com.", "production"),
+        ("api.checkout.test:8080", None),  # the emulator's own names serve both
+        ("vkuhvk4v.api.checkout.test", None),
+        ("127.0.0.1:8080", None),
+        ("notcheckout.com", None),
+        ("", None),
+    ],
+)
+def test_the_host_name_says_its_environment_or_nothing(host: str, served: str | None) -> None:
+    assert environment(host) == served
+
+
+def test_the_balances_host_is_the_unprefixed_balances_name() -> None:
+    assert is_balances_host("balances.checkout.com")
+    assert is_balances_host("balances.sandbox.checkout.com")
+    assert is_balances_host("balances.checkout.test:8080")
+    assert not is_balances_host("vkuhvk4v.balances.checkout.com")
+    assert not is_balances_host("api.checkout.com")
+    assert not is_balances_host("127.0.0.1:8080")
 
 
 def test_the_prefix_is_the_first_eight_characters_after_cli() -> None:
@@ -396,6 +432,13 @@ def test_settings_merge_onto_a_base_and_reach_the_enums() -> None:
     again = parse_settings({"missing_scope_status": 403}, settings)
     assert (again.missing_scope_status, again.workflow_limit) == (403, 50)
     assert again.to_json()["unauthorized_body"] == "json"
+
+
+def test_the_invalid_client_status_is_400_or_401() -> None:
+    assert CheckoutSettings().invalid_client_status == 400  # what the spec documents
+    assert parse_settings({"invalid_client_status": 401}).invalid_client_status == 401
+    with pytest.raises(FixtureError, match="invalid_client_status"):
+        parse_settings({"invalid_client_status": 403})
 
 
 def test_secrets_stay_out_of_reprs() -> None:

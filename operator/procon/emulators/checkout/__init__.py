@@ -34,9 +34,18 @@ each account's prefixed hosts. Which account a host names is read from the
   host in the ``Host`` header. (``*.checkout.test`` never resolves in DNS.)
 
 The balances API, a separate host at Checkout.com (``balances.checkout.com``,
-never prefixed), is served on the same server at ``/balances/{entity_id}``.
-Sandbox and production are told apart by the credential's account, not by the
-host name.
+never prefixed), is served on the same server at ``/balances/{entity_id}``, but
+only to a ``Host`` whose first label is ``balances`` (``balances.checkout.test``
+or ``balances.sandbox.checkout.com`` through the transport); any other host
+answers it with a 404, as for an unknown path.
+
+Sandbox and production are told apart by the credential's account, and also by
+the host where its name says: a ``sandbox`` label is a sandbox host, a
+``checkout.com`` name without one a production host, and a credential of the
+other environment is refused there (a 401, or ``invalid_client`` at the token
+endpoint). To exercise that, use Checkout.com's real host names with the
+transport; the emulator's own names (``*.checkout.test``, the IP address) serve
+both environments.
 
 Modules
 -------

@@ -4,8 +4,9 @@ Every API request carries ``Authorization: Bearer <credential>``, an OAuth
 access token or a secret key (section 1.2: NAS keys need the ``Bearer``
 prefix). The checks, in order: a credential was given and is known, usable and
 unexpired (401); the host's account prefix, if any, is the credential's
-account (401); the credential holds a scope the endpoint accepts (401 or 403,
-by fixture setting).
+account (401); the host's environment, if its name says one, is the
+credential's (401); the credential holds a scope the endpoint accepts (401 or
+403, by fixture setting).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procon.emulators.checkout import errors, scopes
-from procon.emulators.checkout.hosts import account_prefix
+from procon.emulators.checkout.hosts import account_prefix, environment
 from procon.emulators.checkout.state import (
     NAS_SECRET_KEY,
     AccessKey,
@@ -77,7 +78,20 @@ def authenticate(state: CheckoutState, authorization: str | None, host: str | No
     # the reference documents only the token host's 406 for unknown prefixes.
     if prefix is not None and prefix != caller.client.prefix:
         raise _unauthorized(state)
+    if not serves_environment(host, caller.client):
+        raise _unauthorized(state)
     return caller
+
+
+def serves_environment(host: str | None, client: Client) -> bool:
+    """Whether a host serves the client's environment (sandbox or production).
+
+    ASSUMPTION: sandbox and production are separate hosts (reference section 2, confirmed), and a
+    credential of one is unknown to the other's, so it is refused as a bad credential is: a 401 on
+    the API, ``invalid_client`` at the token endpoint. What the real hosts answer is not documented.
+    """
+    served = environment(host)
+    return served is None or served == client.mode.value
 
 
 def _token_caller(state: CheckoutState, credential: str, now: float) -> Caller | None:
@@ -143,19 +157,24 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (client_id, secret) if separator else None
 
 
-def client_credentials(authorization: str | None, form: Mapping[str, str]) -> tuple[str, str]:
-    """The access key id and secret from HTTP Basic, the form body, or both (the official Python SDK)."""
+def client_credentials(
+    authorization: str | None, form: Mapping[str, str], invalid_status: int = 400
+) -> tuple[str, str]:
+    """The access key id and secret from HTTP Basic, the form body, or both (the official Python SDK).
+
+    ``invalid_status`` is the status of the ``invalid_client`` answer (the fixture's setting).
+    """
     basic = _basic_credentials(authorization)
     body_id, body_secret = form.get("client_id"), form.get("client_secret")
     in_body = (body_id, body_secret) if body_id is not None or body_secret is not None else None
     if basic is None and in_body is None:
-        raise errors.oauth("invalid_client")
+        raise errors.invalid_client(invalid_status)
     if basic is not None and in_body is not None and basic != in_body:
         # ASSUMPTION: two different credentials in one request are refused as bad credentials.
-        raise errors.oauth("invalid_client")
+        raise errors.invalid_client(invalid_status)
     client_id, secret = basic or in_body or ("", "")
     if not client_id or not secret:
-        raise errors.oauth("invalid_client")
+        raise errors.invalid_client(invalid_status)
     return client_id, secret
 
 
@@ -178,15 +197,18 @@ def issue_token(
         raise errors.oauth("invalid_request")
     if grant_type != "client_credentials":
         raise errors.oauth("unsupported_grant_type")
-    key_id, secret = client_credentials(authorization, form)
+    key_id, secret = client_credentials(authorization, form, state.settings.invalid_client_status)
     with state.lock:
         key: AccessKey | None = state.access_keys.get(key_id)
         settings = state.settings
+        invalid = errors.invalid_client(settings.invalid_client_status)
         if key is None or key.secret != secret or not key.usable or key.client_id not in state.clients:
-            raise errors.oauth("invalid_client")
+            raise invalid
         # ASSUMPTION: an account's own token host knows only that account's access keys.
         if account is not None and key.client_id != account.id:
-            raise errors.oauth("invalid_client")
+            raise invalid
+        if not serves_environment(host, state.clients[key.client_id]):
+            raise invalid  # the other environment's token host does not know the key
         requested = scopes.parse_requested(form.get("scope", ""))
         if not requested:
             granted = key.scopes if settings.empty_scope is EmptyScope.ALL else frozenset()

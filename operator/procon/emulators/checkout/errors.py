@@ -91,6 +91,16 @@ def oauth(code: str, status: int = 400) -> CheckoutError:
     return CheckoutError(status, oauth_error=code)
 
 
+def invalid_client(status: int) -> CheckoutError:
+    """Bad client credentials at the token endpoint: ``{"error": "invalid_client"}``.
+
+    The spec documents it as a 400; ``status`` is the fixture's ``invalid_client_status``.
+    """
+    # ASSUMPTION (reference: UNCONFIRMED): 400 by default, as the spec says; RFC 6749 allows a 401
+    # for it, and the reference marks that [U] ("Accept both"), so 401 is a setting.
+    return oauth("invalid_client", status)
+
+
 def unknown_account_host() -> CheckoutError:
     """406 with no JSON body: what the token host answers for a prefix no account has (SDK tests)."""
     # ASSUMPTION: no body at all; the reference only says the body was not JSON.

@@ -27,6 +27,7 @@
       token_response_scope: true             # token answers carry "scope"
       workflow_limit: null                   # e.g. 50 to enforce the Dashboard's limit
       rate_limit_retry_after: null           # seconds, for a Retry-After header on 429s
+      invalid_client_status: 400             # or 401, for bad client credentials at /connect/token
 
 Mistakes (unknown fields, malformed ids or keys, a key declared twice, two
 clients with one prefix) raise ``FixtureError`` naming where they are, because
@@ -78,6 +79,7 @@ SETTINGS_FIELDS = {
     "token_response_scope",
     "workflow_limit",
     "rate_limit_retry_after",
+    "invalid_client_status",
 }
 
 _Choice = TypeVar("_Choice", Mode, BodyStyle, EmptyScope)
@@ -238,7 +240,7 @@ def parse_settings(data: Any, base: CheckoutSettings | None = None) -> CheckoutS
         return base
     fields = _mapping(data, "settings", SETTINGS_FIELDS)
     values: dict[str, Any] = {}
-    for name in ("missing_scope_status", "token_lifetime_seconds"):
+    for name in ("missing_scope_status", "token_lifetime_seconds", "invalid_client_status"):
         if name in fields:
             values[name] = _integer(fields[name], f"settings.{name}")
     for name in ("workflow_limit", "rate_limit_retry_after"):

@@ -11,8 +11,12 @@ The emulator has one address, so it reads the prefix from the ``Host`` header:
 - any other name's first label is the account prefix: ``vkuhvk4v.api.checkout.test``,
   ``vkuhvk4v.anything.at.all``.
 
-The rest of the name is ignored: sandbox and production are told apart by the
-credential, not by the host.
+Two more things are read from the name. Its environment: Checkout.com runs
+sandbox and production on separate hosts (``api.sandbox.checkout.com`` and
+``api.checkout.com``), so a ``sandbox`` label means a sandbox host and a
+``checkout.com`` name without one a production host; any other name (an IP
+address, ``api.checkout.test``) says neither and serves both. And whether it is
+the balances host, which is never prefixed: first label ``balances``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ SERVICE_LABELS = frozenset(
     {"api", "access", "balances", "files", "transfers", "forward", "sandbox", "localhost", "www"}
 )
 PREFIX_LENGTH = 8
+SANDBOX_LABEL = "sandbox"
+PRODUCTION_DOMAIN = "checkout.com"
+BALANCES_LABEL = "balances"
 # The official SDKs accept a subdomain matching this (4.8.1 raises on anything else).
 _SUBDOMAIN = re.compile(r"^(?:pl-)?[a-z0-9]+$")
 
@@ -53,6 +60,35 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def environment(host_header: str | None) -> str | None:
+    """``"sandbox"`` or ``"production"`` for a host that names its environment, None for one that does not.
+
+    Checkout.com's sandbox hosts are its production host names with a ``sandbox`` label
+    (reference section 2: ``api.sandbox.checkout.com``, ``{prefix}.access.sandbox.checkout.com``,
+    ``balances.sandbox.checkout.com``). Names outside ``checkout.com`` without that label say
+    nothing, so the emulator's own names (``api.checkout.test``, an IP address) serve both
+    environments, telling them apart by the credential alone.
+    """
+    host = hostname(host_header)
+    if not host or _is_ip(host):
+        return None
+    labels = host.split(".")
+    if SANDBOX_LABEL in labels:
+        return "sandbox"
+    if host == PRODUCTION_DOMAIN or host.endswith("." + PRODUCTION_DOMAIN):
+        return "production"
+    return None
+
+
+def is_balances_host(host_header: str | None) -> bool:
+    """Whether the host is the balances host (``balances.checkout.com``, ``balances.sandbox...``).
+
+    Balances are served on their own host, which is never account-prefixed (reference section 2:
+    the SDKs apply the subdomain only to the API and OAuth hosts), so its first label is ``balances``.
+    """
+    return hostname(host_header).split(".")[0] == BALANCES_LABEL
 
 
 def account_prefix(host_header: str | None) -> str | None:

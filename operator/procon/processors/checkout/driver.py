@@ -17,17 +17,22 @@ this driver only ever sends it.
 
 Ownership is the workflow's name, ``procon/<cluster>/<namespace>/<name>/<uid>``,
 because ``GET /workflows`` returns only id, name and active (reference §3).
+
+Either base may also be a per-mode mapping: Checkout.com's sandbox and
+production are separate hosts (reference §2), and only when the driver knows
+both can it tell an OAuth access key of the other mode from an invalid one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
+import random
+import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,7 +71,35 @@ REAL_AUTH = {Mode.TEST: "https://access.sandbox.checkout.com", Mode.LIVE: "https
 NAME_PREFIX = "procon/"
 # Refresh a token this long before it expires.
 TOKEN_MARGIN = 60.0
+# ASSUMPTION: a token answer without expires_in lives an hour, the spec example's value; the real
+# lifetime is not documented (reference §1.1: "3600 is the example value; the real lifetime is [U]").
+DEFAULT_TOKEN_LIFETIME = 3600.0
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+# Retries wait a random time up to BACKOFF_BASE * 2**attempt seconds, never more than BACKOFF_CAP.
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+# Transport errors raised before a request could reach Checkout.com: retrying those never duplicates.
+_NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+# POSTs that create nothing: the token endpoint and the payment search probe. Every other POST adds
+# something (a workflow, a condition) and takes no idempotency key (reference §6).
+_IDEMPOTENT_POSTS = frozenset({"/connect/token", "/payments/search"})
+# The previous ("ABC") platform's secret keys are UUID-shaped (reference §1.2).
+PREVIOUS_PLATFORM_KEY = re.compile(r"^sk_(test_)?\w{8}-\w{4}-\w{4}-\w{4}-\w{12}$")
+
+BaseSetting = str | Mapping[Mode, str] | None
+
+
+def per_mode(base: BaseSetting, real: Mapping[Mode, str]) -> dict[Mode, str]:
+    """One base for every mode, a base per mode, or (None) Checkout.com's own hosts per mode."""
+    if base is None:
+        return dict(real)
+    if isinstance(base, str):
+        return dict.fromkeys(Mode, base)
+    return {mode: base.get(mode, real[mode]) for mode in Mode}
 
 
 def with_prefix(base: str, prefix: str | None) -> str:
@@ -77,12 +110,18 @@ def with_prefix(base: str, prefix: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{prefix}.{parts.netloc}"))
 
 
-def balances_base(api_base: str) -> str:
-    """Balances live on their own host: ``api.`` becomes ``balances.`` (reference §2)."""
+def balances_base(api_base: str) -> str | None:
+    """The balances host for an *unprefixed* API base: ``api.`` becomes ``balances.`` (reference §2).
+
+    Balances are a separate host that is never account-prefixed (§2: the SDKs apply the subdomain
+    only to the API and OAuth hosts), so callers pass the base before any prefix. None when the
+    base does not start with ``api.`` (an IP address, say): the balances host cannot be derived
+    then, and probing the API host instead would read its 404 for an unknown path as "scope held".
+    """
     parts = urlsplit(api_base)
     if parts.netloc.startswith("api."):
         return urlunsplit(parts._replace(netloc="balances." + parts.netloc[len("api.") :]))
-    return api_base
+    return None
 
 
 def account_prefix(client_id: str | None) -> str | None:
@@ -106,7 +145,19 @@ def metadata_from_name(name: str) -> dict[str, str]:
     return {MANAGED_BY: MANAGED_BY_VALUE, **owner, CONNECT: "false"}
 
 
+def is_previous_platform_key(key: str) -> bool:
+    """Whether ``key`` is a previous-platform (ABC) secret key, ``sk_[test_]<uuid>`` (reference §1.2).
+
+    Those keys reach neither Workflows nor the scopes procon needs (§4: that platform has only the
+    legacy ``/webhooks`` API), and ``sk_test_`` would otherwise read as a production ``sk_`` key.
+    """
+    return PREVIOUS_PLATFORM_KEY.match(key) is not None
+
+
 def mode_of_secret_key(key: str) -> Mode | None:
+    """A current-platform key's mode by its prefix (reference §1.2); None for anything else."""
+    if is_previous_platform_key(key):
+        return None
     if key.startswith("sk_sbox_"):
         return Mode.TEST
     if key.startswith("sk_"):
@@ -114,9 +165,29 @@ def mode_of_secret_key(key: str) -> Mode | None:
     return None
 
 
+def backoff_delay(attempt: int, base: float, cap: float, draw: Callable[[], float]) -> float:
+    """Seconds to wait before retry ``attempt`` (0 for the first): "full jitter", uniform in
+    [0, min(cap, base * 2**attempt)].
+
+    Reference §6 asks for exponential backoff with jitter: Checkout.com's rate limit is per
+    account, so connections sharing an account that were refused together must not come back
+    together. The cap bounds how long one reconcile can sit in a retry.
+    """
+    return draw() * min(cap, base * 2.0**attempt)
+
+
+def _idempotent(method: str, path: str) -> bool:
+    """Whether sending the request twice is harmless, so it may be retried after an unknown outcome.
+
+    GET, PUT and DELETE are; PATCH here sets fields to given values, so it is too. A POST that
+    creates (a workflow, a condition) is not: Workflows take no idempotency key (reference §6).
+    """
+    return method.upper() != "POST" or path in _IDEMPOTENT_POSTS
+
+
 @dataclass
 class _Token:
-    value: str
+    value: str = field(repr=False)
     expires_at: float
 
 
@@ -127,26 +198,33 @@ class CheckoutDriver:
 
     def __init__(
         self,
-        api_base: str | None = None,
-        auth_base: str | None = None,
+        api_base: BaseSetting = None,
+        auth_base: BaseSetting = None,
         *,
         timeout: float = 30.0,
         cache_ttl: float = 600.0,
         retries: int = 3,
-        clock: Any = time.monotonic,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._api_base = api_base
-        self._auth_base = auth_base
+        self._api_bases = per_mode(api_base, REAL_API)
+        self._auth_bases = per_mode(auth_base, REAL_AUTH)
         self._timeout = timeout
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._ttl = cache_ttl
         self._retries = retries
+        self._backoff = (backoff_base, backoff_cap)
+        self._draw = random.SystemRandom().random
         self._clock = clock
+        self._sleep = sleep
+        # Tokens by (fingerprint of access key id and secret, token host, scopes): a replaced
+        # secret misses the cache at once instead of riding on the old secret's token.
         self._tokens: dict[tuple[str, str, frozenset[str]], _Token] = {}
         self._event_types: dict[tuple[str, str | None], tuple[float, list[dict[str, Any]]]] = {}
-        self._details: dict[str, tuple[float, ObservedWebhook]] = {}
         # Scopes a secret key was seen to hold, by a one-way fingerprint of the key:
         # an unchanged key costs no probes until the entry expires. Missing scopes
         # are not cached, so a grant in the Dashboard is noticed on the next check.
@@ -164,29 +242,45 @@ class CheckoutDriver:
             await self._client.aclose()
 
     def _api(self, target: Target) -> str:
-        return with_prefix(self._api_base or REAL_API[target.mode], account_prefix(target.client_id))
+        return with_prefix(self._api_bases[target.mode], account_prefix(target.client_id))
+
+    def _balances(self, target: Target) -> str | None:
+        """The balances host: derived from the *unprefixed* API base, as it is never prefixed (§2)."""
+        return balances_base(self._api_bases[target.mode])
 
     def _auth(self, target: Target) -> str:
-        return with_prefix(self._auth_base or REAL_AUTH[target.mode], account_prefix(target.client_id))
+        return with_prefix(self._auth_bases[target.mode], account_prefix(target.client_id))
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One request, retried with jittered exponential backoff on 429, 5xx and transport errors."""
-        delay = 0.5
+        """One request, retried with jittered exponential backoff on 429, 5xx and transport errors.
+
+        A request that is not idempotent (``POST /workflows``) is retried only when it cannot have
+        been acted on: a connection that never opened, or a 429. After a 5xx or a dropped answer it
+        may have been committed, and a retry could make a duplicate; so the 5xx is returned (``_call``
+        raises it as transient) or the dropped answer raised as transient, the reconcile requeues,
+        and the next one lists the workflows before it creates and cleans up what it finds.
+        """
+        path = urlsplit(url).path
+        retry_unknown_outcome = _idempotent(method, path)
         for attempt in range(self._retries + 1):
+            last = attempt == self._retries
             try:
                 response = await self._http().request(method, url, **kwargs)
-                metrics.api_call("checkout", method, urlsplit(url).path, response.status_code)
             except httpx.TransportError as error:
-                metrics.api_call("checkout", method, urlsplit(url).path, "error")
-                if attempt == self._retries:
+                metrics.api_call("checkout", method, path, "error")
+                if last or not (retry_unknown_outcome or isinstance(error, _NOT_SENT)):
                     raise TransientProcessorError(
-                        f"Checkout.com is unreachable: {type(error).__name__}"
+                        f"Checkout.com did not answer {method} {path}: {type(error).__name__}"
                     ) from None
             else:
-                if response.status_code not in TRANSIENT_STATUSES or attempt == self._retries:
+                metrics.api_call("checkout", method, path, response.status_code)
+                status = response.status_code
+                # ASSUMPTION: a 429 is refused before anything is done, so even a create may be
+                # retried after one (reference §6 describes 429 as rate limiting and concurrent
+                # duplicates, without saying outright that nothing was committed).
+                if status not in TRANSIENT_STATUSES or last or not (retry_unknown_outcome or status == 429):
                     return response
-            await asyncio.sleep(delay * (0.5 + 0.5 * (attempt % 2)))
-            delay = min(delay * 2, 5.0)
+            await self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
         raise AssertionError("unreachable")
 
     async def _authorization(self, credentials: Credentials, target: Target, scopes: Sequence[str]) -> str:
@@ -197,25 +291,21 @@ class CheckoutDriver:
 
     async def _token(self, credentials: Credentials, target: Target, scopes: Sequence[str]) -> str:
         """An OAuth token for exactly ``scopes``, cached until shortly before it expires."""
-        key_id = credentials[ACCESS_KEY_ID_FIELD]
-        cache_key = (key_id, self._auth(target), frozenset(scopes))
+        auth = self._auth(target)
+        cache_key = (_credential_fingerprint(credentials), auth, frozenset(scopes))
+        now = self._clock()
         cached = self._tokens.get(cache_key)
-        if cached and cached.expires_at > self._clock():
+        if cached and cached.expires_at > now:
             return cached.value
-        secret = credentials[ACCESS_KEY_SECRET_FIELD]
-        basic = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-        response = await self._send(
-            "POST",
-            f"{self._auth(target)}/connect/token",
-            data={"grant_type": "client_credentials", "scope": " ".join(sorted(scopes))},
-            headers={"Authorization": f"Basic {basic}"},
-        )
+        response = await self._request_token(credentials, auth, scopes)
         if response.status_code == 200:
             body = response.json()
             token = str(body["access_token"])
             register_secret(token)
-            lifetime = float(body.get("expires_in") or 3600)
-            self._tokens[cache_key] = _Token(token, self._clock() + max(lifetime - TOKEN_MARGIN, 0.0))
+            lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+            # Drop tokens that have expired (those of a replaced secret among them).
+            self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+            self._tokens[cache_key] = _Token(token, now + max(lifetime - TOKEN_MARGIN, 0.0))
             return token
         error = _json(response).get("error")
         if error == "invalid_scope":
@@ -228,7 +318,49 @@ class CheckoutDriver:
             raise CredentialsRejected(
                 "InvalidCredentials", "Checkout.com does not know the account of checkout.clientId (406)"
             )
+        if response.status_code in TRANSIENT_STATUSES:
+            raise TransientProcessorError(
+                f"Checkout.com answered {response.status_code} to the token request{_request_id(response)}"
+            )
         raise _unexpected(response, "token request")
+
+    async def _request_token(
+        self, credentials: Credentials, auth_base: str, scopes: Sequence[str]
+    ) -> httpx.Response:
+        """``POST /connect/token`` for ``scopes`` with HTTP Basic client authentication (reference §1.1)."""
+        basic = base64.b64encode(
+            f"{credentials[ACCESS_KEY_ID_FIELD]}:{credentials[ACCESS_KEY_SECRET_FIELD]}".encode()
+        ).decode()
+        return await self._send(
+            "POST",
+            f"{auth_base}/connect/token",
+            data={"grant_type": "client_credentials", "scope": " ".join(sorted(scopes))},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+
+    async def _known_to_other_mode(self, credentials: Credentials, target: Target) -> bool:
+        """Whether the other mode's token host accepts the access key the target mode's refused.
+
+        Sandbox and production are separate hosts (reference §2), so a sandbox key is simply
+        unknown to production's token host, which answers ``invalid_client`` as for any bad
+        key (§1.1). Asking the other host tells "wrong mode" from "invalid", at one request and
+        only after a refusal. The other mode's account has another ``cli_`` id (§2), so its
+        unprefixed host is asked. ``invalid_scope`` also means the key authenticated there.
+        Impossible (False) when both modes are configured to one host.
+        """
+        other = Mode.LIVE if target.mode is Mode.TEST else Mode.TEST
+        if self._auth_bases[other] == self._auth_bases[target.mode]:
+            return False
+        try:
+            response = await self._request_token(
+                credentials, self._auth_bases[other], [scope_rules.WORKFLOWS_SCOPE]
+            )
+        except TransientProcessorError:
+            return False
+        if response.status_code == 200:
+            register_secret(str(_json(response).get("access_token") or ""))
+            return True
+        return _json(response).get("error") == "invalid_scope"
 
     async def _call(
         self,
@@ -272,6 +404,12 @@ class CheckoutDriver:
     async def verify(self, credentials: Credentials, target: Target) -> Account:
         account = target.client_id or "classic"
         if SECRET_KEY_FIELD in credentials.values:
+            if is_previous_platform_key(credentials[SECRET_KEY_FIELD]):
+                raise CredentialsRejected(
+                    "UnsupportedCredentials",
+                    "the Secret holds a previous-platform (ABC) key: Workflows needs a current-platform "
+                    "key (sk_sbox_... or sk_...) or an OAuth access key",
+                )
             mode = mode_of_secret_key(credentials[SECRET_KEY_FIELD])
             if mode is None:
                 raise CredentialsRejected(
@@ -285,10 +423,22 @@ class CheckoutDriver:
                 )
             # Validity shows in the scope probes: a key every probe refuses is invalid.
             return Account(id=account, mode=mode)
-        # OAuth: the token endpoint of the connection's mode judges the access key.
+        # OAuth: the token endpoint of the connection's mode judges the access key; with
+        # Checkout.com's own hosts (one per mode) its acceptance is what shows the mode.
         # Valid credentials without the workflows scope pass here: the permission check names it.
-        with contextlib.suppress(PermissionDenied):
+        try:
             await self._token(credentials, target, [scope_rules.WORKFLOWS_SCOPE])
+        except PermissionDenied:
+            pass
+        except CredentialsRejected:
+            if await self._known_to_other_mode(credentials, target):
+                other = "production" if target.mode is Mode.TEST else "sandbox"
+                raise CredentialsRejected(
+                    "ModeMismatch",
+                    f"the access key is a {other} key (Checkout.com's {other} token host accepts it) "
+                    f"but the connection's mode is {target.mode.value}",
+                ) from None
+            raise
         return Account(id=account, mode=target.mode)
 
     async def check_permissions(
@@ -333,11 +483,11 @@ class CheckoutDriver:
             if scope in already:
                 continue
             probe = scope_rules.probe_for(scope, entity)
-            if probe is None:
+            base = self._balances(target) if probe is not None and probe.host == "balances" else None
+            if probe is None or (probe.host == "balances" and base is None):
                 unverifiable.append(scope)
                 continue
             probes += 1
-            base = balances_base(self._api(target)) if probe.host == "balances" else None
             response = await self._call(
                 probe.method,
                 probe.path,
@@ -411,32 +561,25 @@ class CheckoutDriver:
     async def list_webhooks(
         self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
     ) -> list[ObservedWebhook]:
+        """Every workflow, each read in full: the list shows only id, name and active (reference §3).
+
+        Nothing is cached across calls, ``owner`` notwithstanding: a workflow's URL shows only in
+        its details, and nothing in the list changes when someone points a foreign workflow at
+        our URL, so a cached copy would hide that conflict until it expired. The price is one
+        ``GET /workflows/{id}`` per workflow on the account per list.
+        """
+        del owner  # see the docstring
         response = await self._call("GET", "/workflows", credentials, target)
         _raise_for(response, "listing workflows")
+        # ASSUMPTION: one answer holds every workflow; the spec has no pagination parameter
+        # (reference §3: "[U] Whether GET /workflows paginates").
         items = (_json(response).get("data")) or []
-        mine_prefix = workflow_name(owner).rsplit("/", 1)[0] + "/" if owner else None
         observed: list[ObservedWebhook] = []
         for item in items:
-            workflow_id = str(item["id"])
-            name = str(item.get("name") or "")
-            fresh = mine_prefix is None or name.startswith(mine_prefix)
-            cached = self._details.get(workflow_id)
-            if (
-                not fresh
-                and cached
-                and cached[0] > self._clock()
-                and cached[1].metadata == metadata_from_name(name)
-            ):
-                # Someone else's workflow: its URL matters only for conflicts, and a
-                # cached copy keeps a drift check at two calls however many there are.
-                observed.append(cached[1])
-                continue
             try:
-                detail = await self._get_workflow(credentials, target, workflow_id)
+                observed.append(await self._get_workflow(credentials, target, str(item["id"])))
             except NotFound:
                 continue  # deleted between the list and the read
-            self._details[workflow_id] = (self._clock() + self._ttl, detail)
-            observed.append(detail)
         return observed
 
     async def _get_workflow(
@@ -526,7 +669,6 @@ class CheckoutDriver:
                 "PUT", f"/workflows/{webhook_id}/actions/{action_id}", credentials, target, json=body
             )
             _raise_for(response, f"updating the action of workflow {webhook_id}")
-        self._details.pop(webhook_id, None)
         return await self._get_workflow(credentials, target, webhook_id)
 
     async def _put_condition(
@@ -565,12 +707,17 @@ class CheckoutDriver:
 
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         response = await self._call("DELETE", f"/workflows/{webhook_id}", credentials, target)
-        self._details.pop(webhook_id, None)
         _raise_for(response, f"deleting workflow {webhook_id}")
 
 
 def _fingerprint(key: str) -> str:
+    """A one-way stand-in for a credential in cache keys: equal for equal keys, never the key itself."""
     return hashlib.sha256(b"procon-checkout-key:" + key.encode()).hexdigest()[:24]
+
+
+def _credential_fingerprint(credentials: Credentials) -> str:
+    """The fingerprint of an access key's id *and* secret: a new secret is a new cache entry."""
+    return _fingerprint(f"{credentials[ACCESS_KEY_ID_FIELD]}\0{credentials[ACCESS_KEY_SECRET_FIELD]}")
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -52,6 +52,9 @@ class Probe:
 # (reference checkout.md §1.2, "Scope probes"). Any answer but 401/403 means
 # the scope is held: a 404 for an id that cannot exist, a 422 for a missing
 # parameter, a 200 for an empty list.
+# ASSUMPTION (reference: UNCONFIRMED, §1.2 marks the missing-scope status [U]): Checkout.com checks
+# the scope before it looks the id up or validates parameters, so a 404 or 422 comes only to a
+# credential holding the scope. If it validated first, a 404/422 would hide a missing scope.
 _PROBES: dict[str, Probe] = {
     "flow": Probe("GET", "/workflows"),
     "flow:workflows": Probe("GET", "/workflows"),
