@@ -129,6 +129,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "no_session_operator: must run while the session's `operator` is not running "
         "(its own operator, or statuses written by hand); such tests run first",
     )
+    config.addinivalue_line(
+        "markers",
+        "runs_last: reads what the whole session left behind (the operator log); runs after every other test",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -139,7 +143,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # the first test that asks for it; a test that runs an operator of its
     # own, or writes statuses by hand, must come before that. A stable sort:
     # the order is otherwise unchanged.
-    items.sort(key=lambda item: item.get_closest_marker("no_session_operator") is None)
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("no_session_operator") is None,
+            item.get_closest_marker("runs_last") is not None,
+        )
+    )
 
 
 @pytest.fixture(scope="session")

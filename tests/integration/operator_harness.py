@@ -282,11 +282,14 @@ def checkout_connection(
     permissions: Sequence[str] = CHECKOUT_SCOPES,
     mode: str = "test",
     entities: Sequence[str] = (),
+    processing_channels: Sequence[str] = (),
     **spec: Any,
 ) -> dict[str, Any]:
     body = connection(name, url=url, events=events, permissions=permissions, mode=mode, **spec)
     body["spec"]["processor"] = "checkout"
     body["spec"]["checkout"] = {"clientId": client.id, "entities": list(entities)}
+    if processing_channels:
+        body["spec"]["checkout"]["processingChannels"] = list(processing_channels)
     return body
 
 

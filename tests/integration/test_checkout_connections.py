@@ -6,7 +6,6 @@ workflows in the emulator (read unmasked, as only the emulator can).
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
@@ -297,6 +296,163 @@ def test_drift_is_restored_with_the_same_key(
     assert len([e for e in events(kubectl, namespace, "eu") if e["reason"] == "DriftCorrected"]) >= 2
 
 
+def test_changed_conditions_and_url_are_restored(
+    kubectl: Kubectl, namespace: str, client: CheckoutClient, checkout_emulator: CheckoutEmulator
+) -> None:
+    """Someone edits the workflow in the Dashboard. Other events or another entity: put back in
+    place. Another URL: the workflow is stale, so it is replaced, and the replacement signs with
+    the same key (procon's own), so the receiving service needs no change."""
+    apply(
+        kubectl,
+        namespace,
+        "eu",
+        client,
+        checkout_secret("eu", secret_key=client.secret_key()),
+        events=["payment_approved", "dispute_received"],
+        entities=[client.entities[0]],
+    )
+    wait_condition(kubectl, namespace, "eu", "Ready", "True")
+    first = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    key = webhook_action(first)["signature"]["key"]
+    wanted = {"gateway": ["payment_approved"], "dispute": ["dispute_received"]}
+
+    def filters(workflow: dict[str, Any]) -> tuple[Any, Any]:
+        event, entity = condition(workflow, "event"), condition(workflow, "entity")
+        return (
+            {k: sorted(v) for k, v in event["events"].items()} if event else None,
+            entity["entities"] if entity else None,
+        )
+
+    assert filters(first) == (wanted, [client.entities[0]])
+    checkout_emulator.update_workflow(
+        first["id"],
+        conditions=[
+            {"type": "event", "events": {"gateway": ["payment_declined"]}},
+            {"type": "entity", "entities": [client.entities[1]]},
+        ],
+    )
+    wait_for(
+        lambda: filters(client.workflows()[0]) == (wanted, [client.entities[0]]),
+        timeout=DRIFT_TIMEOUT,
+        what="the drift check to restore the conditions",
+    )
+    assert (
+        assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)["id"] == first["id"]
+    )
+
+    checkout_emulator.update_workflow(
+        first["id"],
+        actions=[
+            {
+                "type": "webhook",
+                "url": "https://elsewhere.example.com/hook",
+                "signature": {"method": "HMACSHA256", "key": key},
+            }
+        ],
+    )
+    wait_for(
+        lambda: [w["id"] for w in client.workflows()] not in ([], [first["id"]]),
+        timeout=DRIFT_TIMEOUT,
+        what="the stale workflow to be replaced",
+    )
+    wait_condition(kubectl, namespace, "eu", "Ready", "True")
+    second = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    assert webhook_action(second)["url"] == "https://hooks.example.com/checkout"
+    assert webhook_action(second)["signature"]["key"] == key
+    assert filters(second) == (wanted, [client.entities[0]])
+    reasons = [e["reason"] for e in events(kubectl, namespace, "eu")]
+    assert reasons.count("DriftCorrected") >= 2, reasons
+
+
+def test_processing_channel_filter_follows_the_spec(
+    kubectl: Kubectl, namespace: str, client: CheckoutClient
+) -> None:
+    secret = checkout_secret("pc", secret_key=client.secret_key())
+    apply(kubectl, namespace, "pc", client, secret, processing_channels=client.channels)
+    wait_condition(kubectl, namespace, "pc", "Ready", "True")
+    workflow = assert_one_workflow_signed_with_published_key(kubectl, namespace, "pc", client)
+    channels = condition(workflow, "processing_channel")
+    assert channels is not None
+    assert channels["processing_channels"] == client.channels
+
+    # Dropped from the spec: the condition goes, the workflow stays.
+    apply(kubectl, namespace, "pc", client, secret)
+    wait_for(
+        lambda: condition(client.workflows()[0], "processing_channel") is None,
+        timeout=WATCH_TIMEOUT,
+        what="the processing-channel condition to go",
+    )
+    assert (
+        assert_one_workflow_signed_with_published_key(kubectl, namespace, "pc", client)["id"]
+        == (workflow["id"])
+    )
+
+
+def test_reports_and_fraud_categories_use_the_ids_the_api_lists(
+    kubectl: Kubectl, namespace: str, client: CheckoutClient, checkout_emulator: CheckoutEmulator
+) -> None:
+    """Category ids are read from GET /workflows/event-types, not assumed: with other source ids
+    than the usual ones, the workflow still names the right ones."""
+    before = checkout_emulator.state.settings
+    checkout_emulator.update_settings(fraud_source_id="fraud_v2", reports_source_id="reporting")
+    try:
+        apply(
+            kubectl,
+            namespace,
+            "rep",
+            client,
+            checkout_secret("rep", secret_key=client.secret_key()),
+            events=["Reports", "Fraud"],
+        )
+        wait_condition(kubectl, namespace, "rep", "Ready", "True")
+        workflow = assert_one_workflow_signed_with_published_key(kubectl, namespace, "rep", client)
+        catalog = {s["display_name"]: s for s in checkout_emulator_event_types(checkout_emulator)}
+    finally:
+        checkout_emulator.update_settings(
+            fraud_source_id=before.fraud_source_id, reports_source_id=before.reports_source_id
+        )
+    got = condition(workflow, "event")
+    assert got is not None
+    assert {k: sorted(v) for k, v in got["events"].items()} == {
+        "fraud_v2": sorted(e["id"] for e in catalog["Fraud"]["events"]),
+        "reporting": sorted(e["id"] for e in catalog["Reports"]["events"]),
+    }
+
+
+def test_crash_between_key_write_and_workflow_create_loses_nothing(
+    kubectl: Kubectl,
+    namespace: str,
+    client: CheckoutClient,
+    checkout_emulator: CheckoutEmulator,
+    operator: OperatorProcess,
+) -> None:
+    """The key is written to the Secret before the workflow is created: a crash while the create is
+    in flight leaves a workflow signed with the published key, or none; either way the restarted
+    operator ends with exactly one workflow, signed with what the Secret holds."""
+
+    def quiet() -> bool:
+        namespaces = kubectl.get_json("namespaces")["items"]
+        connections = kubectl.get_json("pconn", "--all-namespaces")["items"]
+        return all(n["status"]["phase"] == "Active" for n in namespaces) and not any(
+            c["metadata"].get("deletionTimestamp") for c in connections
+        )
+
+    wait_for(quiet, timeout=60, what="earlier tests' connections to be cleaned up")
+    with checkout_emulator.hold_writes() as gate:
+        apply(kubectl, namespace, "eu", client, checkout_secret("eu", secret_key=client.secret_key()))
+        assert gate.wait_for_waiting(1, timeout=30), "the operator never sent its create"
+        # Write-ahead: the key is in the Secret before the create went out.
+        published = signing_secret(kubectl, namespace, "eu")["signingSecret"]
+        operator.crash()
+    created = wait_for(client.workflows, timeout=10, what="the orphaned create to commit")
+    assert webhook_action(created[0])["signature"]["key"] == published
+
+    operator.restart()
+    wait_condition(kubectl, namespace, "eu", "Ready", "True", timeout=30)
+    workflow = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    assert webhook_action(workflow)["signature"]["key"] == published
+
+
 def test_signing_key_rotation_updates_both_sides(
     kubectl: Kubectl, namespace: str, client: CheckoutClient
 ) -> None:
@@ -376,19 +532,3 @@ def test_converges_under_server_errors_and_lost_answers(
     finally:
         checkout_emulator.set_faults()
     assert_one_workflow_signed_with_published_key(kubectl, namespace, "lost", lost)
-
-
-def test_operator_log_holds_no_checkout_credential(
-    operator: OperatorProcess, checkout_emulator: CheckoutEmulator, kubectl: Kubectl
-) -> None:
-    log = operator.log()
-    assert "procon started" in log
-    with checkout_emulator.state.lock:
-        keys = [k for k in checkout_emulator.state.secret_keys]
-        access = [k.secret for k in checkout_emulator.state.access_keys.values()]
-        workflows = [w for w in checkout_emulator.state.workflows.values()]
-    signing = [a.spec.signature.key for w in workflows for a in w.actions if a.spec.signature]
-    secrets = [*keys, *access, *checkout_emulator.issued_tokens(), *signing]
-    assert len(secrets) > 10
-    encoded = [base64.b64encode(s.encode()).decode().rstrip("=") for s in secrets]
-    assert [s for s in [*secrets, *encoded] if s in log] == []

@@ -35,7 +35,7 @@ from procon.processors.base import ProcessorDriver
 from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
 from procon.reconcile.reconciler import Reconciler
-from procon.redaction import install_log_redaction
+from procon.redaction import install_log_redaction, redact
 from procon.settings import OperatorSettings
 
 logger = logging.getLogger("procon")
@@ -284,7 +284,7 @@ def watch_is_live(memo: kopf.Memo, **_: Any) -> dict[str, float]:
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
         return {"seconds_since_last_watch_event": metrics.seconds_since_watch_event()}
-    missed_for = runtime.kube.longest_unwatched_change()
+    missed_for = runtime.kube.unwatched.longest()
     if missed_for > runtime.settings.watch_quiet_seconds:
         raise kopf.PermanentError(f"a change has gone unseen by the watch for {missed_for:.0f}s")
     return {
@@ -300,8 +300,9 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
     try:
         await runtime.reconciler.finalize(namespace, name, final_attempt=retry >= DELETE_RETRIES - 1)
     except Exception as error:
+        # kopf stores this text in an annotation on the connection: redacted like a message.
         raise kopf.TemporaryError(
-            f"webhook clean-up failed, retrying: {error}", delay=2 ** min(retry, 5)
+            f"webhook clean-up failed, retrying: {redact(str(error))}", delay=2 ** min(retry, 5)
         ) from None
     finally:
         runtime.kube.forget(namespace, name)

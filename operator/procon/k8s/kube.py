@@ -16,7 +16,6 @@ import base64
 import os
 import secrets
 import socket
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +24,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
+from procon.k8s.liveness import UnwatchedChanges
 from procon.reconcile.ports import Connection, EventType, PublishedSecret, SecretNotOwned, StaleObject
 
 # Annotation changes that must trigger a reconcile although they leave the generation alone.
@@ -86,21 +86,12 @@ class Kube:
         # has already read does not trigger another reconcile.
         self._seen_generation: dict[tuple[str, str], tuple[int, tuple[str | None, ...]]] = {}
         self._seen_secret_version: dict[tuple[str, str], str] = {}
-        # For liveness: the version the watch last delivered per connection, and
-        # since when a read has shown a version the watch has not delivered.
-        self._watched_version: dict[tuple[str, str], str] = {}
-        self._unwatched_since: dict[tuple[str, str], float] = {}
+        # For liveness: reads that found a version the watch has not delivered.
+        self.unwatched = UnwatchedChanges()
 
     def watched(self, namespace: str, name: str, resource_version: str) -> None:
         """The watch delivered this version of a connection."""
-        self._watched_version[(namespace, name)] = resource_version
-        self._unwatched_since.pop((namespace, name), None)
-
-    def longest_unwatched_change(self) -> float:
-        """Seconds the oldest change seen by a read but not by the watch has waited (0 if none)."""
-        if not self._unwatched_since:
-            return 0.0
-        return time.monotonic() - min(self._unwatched_since.values())
+        self.unwatched.delivered((namespace, name), resource_version)
 
     def has_seen_generation(
         self, namespace: str, name: str, generation: int, annotations: Mapping[str, str]
@@ -118,8 +109,7 @@ class Kube:
 
     def forget(self, namespace: str, name: str) -> None:
         self._seen_generation.pop((namespace, name), None)
-        self._watched_version.pop((namespace, name), None)
-        self._unwatched_since.pop((namespace, name), None)
+        self.unwatched.forget((namespace, name))
 
     async def get_connection(self, namespace: str, name: str) -> Connection | None:
         try:
@@ -129,9 +119,7 @@ class Kube:
                 return None
             raise
         connection = connection_from_object(obj)
-        key = (namespace, name)
-        if self._watched_version.get(key) != connection.resource_version:
-            self._unwatched_since.setdefault(key, time.monotonic())
+        self.unwatched.read((namespace, name), connection.resource_version)
         self._seen_generation[(namespace, name)] = (
             connection.generation,
             tuple(connection.annotations.get(a) for a in TRIGGER_ANNOTATIONS),

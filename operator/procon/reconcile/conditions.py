@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from procon.api.v1alpha1 import ConditionType
+from procon.redaction import redact
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -53,6 +54,11 @@ class Assessment:
     retrying: str | None = None
     # True on first sight, before anything was checked.
     starting: bool = False
+
+
+def message_of(verdict: Verdict) -> str:
+    """A verdict's message as status shows it: redacted (it may carry processor text), capped."""
+    return redact(verdict.message)[:MAX_MESSAGE]
 
 
 def now() -> str:
@@ -127,7 +133,7 @@ def build(
                 "type": kind.value,
                 "status": verdict.status,
                 "reason": verdict.reason,
-                "message": verdict.message[:MAX_MESSAGE],
+                "message": message_of(verdict),
                 "lastTransitionTime": stamp
                 if flipped or old is None
                 else old.get("lastTransitionTime", stamp),

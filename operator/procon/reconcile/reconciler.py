@@ -215,10 +215,16 @@ class Reconciler:
             credentials=_credentials_ok(account),
             permissions=_permissions_ok(report),
             webhook=webhook_verdict,
+            # A foreign webhook beside the owned one: only a person can settle it, exactly
+            # as when it blocks the create, so it is reported the same way.
+            stalled=webhook_verdict if webhook_verdict.reason == "EndpointConflict" else None,
         )
         await self._write_status(
             connection, assessment, account=account, webhook=webhook, missing=(), rotation=rotation
         )
+        if assessment.stalled is not None:
+            await self._warn_on_change(connection, assessment)
+            return Outcome("stalled")
         return Outcome("ready" if webhook_verdict.status == "True" else "progressing")
 
     async def _access(self, connection: Connection) -> tuple[ProcessorDriver, Credentials, Target]:
@@ -295,6 +301,8 @@ class Reconciler:
         owner = self._owner(connection)
         try:
             published = await self._kube.read_published(connection)
+            if published is not None and published.signing_secret:
+                register_secret(published.signing_secret)
         except SecretNotOwned:
             name = spec.webhook.signing_secret_ref.name
             raise _Stalled(
@@ -374,7 +382,8 @@ class Reconciler:
                         connection, "Normal", "UpdatedWebhookEndpoint", f"updated webhook {keeper.id}: {what}"
                     )
         except PermissionDenied as denied:
-            missing = denied.permission or "a webhook permission"
+            permission = _as_required(denied.permission, spec.required_permissions)
+            missing = permission or "a webhook permission"
             verdict = Verdict("False", "InsufficientPermissions", f"the key lacks {missing}: {denied}")
             raise _Stalled(
                 Assessment(
@@ -383,7 +392,7 @@ class Reconciler:
                     webhook=Verdict("False", "InsufficientPermissions", verdict.message),
                     stalled=verdict,
                 ),
-                missing=[denied.permission] if denied.permission else [],
+                missing=[permission] if permission else [],
             ) from None
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, str(rejected))) from None
@@ -472,6 +481,7 @@ class Reconciler:
         key = (
             published.signing_secret if keep and published and published.signing_secret else new_signing_key()
         )
+        register_secret(key)  # ours, but a secret all the same: never in a log line or a message
         webhook_id = published.webhook_id if published else None
         if published is None or published.signing_secret != key:
             await self._kube.publish(connection, webhook_id or "", key)
@@ -608,7 +618,7 @@ class Reconciler:
         if (
             before.get("status") == "True"
             and before.get("reason") == stalled.reason
-            and before.get("message") == stalled.message[: conditions.MAX_MESSAGE]
+            and before.get("message") == conditions.message_of(stalled)
         ):
             return
         await self._event(connection, "Warning", stalled.reason, stalled.message)
@@ -672,6 +682,17 @@ def _params_digest(desired: DesiredWebhook) -> str:
         sort_keys=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _as_required(permission: str | None, required: Sequence[str]) -> str | None:
+    """The required permission a refusal is about: a key with no webhook access at all is refused
+    ``rak_webhook_read`` by the listing, but what the spec asks, and what to grant, is the write
+    (which implies the read)."""
+    if permission and permission.endswith("_read"):
+        write = permission.removesuffix("_read") + "_write"
+        if write in required:
+            return write
+    return permission
 
 
 def _stalled_credentials(reason: str, message: str) -> Assessment:

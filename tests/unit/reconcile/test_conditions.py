@@ -69,3 +69,24 @@ def test_long_messages_are_capped() -> None:
     long = Verdict("False", "X", "m" * 5000)
     c = by_type(build(Assessment(credentials=long, stalled=long), generation=1))
     assert len(str(c["CredentialsValid"]["message"])) == 1024
+
+
+def test_messages_are_redacted_whoever_built_them() -> None:
+    """A message carrying a key, a signing key registered as secret, or an account id is written
+    redacted: the condition list is the last stop before status."""
+    from procon.redaction import register_secret
+
+    signing_key = "procon-generated-signing-key-0123456789"
+    register_secret(signing_key)
+    leaky = Verdict(
+        "False",
+        "InvalidCredentials",
+        f"Invalid API Key provided: rk_test_51Abcdefghijklmnop on account acct_1PJBLEBBLEfV; {signing_key}",
+    )
+    c = by_type(build(Assessment(credentials=leaky, stalled=leaky), generation=1))
+    for condition in c.values():
+        message = str(condition["message"])
+        assert "rk_test_51Abc" not in message
+        assert "acct_1PJBLEBBLEfV" not in message
+        assert signing_key not in message
+    assert "acct_…LEfV" in str(c["CredentialsValid"]["message"])

@@ -5,7 +5,8 @@ One server plays every Checkout.com host procon talks to: the API
 balances host (``balances.checkout.com``), and each account's prefixed variant
 (``{prefix}.api...``, ``{prefix}.access...``), told apart by the ``Host``
 header (see ``hosts``). Paths decide what is served: ``/connect/token`` is
-the token endpoint on every host, everything else is the API.
+the token endpoint on every host, ``/balances`` is served only on the balances
+host, everything else is the API.
 
 Middleware order, outermost first:
 
@@ -39,12 +40,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from procon.emulators.checkout import auth, delivery, errors, probes, scopes, workflows
+from procon.emulators.checkout import auth, delivery, errors, hosts, probes, scopes, workflows
 from procon.emulators.checkout.auth import Caller
 from procon.emulators.checkout.catalog import events_by_source, source_of
 from procon.emulators.checkout.control import add_control_routes
 from procon.emulators.checkout.errors import CheckoutError
-from procon.emulators.checkout.state import CheckoutState, Mode, new_action, new_condition
+from procon.emulators.checkout.state import CheckoutState, Mode, new_condition
 from procon.emulators.checkout.workflows import Workflow
 from procon.emulators.faults import CONTROL_PREFIX, ErrorRenderer, FaultInjector, FaultKind, fault_middleware
 
@@ -235,7 +236,7 @@ def _add_api_routes(app: web.Application) -> None:
     router.add_get("/disputes", _disputes)
     router.add_get("/reports", _reports)
     router.add_get("/financial-actions", _financial_actions)
-    # The balances API lives on its own host (balances.checkout.com); the emulator serves its path here too.
+    # The balances API lives on its own host (balances.checkout.com): the handler refuses other hosts.
     router.add_get("/balances/{entity_id}", _balances)
     router.add_post("/payments/search", _payment_search)
     router.add_get("/payments/{payment_id}", _payment)
@@ -322,7 +323,7 @@ async def _patch_workflow(request: web.Request) -> web.Response:
         if patch.conditions is not None:
             workflow.conditions = [new_condition(c) for c in patch.conditions]
         if patch.actions is not None:
-            workflow.actions = [new_action(a) for a in patch.actions]
+            workflow.actions = [state.new_action(a) for a in patch.actions]
         # The spec's patch-workflow-response: name and active.
         return json_response(200, {"name": workflow.name, "active": workflow.active})
 
@@ -395,7 +396,7 @@ async def _add_action(request: web.Request) -> web.Response:
     await _before_write(request)
     with state.lock:
         workflow = _owned_workflow(state, caller, workflow.id)
-        action = new_action(spec)
+        action = state.new_action(spec)
         workflow.actions.append(action)
     return _created(action.id, f"{workflows.workflow_href(_base(request), workflow.id)}/actions/{action.id}")
 
@@ -411,7 +412,7 @@ async def _put_action(request: web.Request) -> web.Response:
     with state.lock:
         workflow = _owned_workflow(state, caller, workflow.id)
         # ASSUMPTION: PUT replaces the action whole: headers or signature left out are removed.
-        _action_of(workflow, action_id).spec = spec
+        _action_of(workflow, action_id).spec = state.note_action(spec)
     return empty_response(200)  # "200, no body documented"
 
 
@@ -568,6 +569,11 @@ async def _financial_actions(request: web.Request) -> web.Response:
 
 async def _balances(request: web.Request) -> web.Response:
     state, caller = request.app[STATE], _caller(request)
+    if not hosts.is_balances_host(request.host):
+        # Balances are served only on the balances host (reference section 2), never on the API hosts.
+        # ASSUMPTION (reference: UNCONFIRMED): another host answers as for any unknown path, a bodiless
+        # 404 after authentication, before any scope check; the reference does not say.
+        raise errors.not_found()
     auth.require(state, caller, scopes.BALANCES_VIEW)
     auth.require_entity(state, caller, request.match_info["entity_id"])
     return json_response(200, probes.balances())

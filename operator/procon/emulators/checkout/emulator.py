@@ -172,6 +172,11 @@ class CheckoutEmulator:
         """Expire outstanding access tokens (all, or one access key's); how many were still valid."""
         return self.state.expire_tokens(access_key_id)
 
+    def signing_keys_seen(self) -> list[str]:
+        """Every webhook signing key set on an action since start, replaced and deleted ones included."""
+        with self.state.lock:
+            return list(self.state.signing_keys_seen)
+
     def issued_tokens(self) -> list[str]:
         """Every access token handed out since start, resets included: for scanning output for leaks."""
         with self.state.lock:

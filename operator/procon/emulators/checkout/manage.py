@@ -14,7 +14,7 @@ from procon.emulators.checkout import workflows
 from procon.emulators.checkout.catalog import events_by_source
 from procon.emulators.checkout.errors import CheckoutError
 from procon.emulators.checkout.events import EVENT_LINK_BASES
-from procon.emulators.checkout.state import CheckoutState, Mode, new_action, new_condition
+from procon.emulators.checkout.state import CheckoutState, Mode, new_condition
 from procon.emulators.checkout.workflows import Workflow
 
 _UPDATE_FIELDS = {"name", "active", "conditions", "actions"}
@@ -67,7 +67,7 @@ def update_workflow(state: CheckoutState, workflow_id: str, changes: Mapping[str
         if patch.conditions is not None:
             workflow.conditions = [new_condition(c) for c in patch.conditions]
         if patch.actions is not None:
-            workflow.actions = [new_action(a) for a in patch.actions]
+            workflow.actions = [state.new_action(a) for a in patch.actions]
         return workflow
 
 

@@ -74,10 +74,14 @@ class CheckoutSettings:
     # the API (the reference: [U]).
     workflow_limit: int | None = None
     rate_limit_retry_after: int | None = None
+    # The status of invalid_client token answers (see errors.invalid_client: 401 is [U]).
+    invalid_client_status: int = 400
 
     def __post_init__(self) -> None:
         if self.missing_scope_status not in (401, 403):
             raise ValueError("missing_scope_status must be 401 or 403")
+        if self.invalid_client_status not in (400, 401):
+            raise ValueError("invalid_client_status must be 400 or 401")
         if self.token_lifetime_seconds < 1:
             raise ValueError("token_lifetime_seconds must be positive")
         if self.workflow_limit is not None and self.workflow_limit < 1:
@@ -230,6 +234,8 @@ class CheckoutState:
         self.deliveries: list[Delivery] = []  # oldest first
         # Every access token ever issued, reset or not: tests scan the operator's output for them.
         self.issued_tokens: list[str] = []
+        # Every webhook signing key ever set on an action, replaced ones included: the same reason.
+        self.signing_keys_seen: list[str] = []
         self._sequence = 0
         self.reset()
 
@@ -388,6 +394,18 @@ class CheckoutState:
             found = [w for w in self.workflows.values() if w.client_id == client_id and w.mode == mode]
         return sorted(found, key=lambda w: w.sequence)
 
+    def new_action(self, spec: ActionSpec) -> Action:
+        """A new action with its own id; its signing key, if any, is remembered."""
+        self.note_action(spec)
+        return new_action(spec)
+
+    def note_action(self, spec: ActionSpec) -> ActionSpec:
+        """Remember the signing key of an action spec about to be stored; returns the spec."""
+        if spec.signature is not None:
+            with self.lock:
+                self.signing_keys_seen.append(spec.signature.key)
+        return spec
+
     def add_workflow(self, client_id: str, mode: str, spec: WorkflowSpec) -> Workflow:
         with self.lock:
             workflow = Workflow(
@@ -397,7 +415,7 @@ class CheckoutState:
                 name=spec.name,
                 active=spec.active,
                 conditions=[new_condition(c) for c in spec.conditions],
-                actions=[new_action(a) for a in spec.actions],
+                actions=[self.new_action(a) for a in spec.actions],
                 sequence=self._next_sequence(),
             )
             self.workflows[workflow.id] = workflow

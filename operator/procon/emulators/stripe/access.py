@@ -64,6 +64,7 @@ def authenticate(state: StripeState, authorization: str | None) -> ApiKey:
         raise errors.invalid_api_key(mask_key(secret))
     if key.expired:
         raise errors.expired_api_key(key.masked)
+    state.note_use(key)
     return key
 
 

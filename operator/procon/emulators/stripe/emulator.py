@@ -123,6 +123,11 @@ class StripeEmulator:
     def revoke(self, key: str, *permissions: str, connect: bool = False) -> ApiKey:
         return self.state.revoke(key, permissions, connect=connect)
 
+    def key_uses(self, key: str) -> int:
+        """How many requests authenticated with ``key`` (a valid, unexpired key) since start or reset."""
+        with self.state.lock:
+            return self.state.key_uses[key]
+
     def expire_key(self, key: str) -> ApiKey:
         """Expire a key, as rolling it with an expiry does: it then gets 401 ``api_key_expired``."""
         return self.state.expire(key)

@@ -13,6 +13,7 @@ import secrets
 import string
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -239,6 +240,9 @@ class StripeState:
         # Every signing secret ever handed out, deleted endpoints' included:
         # tests check that none of them leaks into the operator's output.
         self.issued_secrets: list[str] = []
+        # Authenticated requests per key, like the Dashboard's "last used" on the API keys page:
+        # lets a test see which key the operator is using.
+        self.key_uses: Counter[str] = Counter()
         self._sequence = 0
         self.reset()
 
@@ -250,6 +254,7 @@ class StripeState:
             self.keys = {}
             self.endpoints = {}
             self.idempotency.clear()
+            self.key_uses.clear()
             for spec in self._initial_accounts:
                 self.accounts[spec.account.id] = spec.account
                 for key in spec.keys:
@@ -284,6 +289,10 @@ class StripeState:
     def key(self, secret: str) -> ApiKey | None:
         with self.lock:
             return self.keys.get(secret)
+
+    def note_use(self, key: ApiKey) -> None:
+        with self.lock:
+            self.key_uses[key.secret] += 1
 
     def resolve_key(self, reference: str) -> ApiKey:
         """A key by its full value or its masked form (as shown in messages); KeyError if none or several."""
