@@ -272,3 +272,54 @@ def test_setup_intent_write_is_unverifiable_not_probed(emulator: StripeEmulator)
     report = run(driver(emulator).check_permissions(creds(FULL), TEST, ["rak_setup_intent_write"]))
     assert (report.missing, report.unverifiable, report.probes) == ((), ("rak_setup_intent_write",), 0)
     assert emulator.count("POST", "/v1/setup_intents") == 0
+
+
+def test_lock_timeouts_are_retried_then_transient(emulator: StripeEmulator) -> None:
+    """Stripe's 429 lock_timeout ("object busy") carries Stripe-Should-Retry: retried like a 5xx."""
+    emulator.set_faults(lock_timeout_rate=1.0)
+    with pytest.raises(TransientProcessorError):
+        run(driver(emulator, max_network_retries=2).list_webhooks(creds(FULL), TEST))
+    assert emulator.count("GET", "/v1/webhook_endpoints") == 3
+
+
+def test_a_dropped_create_is_retried_with_its_idempotency_key(emulator: StripeEmulator) -> None:
+    """The create commits, the connection drops: the SDK's retry replays the same idempotency key,
+    so Stripe answers with the first endpoint and its secret, and no second endpoint exists."""
+    emulator.set_faults(
+        commit_then_fail=1, commit_then_fail_mode="drop", commit_then_fail_path_prefix="/v1/webhook_endpoints"
+    )
+    desired = DesiredWebhook(
+        url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
+    )
+    created = run(driver(emulator).create_webhook(creds(FULL), TEST, desired, idempotency_key="k-drop"))
+    endpoints = emulator.endpoints(ACCOUNT)
+    assert [e["id"] for e in endpoints] == [created.webhook.id]
+    assert created.signing_secret == emulator.endpoint_secret(created.webhook.id)
+    assert emulator.count("POST", "/v1/webhook_endpoints") == 2
+
+
+def test_permanent_errors_are_sent_once(emulator: StripeEmulator) -> None:
+    """A 401 or a 403 cannot get better by asking again: one request each, no retry."""
+    d = driver(emulator, max_network_retries=2)
+
+    async def scenario() -> None:  # one event loop, as in the operator
+        with pytest.raises(CredentialsRejected):
+            await d.list_webhooks(creds("rk_test_51Unknown0000000000000000000000000"), TEST)
+        with pytest.raises(PermissionDenied):
+            await d.delete_webhook(creds(NARROW), TEST, "we_procon_probe")
+
+    run(scenario())
+    assert [(r.method, r.status) for r in emulator.requests] == [("GET", 401), ("DELETE", 403)]
+
+
+def test_a_validation_error_is_sent_once(emulator: StripeEmulator) -> None:
+    bad = DesiredWebhook(
+        url="https://localhost/x", events=("charge.succeeded",), description=None, metadata={}
+    )
+    with pytest.raises(RequestRejected):
+        run(
+            driver(emulator, max_network_retries=2).create_webhook(
+                creds(FULL), TEST, bad, idempotency_key="k-5"
+            )
+        )
+    assert emulator.count("POST", "/v1/webhook_endpoints") == 1
