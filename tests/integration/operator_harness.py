@@ -302,3 +302,30 @@ def checkout_secret(
     if access_key:
         data["accessKeyId"], data["accessKeySecret"] = access_key
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-key"}, "stringData": data}
+
+
+def wait_until_nothing_is_being_deleted(kubectl: Kubectl, timeout: float = 60) -> None:
+    """Wait until no namespace is terminating and no connection is being deleted: earlier tests'
+    clean-ups talk to the emulators, which a test that holds the emulator's writes cannot have."""
+
+    def quiet() -> bool:
+        namespaces = kubectl.get_json("namespaces")["items"]
+        connections = kubectl.get_json("pconn", "--all-namespaces")["items"]
+        return all(n["status"]["phase"] == "Active" for n in namespaces) and not any(
+            c["metadata"].get("deletionTimestamp") for c in connections
+        )
+
+    wait_for(quiet, timeout=timeout, what="earlier tests' connections to be cleaned up")
+
+
+def wait_for_events(
+    kubectl: Kubectl, namespace: str, name: str, reason: str, count: int = 1, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """The connection's events with ``reason``, once there are at least ``count``: an event is
+    posted after the change it reports, so a test that saw the change waits for it."""
+
+    def found() -> list[dict[str, Any]] | None:
+        matching = [e for e in events(kubectl, namespace, name) if e["reason"] == reason]
+        return matching if len(matching) >= count else None
+
+    return wait_for(found, timeout=timeout, what=f"{count} {reason} event(s) for {name}")

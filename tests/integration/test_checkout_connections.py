@@ -22,6 +22,8 @@ from tests.integration.operator_harness import (
     events,
     signing_secret,
     wait_condition,
+    wait_for_events,
+    wait_until_nothing_is_being_deleted,
 )
 from tests.waiting import wait_for
 
@@ -264,8 +266,9 @@ def test_stale_and_duplicate_workflows_deleted_foreign_reported(
         timeout=DRIFT_TIMEOUT,
         what="the drift check to delete the owned leftovers",
     )
+    # Each deletion's event follows the deletion it reports.
     deleted = " ".join(
-        e["message"] for e in events(kubectl, namespace, "eu") if e["reason"] == "DeletedWebhookEndpoint"
+        e["message"] for e in wait_for_events(kubectl, namespace, "eu", "DeletedWebhookEndpoint", count=2)
     )
     assert duplicate["id"] in deleted
     assert predecessor["id"] in deleted
@@ -293,7 +296,7 @@ def test_drift_is_restored_with_the_same_key(
     assert second["id"] != first["id"]
     # The key is procon's: the recreated workflow signs with the same one.
     assert signing_secret(kubectl, namespace, "eu")["signingSecret"] == key
-    assert len([e for e in events(kubectl, namespace, "eu") if e["reason"] == "DriftCorrected"]) >= 2
+    wait_for_events(kubectl, namespace, "eu", "DriftCorrected", count=2)
 
 
 def test_changed_conditions_and_url_are_restored(
@@ -360,8 +363,7 @@ def test_changed_conditions_and_url_are_restored(
     assert webhook_action(second)["url"] == "https://hooks.example.com/checkout"
     assert webhook_action(second)["signature"]["key"] == key
     assert filters(second) == (wanted, [client.entities[0]])
-    reasons = [e["reason"] for e in events(kubectl, namespace, "eu")]
-    assert reasons.count("DriftCorrected") >= 2, reasons
+    wait_for_events(kubectl, namespace, "eu", "DriftCorrected", count=2)
 
 
 def test_processing_channel_filter_follows_the_spec(
@@ -430,14 +432,8 @@ def test_crash_between_key_write_and_workflow_create_loses_nothing(
     in flight leaves a workflow signed with the published key, or none; either way the restarted
     operator ends with exactly one workflow, signed with what the Secret holds."""
 
-    def quiet() -> bool:
-        namespaces = kubectl.get_json("namespaces")["items"]
-        connections = kubectl.get_json("pconn", "--all-namespaces")["items"]
-        return all(n["status"]["phase"] == "Active" for n in namespaces) and not any(
-            c["metadata"].get("deletionTimestamp") for c in connections
-        )
-
-    wait_for(quiet, timeout=60, what="earlier tests' connections to be cleaned up")
+    # Nothing else may be writing to the emulator while its writes are held.
+    wait_until_nothing_is_being_deleted(kubectl)
     with checkout_emulator.hold_writes() as gate:
         apply(kubectl, namespace, "eu", client, checkout_secret("eu", secret_key=client.secret_key()))
         assert gate.wait_for_waiting(1, timeout=30), "the operator never sent its create"

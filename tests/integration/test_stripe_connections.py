@@ -25,6 +25,8 @@ from tests.integration.operator_harness import (
     key_secret,
     signing_secret,
     wait_condition,
+    wait_for_events,
+    wait_until_nothing_is_being_deleted,
 )
 from tests.waiting import wait_for
 
@@ -121,6 +123,8 @@ def test_missing_permissions_stall_until_granted(
     assert "permissions%5B%5D=rak_charge_read" in permissions["message"]
     assert key not in str(obj)
     assert account.endpoints() == []
+    # The Warning follows the status write.
+    wait_for_events(kubectl, namespace, "shop", "InsufficientPermissions")
     warnings = [e for e in events(kubectl, namespace, "shop") if e["type"] == "Warning"]
     assert [e["reason"] for e in warnings] == ["InsufficientPermissions"]
 
@@ -273,10 +277,10 @@ def test_stale_and_duplicate_owned_endpoints_are_deleted_foreign_ones_kept(
         timeout=DRIFT_TIMEOUT,
         what="the drift check to delete the owned leftovers",
     )
+    # Each deletion's event follows the deletion it reports.
     deleted = {
         e["message"].split()[2].rstrip(":")
-        for e in events(kubectl, namespace, "shop")
-        if e["reason"] == "DeletedWebhookEndpoint"
+        for e in wait_for_events(kubectl, namespace, "shop", "DeletedWebhookEndpoint", count=3)
     }
     assert {duplicate["id"], stale["id"], predecessor["id"]} <= deleted
     assert condition(kubectl, namespace, "shop", "Ready")["status"] == "True"  # type: ignore[index]
@@ -295,7 +299,7 @@ def test_foreign_endpoint_at_the_same_url_is_reported_not_touched(
     assert condition(kubectl, namespace, "shop", "Stalled")["status"] == "True"  # type: ignore[index]
     assert [e["id"] for e in account.endpoints()] == [foreign["id"]]
     assert account.endpoints()[0]["enabled_events"] == ["charge.succeeded"]
-    assert "EndpointConflict" in {e["reason"] for e in events(kubectl, namespace, "shop")}
+    wait_for_events(kubectl, namespace, "shop", "EndpointConflict")  # posted after the status write
 
     # Allowed to replace it: the foreign endpoint goes, an owned one takes its place.
     apply_connection(kubectl, namespace, "shop", account.keys[-1], webhook={"conflictPolicy": "Replace"})
@@ -323,7 +327,7 @@ def test_foreign_endpoint_appearing_beside_the_owned_one_stalls_and_is_reported(
     assert foreign["id"] in webhook["message"]
     assert obj["status"]["webhook"]["id"] == owned["id"]
     assert {e["id"] for e in account.endpoints()} == {owned["id"], foreign["id"]}
-    warnings = [e for e in events(kubectl, namespace, "shop") if e["reason"] == "EndpointConflict"]
+    warnings = wait_for_events(kubectl, namespace, "shop", "EndpointConflict")  # after the status write
     assert [e["type"] for e in warnings] == ["Warning"]
     assert foreign["id"] in warnings[0]["message"]
 
@@ -396,8 +400,7 @@ def test_drift_is_restored_by_the_periodic_check(
         what="the new signing secret",
     )
     assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
-    drift_events = [e for e in events(kubectl, namespace, "shop") if e["reason"] == "DriftCorrected"]
-    assert len(drift_events) >= 2, [e["message"] for e in drift_events]
+    wait_for_events(kubectl, namespace, "shop", "DriftCorrected", count=2)
 
 
 def test_create_that_commits_then_fails_converges(
@@ -494,16 +497,8 @@ def test_crash_between_create_and_publish_loses_nothing(
     operator: OperatorProcess,
     replay_available: bool,
 ) -> None:
-    # Nothing else may be writing to the emulator while its writes are held: no
-    # connection of an earlier test is still being cleaned up.
-    def quiet() -> bool:
-        namespaces = kubectl.get_json("namespaces")["items"]
-        connections = kubectl.get_json("pconn", "--all-namespaces")["items"]
-        return all(n["status"]["phase"] == "Active" for n in namespaces) and not any(
-            c["metadata"].get("deletionTimestamp") for c in connections
-        )
-
-    wait_for(quiet, timeout=60, what="earlier tests' connections to be cleaned up")
+    # Nothing else may be writing to the emulator while its writes are held.
+    wait_until_nothing_is_being_deleted(kubectl)
     key = account.key(ANALYTICS_PERMISSIONS)
     with stripe_emulator.hold_writes() as gate:
         apply_connection(kubectl, namespace, "shop", key)

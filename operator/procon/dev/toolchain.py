@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +88,14 @@ def _go() -> str:
     return go
 
 
-def _build_key(src: Path, extra: str) -> str:
+def _build_key(
+    src: Path,
+    extra: str = "",
+    names: Sequence[str] = ("go.mod", "go.sum", "main.go", "etcd/main.go", "K8S_VERSION"),
+) -> str:
+    """A hash of everything that decides what a build in ``src`` produces: its files and Go's version."""
     digest = hashlib.sha256(extra.encode())
-    for name in ("go.mod", "go.sum", "main.go", "etcd/main.go", "K8S_VERSION"):
+    for name in names:
         digest.update(name.encode())
         digest.update((src / name).read_bytes())
     go_version = subprocess.run(
@@ -195,18 +200,42 @@ def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
     return toolchain
 
 
-def _kstatus_source() -> Path:
-    """``hack/kstatus``, next to ``hack/controlplane`` in the same checkout."""
-    return source_dir().parent / "kstatus"
+def _hack_module(name: str) -> Path:
+    """``hack/<name>``, next to ``hack/controlplane`` in the same checkout."""
+    src = source_dir().parent / name
+    if not (src / "go.mod").is_file():
+        raise ToolchainError(f"{src} not found: building {name} needs a procon source checkout")
+    return src
 
 
-def _kstatus_module_version(src: Path) -> str:
-    """The sigs.k8s.io/cli-utils version ``hack/kstatus/go.mod`` pins (for the cache key and reports)."""
+def _build_once(
+    entry: Path, outputs: Sequence[Path], what: str, build: Callable[[Path], None], *, verbose: bool
+) -> None:
+    """Run ``build(log)`` in cache entry ``entry`` unless every output is there already.
+
+    Under the entry's lock, so parallel test runs build once; outputs are
+    renamed into place by ``build`` only when complete, so a build killed
+    halfway is simply run again.
+    """
+    if all(path.exists() for path in outputs):
+        return
+    with _locked(entry.with_suffix(".lock")):
+        if all(path.exists() for path in outputs):
+            return
+        entry.mkdir(parents=True, exist_ok=True)
+        log = entry / "build.log"
+        if verbose:
+            print(f"procon: {what} (log: {log})", file=sys.stderr, flush=True)
+        build(log)
+
+
+def _module_version(src: Path, module: str) -> str:
+    """The version of ``module`` that ``src/go.mod`` requires (for cache keys and reports)."""
     for line in (src / "go.mod").read_text().splitlines():
         words = line.split()
-        if "sigs.k8s.io/cli-utils" in words:
-            return words[words.index("sigs.k8s.io/cli-utils") + 1]
-    raise ToolchainError(f"{src / 'go.mod'} does not require sigs.k8s.io/cli-utils")
+        if module in words:
+            return words[words.index(module) + 1]
+    raise ToolchainError(f"{src / 'go.mod'} does not require {module}")
 
 
 def ensure_kstatus(*, verbose: bool = True) -> Path:
@@ -217,36 +246,17 @@ def ensure_kstatus(*, verbose: bool = True) -> Path:
     control plane and cached the same way, so tests judge connections by the
     real implementation rather than a re-statement of its rules.
     """
-    src = _kstatus_source()
-    if not (src / "go.mod").is_file():
-        raise ToolchainError(f"{src} not found: building kstatus needs a procon source checkout")
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        digest.update(name.encode())
-        digest.update((src / name).read_bytes())
-    digest.update(
-        subprocess.run(
-            [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
-        ).stdout.encode()
-    )
-    entry = cache_root() / "kstatus" / f"{_kstatus_module_version(src)}-{digest.hexdigest()[:12]}"
+    src = _hack_module("kstatus")
+    version = _module_version(src, "sigs.k8s.io/cli-utils")
+    entry = cache_root() / "kstatus" / f"{version}-{_build_key(src, names=('go.mod', 'go.sum', 'main.go'))}"
     binary = entry / "kstatus"
-    if binary.exists():
-        return binary
-    with _locked(entry.with_suffix(".lock")):
-        if binary.exists():
-            return binary
-        entry.mkdir(parents=True, exist_ok=True)
-        log = entry / "build.log"
-        if verbose:
-            print(
-                f"procon: building kstatus from sigs.k8s.io/cli-utils (log: {log})",
-                file=sys.stderr,
-                flush=True,
-            )
+
+    def build(log: Path) -> None:
         staging = entry / "kstatus.partial"
         _run_logged([_go(), "build", "-trimpath", "-o", str(staging), "."], cwd=src, log=log)
         staging.rename(binary)
+
+    _build_once(entry, [binary], "building kstatus from sigs.k8s.io/cli-utils", build, verbose=verbose)
     return binary
 
 
@@ -262,35 +272,11 @@ def ensure_monitoring_crds(*, verbose: bool = True) -> list[Path]:
     Prometheus Operator's Go API module, both pinned in ``hack/monitoring-crds/go.mod``, built and
     cached like the control plane.
     """
-    src = source_dir().parent / "monitoring-crds"
-    if not (src / "go.mod").is_file():
-        raise ToolchainError(
-            f"{src} not found: generating the monitoring CRDs needs a procon source checkout"
-        )
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "tools.go"):
-        digest.update(name.encode())
-        digest.update((src / name).read_bytes())
-    digest.update(
-        subprocess.run(
-            [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
-        ).stdout.encode()
-    )
-    entry = cache_root() / "monitoring-crds" / digest.hexdigest()[:12]
+    src = _hack_module("monitoring-crds")
+    entry = cache_root() / "monitoring-crds" / _build_key(src, names=("go.mod", "go.sum", "tools.go"))
     crds = [entry / "crds" / name for name in MONITORING_CRDS]
-    if all(path.exists() for path in crds):
-        return crds
-    with _locked(entry.with_suffix(".lock")):
-        if all(path.exists() for path in crds):
-            return crds
-        entry.mkdir(parents=True, exist_ok=True)
-        log = entry / "build.log"
-        if verbose:
-            print(
-                f"procon: generating the Prometheus Operator CRDs with controller-gen (log: {log})",
-                file=sys.stderr,
-                flush=True,
-            )
+
+    def build(log: Path) -> None:
         controller_gen = entry / "controller-gen"
         _run_logged(
             [
@@ -321,6 +307,9 @@ def ensure_monitoring_crds(*, verbose: bool = True) -> list[Path]:
         if (entry / "crds").exists():
             shutil.rmtree(entry / "crds")
         staging.rename(entry / "crds")
+
+    what = "generating the Prometheus Operator CRDs with controller-gen"
+    _build_once(entry, crds, what, build, verbose=verbose)
     return crds
 
 
@@ -339,37 +328,24 @@ def ensure_promql(*, verbose: bool = True) -> PromQL:
     pinned in ``hack/promql/go.mod``): their expressions parse, and they select what they claim
     to on sample series. Built and cached like the control plane.
     """
-    src = source_dir().parent / "promql"
-    if not (src / "go.mod").is_file():
-        raise ToolchainError(f"{src} not found: building the PromQL checker needs a procon source checkout")
-    digest = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go", "script_test.go"):
-        digest.update(name.encode())
-        digest.update((src / name).read_bytes())
-    digest.update(
-        subprocess.run(
-            [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
-        ).stdout.encode()
-    )
-    entry = cache_root() / "promql" / digest.hexdigest()[:12]
+    src = _hack_module("promql")
+    names = ("go.mod", "go.sum", "main.go", "script_test.go")
+    entry = cache_root() / "promql" / _build_key(src, names=names)
     tools = PromQL(check=entry / "promql", script=entry / "promql.test")
-    if tools.check.exists() and tools.script.exists():
-        return tools
-    with _locked(entry.with_suffix(".lock")):
-        if tools.check.exists() and tools.script.exists():
-            return tools
-        entry.mkdir(parents=True, exist_ok=True)
-        log = entry / "build.log"
-        if verbose:
-            print(
-                f"procon: building the PromQL checker from Prometheus (log: {log})",
-                file=sys.stderr,
-                flush=True,
-            )
+
+    def build(log: Path) -> None:
         _run_logged([_go(), "build", "-trimpath", "-o", f"{tools.check}.partial", "."], cwd=src, log=log)
         _run_logged(
             [_go(), "test", "-c", "-trimpath", "-o", f"{tools.script}.partial", "."], cwd=src, log=log
         )
         Path(f"{tools.check}.partial").rename(tools.check)
         Path(f"{tools.script}.partial").rename(tools.script)
+
+    _build_once(
+        entry,
+        [tools.check, tools.script],
+        "building the PromQL checker from Prometheus",
+        build,
+        verbose=verbose,
+    )
     return tools
