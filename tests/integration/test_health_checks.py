@@ -50,7 +50,7 @@ def written(assessment: Assessment, generation: int = 1) -> dict[str, Any]:
 
 
 # The domain verdicts as the reconciler words them.
-CREDENTIALS_OK = Verdict("True", "CredentialsVerified", "test-mode credentials of account acct_1Health")
+CREDENTIALS_OK = Verdict("True", "CredentialsVerified", "valid test-mode credentials")
 PERMISSIONS_OK = Verdict("True", "PermissionsGranted", "every required permission is held")
 WEBHOOK_OK = Verdict("True", "EndpointReady", "webhook we_1Health delivers 2 event types")
 KEY_REJECTED = Verdict("False", "InvalidCredentials", "the key was rejected")

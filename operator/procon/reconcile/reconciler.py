@@ -720,9 +720,8 @@ def _stalled_webhook(reason: str, message: str) -> Assessment:
 def _credentials_ok(account: Account | None) -> Verdict:
     if account is None:
         return conditions.PENDING
-    return Verdict(
-        "True", "CredentialsVerified", f"{account.mode.value}-mode credentials of account {account.id}"
-    )
+    # The account itself is in status.account (and the Account column), not repeated here.
+    return Verdict("True", "CredentialsVerified", f"valid {account.mode.value}-mode credentials")
 
 
 def _permissions_ok(report: PermissionReport | None) -> Verdict:
