@@ -27,14 +27,9 @@ from procon.processors.base import (
     Target,
     TransientProcessorError,
 )
-from procon.processors.checkout.driver import (
-    BACKOFF_CAP,
-    CheckoutDriver,
-    _Token,
-    backoff_delay,
-    balances_base,
-    mode_of_secret_key,
-)
+from procon.processors.checkout.driver import CheckoutDriver, _Token
+from procon.processors.checkout.hosts import balances_base, mode_of_secret_key
+from procon.processors.checkout.http import BACKOFF_CAP, backoff_delay
 from procon.reconcile.ownership import CLUSTER, NAME, NAMESPACE, UID
 
 T = TypeVar("T")

@@ -15,8 +15,10 @@ the signature key (reference §3: Checkout.com uses "the key you provide" and
 may mask it on read), so the reconciler writes it to the Secret first and
 this driver only ever sends it.
 
-Ownership is the workflow's name, ``procon/<cluster>/<namespace>/<name>/<uid>``,
-because ``GET /workflows`` returns only id, name and active (reference §3).
+Around it: ``hosts`` (where Checkout.com is, what a key's shape says),
+``http`` (what is worth a retry, what an error answer means), ``workflows``
+(a webhook as a workflow and back; ownership is the workflow's name) and
+``scopes`` (how each scope is checked).
 
 Either base may also be a per-mode mapping: Checkout.com's sandbox and
 production are separate hosts (reference §2), and only when the driver knows
@@ -29,12 +31,11 @@ import asyncio
 import base64
 import hashlib
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,7 +51,6 @@ from procon.processors.base import (
     ObservedWebhook,
     PermissionDenied,
     PermissionReport,
-    ProcessorError,
     RequestRejected,
     SigningSecretSource,
     Target,
@@ -58,131 +58,41 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.processors.checkout import scopes as scope_rules
-from procon.reconcile.ownership import CLUSTER, CONNECT, MANAGED_BY, MANAGED_BY_VALUE, NAME, NAMESPACE, UID
-from procon.redaction import redact, register_secret
+from procon.processors.checkout.hosts import (
+    REAL_API,
+    REAL_AUTH,
+    BaseSetting,
+    account_prefix,
+    balances_base,
+    is_previous_platform_key,
+    mode_of_secret_key,
+    per_mode,
+    with_prefix,
+)
+from procon.processors.checkout.http import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    NOT_SENT,
+    TRANSIENT_STATUSES,
+    backoff_delay,
+    is_idempotent,
+    json_body,
+    raise_for,
+    request_id,
+    unexpected,
+)
+from procon.processors.checkout.workflows import observed_webhook, workflow_name
+from procon.redaction import register_secret
 
 SECRET_KEY_FIELD = "secretKey"
 ACCESS_KEY_ID_FIELD = "accessKeyId"
 ACCESS_KEY_SECRET_FIELD = "accessKeySecret"
 
-REAL_API = {Mode.TEST: "https://api.sandbox.checkout.com", Mode.LIVE: "https://api.checkout.com"}
-REAL_AUTH = {Mode.TEST: "https://access.sandbox.checkout.com", Mode.LIVE: "https://access.checkout.com"}
-
-NAME_PREFIX = "procon/"
 # Refresh a token this long before it expires.
 TOKEN_MARGIN = 60.0
 # ASSUMPTION: a token answer without expires_in lives an hour, the spec example's value; the real
 # lifetime is not documented (reference §1.1: "3600 is the example value; the real lifetime is [U]").
 DEFAULT_TOKEN_LIFETIME = 3600.0
-TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
-# Retries wait a random time up to BACKOFF_BASE * 2**attempt seconds, never more than BACKOFF_CAP.
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 8.0
-# Transport errors raised before a request could reach Checkout.com: retrying those never duplicates.
-_NOT_SENT: tuple[type[httpx.TransportError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
-# POSTs that create nothing: the token endpoint and the payment search probe. Every other POST adds
-# something (a workflow, a condition) and takes no idempotency key (reference §6).
-_IDEMPOTENT_POSTS = frozenset({"/connect/token", "/payments/search"})
-# The previous ("ABC") platform's secret keys are UUID-shaped (reference §1.2).
-PREVIOUS_PLATFORM_KEY = re.compile(r"^sk_(test_)?\w{8}-\w{4}-\w{4}-\w{4}-\w{12}$")
-
-BaseSetting = str | Mapping[Mode, str] | None
-
-
-def per_mode(base: BaseSetting, real: Mapping[Mode, str]) -> dict[Mode, str]:
-    """One base for every mode, a base per mode, or (None) Checkout.com's own hosts per mode."""
-    if base is None:
-        return dict(real)
-    if isinstance(base, str):
-        return dict.fromkeys(Mode, base)
-    return {mode: base.get(mode, real[mode]) for mode in Mode}
-
-
-def with_prefix(base: str, prefix: str | None) -> str:
-    """``https://api.checkout.com`` + ``vkuhvk4v`` -> ``https://vkuhvk4v.api.checkout.com``."""
-    if not prefix:
-        return base
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(netloc=f"{prefix}.{parts.netloc}"))
-
-
-def balances_base(api_base: str) -> str | None:
-    """The balances host for an *unprefixed* API base: ``api.`` becomes ``balances.`` (reference §2).
-
-    Balances are a separate host that is never account-prefixed (§2: the SDKs apply the subdomain
-    only to the API and OAuth hosts), so callers pass the base before any prefix. None when the
-    base does not start with ``api.`` (an IP address, say): the balances host cannot be derived
-    then, and probing the API host instead would read its 404 for an unknown path as "scope held".
-    """
-    parts = urlsplit(api_base)
-    if parts.netloc.startswith("api."):
-        return urlunsplit(parts._replace(netloc="balances." + parts.netloc[len("api.") :]))
-    return None
-
-
-def account_prefix(client_id: str | None) -> str | None:
-    """The first eight characters after ``cli_`` (reference §2)."""
-    return client_id[4:12] if client_id and client_id.startswith("cli_") else None
-
-
-def workflow_name(metadata: Mapping[str, str]) -> str:
-    return NAME_PREFIX + "/".join(metadata.get(k, "") for k in (CLUSTER, NAMESPACE, NAME, UID))
-
-
-def metadata_from_name(name: str) -> dict[str, str]:
-    """The ownership tag a workflow name carries; empty for workflows procon did not name."""
-    if not name.startswith(NAME_PREFIX):
-        return {}
-    fields = name[len(NAME_PREFIX) :].split("/")
-    if len(fields) != 4:
-        return {}
-    owner = dict(zip((CLUSTER, NAMESPACE, NAME, UID), fields, strict=True))
-    # Checkout.com has no Connect endpoints; the tag says so like Stripe's does.
-    return {MANAGED_BY: MANAGED_BY_VALUE, **owner, CONNECT: "false"}
-
-
-def is_previous_platform_key(key: str) -> bool:
-    """Whether ``key`` is a previous-platform (ABC) secret key, ``sk_[test_]<uuid>`` (reference §1.2).
-
-    Those keys reach neither Workflows nor the scopes procon needs (§4: that platform has only the
-    legacy ``/webhooks`` API), and ``sk_test_`` would otherwise read as a production ``sk_`` key.
-    """
-    return PREVIOUS_PLATFORM_KEY.match(key) is not None
-
-
-def mode_of_secret_key(key: str) -> Mode | None:
-    """A current-platform key's mode by its prefix (reference §1.2); None for anything else."""
-    if is_previous_platform_key(key):
-        return None
-    if key.startswith("sk_sbox_"):
-        return Mode.TEST
-    if key.startswith("sk_"):
-        return Mode.LIVE
-    return None
-
-
-def backoff_delay(attempt: int, base: float, cap: float, draw: Callable[[], float]) -> float:
-    """Seconds to wait before retry ``attempt`` (0 for the first): "full jitter", uniform in
-    [0, min(cap, base * 2**attempt)].
-
-    Reference §6 asks for exponential backoff with jitter: Checkout.com's rate limit is per
-    account, so connections sharing an account that were refused together must not come back
-    together. The cap bounds how long one reconcile can sit in a retry.
-    """
-    return draw() * min(cap, base * 2.0**attempt)
-
-
-def _idempotent(method: str, path: str) -> bool:
-    """Whether sending the request twice is harmless, so it may be retried after an unknown outcome.
-
-    GET, PUT and DELETE are; PATCH here sets fields to given values, so it is too. A POST that
-    creates (a workflow, a condition) is not: Workflows take no idempotency key (reference §6).
-    """
-    return method.upper() != "POST" or path in _IDEMPOTENT_POSTS
 
 
 @dataclass
@@ -261,14 +171,14 @@ class CheckoutDriver:
         and the next one lists the workflows before it creates and cleans up what it finds.
         """
         path = urlsplit(url).path
-        retry_unknown_outcome = _idempotent(method, path)
+        retry_unknown_outcome = is_idempotent(method, path)
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
             try:
                 response = await self._http().request(method, url, **kwargs)
             except httpx.TransportError as error:
                 metrics.api_call("checkout", method, path, "error")
-                if last or not (retry_unknown_outcome or isinstance(error, _NOT_SENT)):
+                if last or not (retry_unknown_outcome or isinstance(error, NOT_SENT)):
                     raise TransientProcessorError(
                         f"Checkout.com did not answer {method} {path}: {type(error).__name__}"
                     ) from None
@@ -307,7 +217,7 @@ class CheckoutDriver:
             self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
             self._tokens[cache_key] = _Token(token, now + max(lifetime - TOKEN_MARGIN, 0.0))
             return token
-        error = _json(response).get("error")
+        error = json_body(response).get("error")
         if error == "invalid_scope":
             raise PermissionDenied("Checkout.com refused the token: a requested scope is not granted", None)
         if response.status_code in (400, 401) and error in ("invalid_client", "unauthorized_client", None):
@@ -320,9 +230,9 @@ class CheckoutDriver:
             )
         if response.status_code in TRANSIENT_STATUSES:
             raise TransientProcessorError(
-                f"Checkout.com answered {response.status_code} to the token request{_request_id(response)}"
+                f"Checkout.com answered {response.status_code} to the token request{request_id(response)}"
             )
-        raise _unexpected(response, "token request")
+        raise unexpected(response, "token request")
 
     async def _request_token(
         self, credentials: Credentials, auth_base: str, scopes: Sequence[str]
@@ -358,9 +268,9 @@ class CheckoutDriver:
         except TransientProcessorError:
             return False
         if response.status_code == 200:
-            register_secret(str(_json(response).get("access_token") or ""))
+            register_secret(str(json_body(response).get("access_token") or ""))
             return True
-        return _json(response).get("error") == "invalid_scope"
+        return json_body(response).get("error") == "invalid_scope"
 
     async def _call(
         self,
@@ -377,7 +287,7 @@ class CheckoutDriver:
         response = await self._send(method, (base or self._api(target)) + path, headers=headers, **kwargs)
         if response.status_code in TRANSIENT_STATUSES:
             raise TransientProcessorError(
-                f"Checkout.com answered {response.status_code}{_request_id(response)}"
+                f"Checkout.com answered {response.status_code}{request_id(response)}"
             )
         return response
 
@@ -540,7 +450,7 @@ class CheckoutDriver:
         if cached and cached[0] > self._clock():
             return cached[1]
         response = await self._call("GET", "/workflows/event-types", credentials, target)
-        _raise_for(response, "listing event types")
+        raise_for(response, "listing event types")
         sources = response.json()
         if not isinstance(sources, list):
             raise TransientProcessorError(
@@ -570,10 +480,10 @@ class CheckoutDriver:
         """
         del owner  # see the docstring
         response = await self._call("GET", "/workflows", credentials, target)
-        _raise_for(response, "listing workflows")
+        raise_for(response, "listing workflows")
         # ASSUMPTION: one answer holds every workflow; the spec has no pagination parameter
         # (reference §3: "[U] Whether GET /workflows paginates").
-        items = (_json(response).get("data")) or []
+        items = (json_body(response).get("data")) or []
         observed: list[ObservedWebhook] = []
         for item in items:
             try:
@@ -586,8 +496,8 @@ class CheckoutDriver:
         self, credentials: Credentials, target: Target, workflow_id: str
     ) -> ObservedWebhook:
         response = await self._call("GET", f"/workflows/{workflow_id}", credentials, target)
-        _raise_for(response, f"reading workflow {workflow_id}")
-        return _observed(_json(response))
+        raise_for(response, f"reading workflow {workflow_id}")
+        return observed_webhook(json_body(response))
 
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
@@ -612,8 +522,8 @@ class CheckoutDriver:
             ],
         }
         response = await self._call("POST", "/workflows", credentials, target, json=body)
-        _raise_for(response, "creating the workflow")
-        workflow_id = str(_json(response)["id"])
+        raise_for(response, "creating the workflow")
+        workflow_id = str(json_body(response)["id"])
         detail = await self._get_workflow(credentials, target, workflow_id)
         return CreatedWebhook(webhook=detail, signing_secret=desired.signing_secret)
 
@@ -640,7 +550,7 @@ class CheckoutDriver:
             if changes.enabled is not None:
                 patch["active"] = changes.enabled
             response = await self._call("PATCH", f"/workflows/{webhook_id}", credentials, target, json=patch)
-            _raise_for(response, f"updating workflow {webhook_id}")
+            raise_for(response, f"updating workflow {webhook_id}")
         if changes.events is not None:
             sources = await self._catalog(credentials, target)
             await self._put_condition(
@@ -668,7 +578,7 @@ class CheckoutDriver:
             response = await self._call(
                 "PUT", f"/workflows/{webhook_id}/actions/{action_id}", credentials, target, json=body
             )
-            _raise_for(response, f"updating the action of workflow {webhook_id}")
+            raise_for(response, f"updating the action of workflow {webhook_id}")
         return await self._get_workflow(credentials, target, webhook_id)
 
     async def _put_condition(
@@ -703,11 +613,11 @@ class CheckoutDriver:
             )
         else:
             return
-        _raise_for(response, f"updating the {kind} condition of workflow {current.id}")
+        raise_for(response, f"updating the {kind} condition of workflow {current.id}")
 
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         response = await self._call("DELETE", f"/workflows/{webhook_id}", credentials, target)
-        _raise_for(response, f"deleting workflow {webhook_id}")
+        raise_for(response, f"deleting workflow {webhook_id}")
 
 
 def _fingerprint(key: str) -> str:
@@ -718,73 +628,3 @@ def _fingerprint(key: str) -> str:
 def _credential_fingerprint(credentials: Credentials) -> str:
     """The fingerprint of an access key's id *and* secret: a new secret is a new cache entry."""
     return _fingerprint(f"{credentials[ACCESS_KEY_ID_FIELD]}\0{credentials[ACCESS_KEY_SECRET_FIELD]}")
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _request_id(response: httpx.Response) -> str:
-    request_id = response.headers.get("Cko-Request-Id")
-    return f" (Checkout.com request {request_id})" if request_id else ""
-
-
-def _unexpected(response: httpx.Response, doing: str) -> ProcessorError:
-    return ProcessorError(f"Checkout.com answered {response.status_code} {doing}{_request_id(response)}")
-
-
-def _raise_for(response: httpx.Response, doing: str) -> None:
-    status = response.status_code
-    if status < 300:
-        return
-    if status in (401, 403):
-        raise PermissionDenied(
-            f"Checkout.com refused {doing} ({status}): the credentials lack {scope_rules.WORKFLOWS_SCOPE}",
-            scope_rules.WORKFLOWS_SCOPE,
-        )
-    if status == 404:
-        raise NotFound(f"Checkout.com: not found while {doing}")
-    if status == 422:
-        codes = _json(response).get("error_codes") or []
-        raise RequestRejected(
-            redact(f"Checkout.com rejected {doing}: {', '.join(map(str, codes)) or 'invalid request'}")
-        )
-    raise _unexpected(response, doing)
-
-
-def _observed(body: Mapping[str, Any]) -> ObservedWebhook:
-    conditions = body.get("conditions") or []
-    actions = [a for a in body.get("actions") or [] if a.get("type") == "webhook"]
-    action = actions[0] if actions else {}
-    parts: dict[str, str] = {}
-    events: list[str] = []
-    entities: list[str] = []
-    channels: list[str] = []
-    for condition in conditions:
-        kind = condition.get("type")
-        parts[f"condition:{kind}"] = str(condition.get("id", ""))
-        if kind == "event":
-            events = [e for ids in (condition.get("events") or {}).values() for e in ids]
-        elif kind == "entity":
-            entities = list(condition.get("entities") or [])
-        elif kind == "processing_channel":
-            channels = list(condition.get("processing_channels") or [])
-    if action:
-        parts["action"] = str(action.get("id", ""))
-    active = bool(body.get("active", True))
-    return ObservedWebhook(
-        id=str(body["id"]),
-        url=str(action.get("url") or ""),
-        events=tuple(sorted(events)),
-        description=None,
-        enabled=active,
-        metadata=metadata_from_name(str(body.get("name") or "")),
-        status="enabled" if active else "disabled",
-        entities=tuple(sorted(entities)),
-        processing_channels=tuple(sorted(channels)),
-        parts=parts,
-    )
