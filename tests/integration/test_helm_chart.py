@@ -280,6 +280,23 @@ def _calls(processor: str, code: str) -> str:
     return f"procon_processor_api_calls_total{{{labels}}}"
 
 
+def evaluate_alert(
+    promql: PromQL, expr: str, series: list[str], expected: list[str], path: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run a promqltest script: ``series`` loaded one sample a minute, ``expr`` evaluated at 20m,
+    expecting exactly ``expected`` (promqltest fails on a missing or an extra series)."""
+    script = "load 1m\n" + "".join(f"  {s}\n" for s in series)
+    script += f"\neval instant at 20m {' '.join(expr.split())}\n" + "".join(f"  {e}\n" for e in expected)
+    path.write_text(script)
+    return subprocess.run(
+        [str(promql.script), "-test.run=TestScript"],
+        env={**os.environ, "PROCON_PROMQL_SCRIPT": str(path)},
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+
+
 # alert -> (series loaded one sample a minute for 30 minutes, what the expression returns at 20m)
 ALERT_CASES: dict[str, tuple[list[str], list[str]]] = {
     # x is not Ready; y is not Ready because it is Stalled (its own alert); z is Ready.
@@ -323,36 +340,16 @@ def test_alert_selects_what_it_names(
     """Each alert's expression, evaluated by Prometheus' engine on sample series, returns exactly
     the series it is about (promqltest fails on a missing or an extra one)."""
     series, expected = ALERT_CASES[alert]
-    expr = " ".join(alerts[alert]["expr"].split())
-    script = "load 1m\n" + "".join(f"  {s}\n" for s in series)
-    script += f"\neval instant at 20m {expr}\n" + "".join(f"  {e}\n" for e in expected)
-    path = tmp_path / f"{alert}.test"
-    path.write_text(script)
-    result = subprocess.run(
-        [str(promql.script), "-test.run=TestScript"],
-        env={**os.environ, "PROCON_PROMQL_SCRIPT": str(path)},
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"{script}\n{result.stdout}{result.stderr}"
+    result = evaluate_alert(promql, alerts[alert]["expr"], series, expected, tmp_path / f"{alert}.test")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_alert_scripts_can_fail(alerts: dict[str, dict[str, Any]], promql: PromQL, tmp_path: Path) -> None:
     """The control: expecting the Stalled connection in ProconConnectionNotReady fails."""
     series, _ = ALERT_CASES["ProconConnectionNotReady"]
-    expr = " ".join(alerts["ProconConnectionNotReady"]["expr"].split())
-    path = tmp_path / "wrong.test"
-    path.write_text(
-        "load 1m\n" + "".join(f"  {s}\n" for s in series) + f"\neval instant at 20m {expr}\n"
-        f"  {_condition('x', 'Ready', 'False')} 1\n  {_condition('y', 'Ready', 'False')} 1\n"
-    )
-    result = subprocess.run(
-        [str(promql.script), "-test.run=TestScript"],
-        env={**os.environ, "PROCON_PROMQL_SCRIPT": str(path)},
-        text=True,
-        capture_output=True,
-        check=False,
+    wrong = [f"{_condition('x', 'Ready', 'False')} 1", f"{_condition('y', 'Ready', 'False')} 1"]
+    result = evaluate_alert(
+        promql, alerts["ProconConnectionNotReady"]["expr"], series, wrong, tmp_path / "wrong.test"
     )
     assert result.returncode != 0
     missing = [line for line in result.stdout.splitlines() if "not found" in line]
