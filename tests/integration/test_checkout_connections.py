@@ -284,6 +284,9 @@ def test_drift_is_restored_with_the_same_key(
 
     checkout_emulator.update_workflow(first["id"], active=False)
     wait_for(lambda: client.workflows()[0]["active"] is True, timeout=DRIFT_TIMEOUT, what="reactivation")
+    # The reactivating pass is done when its event is posted; a second drift before that
+    # is a different story (told by the next test).
+    wait_for_events(kubectl, namespace, "eu", "DriftCorrected", count=1)
 
     checkout_emulator.delete_workflow(first["id"])
     wait_for(lambda: len(client.workflows()) == 1, timeout=DRIFT_TIMEOUT, what="the workflow to be recreated")
@@ -297,6 +300,36 @@ def test_drift_is_restored_with_the_same_key(
     # The key is procon's: the recreated workflow signs with the same one.
     assert signing_secret(kubectl, namespace, "eu")["signingSecret"] == key
     wait_for_events(kubectl, namespace, "eu", "DriftCorrected", count=2)
+
+
+def test_workflow_deleted_while_being_restored_is_recreated_in_the_same_pass(
+    kubectl: Kubectl,
+    namespace: str,
+    client: CheckoutClient,
+    checkout_emulator: CheckoutEmulator,
+    operator: OperatorProcess,
+) -> None:
+    """Someone deletes the workflow while procon is reactivating it: the update finds nothing,
+    and the same pass creates a new workflow, with no failed reconcile and no wait for a retry."""
+    apply(kubectl, namespace, "eu", client, checkout_secret("eu", secret_key=client.secret_key()))
+    wait_condition(kubectl, namespace, "eu", "Ready", "True")
+    first = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    key = signing_secret(kubectl, namespace, "eu")["signingSecret"]
+    log_offset = len(operator.log())
+
+    # Nothing else may be writing to the emulator while its writes are held.
+    wait_until_nothing_is_being_deleted(kubectl)
+    with checkout_emulator.hold_writes() as gate:
+        checkout_emulator.update_workflow(first["id"], active=False)
+        assert gate.wait_for_waiting(1, timeout=DRIFT_TIMEOUT), "the operator never sent its reactivation"
+        checkout_emulator.delete_workflow(first["id"])
+
+    created = wait_for_events(kubectl, namespace, "eu", "DriftCorrected")
+    second = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    assert second["id"] != first["id"]
+    assert signing_secret(kubectl, namespace, "eu")["signingSecret"] == key
+    assert f"created {second['id']}" in created[0]["message"]
+    assert f"reconcile of {namespace}/eu failed" not in operator.log()[log_offset:]
 
 
 def test_changed_conditions_and_url_are_restored(
@@ -342,6 +375,7 @@ def test_changed_conditions_and_url_are_restored(
     assert (
         assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)["id"] == first["id"]
     )
+    wait_for_events(kubectl, namespace, "eu", "DriftCorrected", count=1)  # that pass is over
 
     checkout_emulator.update_workflow(
         first["id"],

@@ -386,6 +386,8 @@ def test_drift_is_restored_by_the_periodic_check(
         what="the disabled endpoint to be restored",
     )
     assert account.endpoints()[0]["id"] == first["id"]
+    # That pass is over once its event is posted: the next drift is a pass of its own.
+    wait_for_events(kubectl, namespace, "shop", "DriftCorrected", count=1)
 
     # Deleted in the Dashboard: recreated, and the new secret published.
     stripe_emulator.delete_endpoint(first["id"])
@@ -401,6 +403,38 @@ def test_drift_is_restored_by_the_periodic_check(
     )
     assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
     wait_for_events(kubectl, namespace, "shop", "DriftCorrected", count=2)
+
+
+def test_endpoint_deleted_while_being_restored_is_recreated_in_the_same_pass(
+    kubectl: Kubectl,
+    namespace: str,
+    account: StripeAccount,
+    stripe_emulator: StripeEmulator,
+    operator: OperatorProcess,
+) -> None:
+    """The update finds the endpoint gone (deleted in the Dashboard meanwhile): the same pass
+    creates a new one and publishes its secret, with no failed reconcile."""
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    first = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    log_offset = len(operator.log())
+
+    # Nothing else may be writing to the emulator while its writes are held.
+    wait_until_nothing_is_being_deleted(kubectl)
+    with stripe_emulator.hold_writes() as gate:
+        stripe_emulator.update_endpoint(first["id"], disabled=True)
+        assert gate.wait_for_waiting(1, timeout=DRIFT_TIMEOUT), "the operator never sent its update"
+        stripe_emulator.delete_endpoint(first["id"])
+
+    created = wait_for_events(kubectl, namespace, "shop", "DriftCorrected")
+    wait_for(
+        lambda: signing_secret(kubectl, namespace, "shop")["endpointId"] != first["id"],
+        timeout=10,
+        what="the new signing secret",
+    )
+    second = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert f"created {second['id']}" in created[0]["message"]
+    assert f"reconcile of {namespace}/shop failed" not in operator.log()[log_offset:]
 
 
 def test_create_that_commits_then_fails_converges(

@@ -365,10 +365,18 @@ class Reconciler:
                 )
 
             keeper = plan.keep
-            if plan.create:
+            vanished = False
+            if keeper is not None and plan.update is not None:
+                try:
+                    keeper = await driver.update_webhook(credentials, target, keeper.id, plan.update)
+                except NotFound:
+                    # Deleted between the list and the update (a person or a script cleaning
+                    # up): nothing is left to update, so this pass creates it instead of
+                    # failing and leaving the connection without a webhook until a retry.
+                    vanished = True
+            if plan.create or vanished:
                 keeper = await self._create(connection, driver, credentials, target, desired, drift=drift)
             elif keeper is not None and plan.update is not None:
-                keeper = await driver.update_webhook(credentials, target, keeper.id, plan.update)
                 what = ", ".join(plan.update.describe())
                 if drift:
                     await self._event(
