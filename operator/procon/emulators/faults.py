@@ -392,6 +392,9 @@ def fault_middleware(injector: FaultInjector, render: ErrorRenderer) -> Middlewa
         fault, plan = injector.draw_fault(request.path)
         delay = injector.latency(plan, request.path)
         if delay > 0:
+            # The whole request is received before the processor takes its time, so a client that
+            # goes away meanwhile (killed, timed out) does not stop it: it is served all the same.
+            await request.read()
             await asyncio.sleep(delay)
         if fault is not None:
             answer = render(fault, plan.should_retry(fault))
