@@ -53,9 +53,7 @@ class FaultPlan:
     error, rate limit, lock timeout. ``*_should_retry`` sets the processor's
     "should the client retry" header on those answers (None: no header), where
     the processor has one. ``path_prefix`` limits latency and the random faults
-    to matching paths; each such request waits ``latency_seconds`` plus a uniform draw from
-    [0, ``latency_jitter_seconds``], as calls to a processor across the internet take tens to
-    hundreds of milliseconds each, not the microseconds of a local emulator. ``commit_then_fail`` counts down over the next successful
+    to matching paths. ``commit_then_fail`` counts down over the next successful
     requests whose method and path match: each is executed and committed, and
     then answered with a 5xx (mode "error") or not at all (mode "drop").
     """
@@ -68,6 +66,9 @@ class FaultPlan:
     # ASSUMPTION: lock timeouts are marked retryable (the reference: "presumably via Stripe-Should-Retry").
     lock_timeout_should_retry: bool | None = True
     latency_seconds: float = 0.0
+    # Each request waits latency_seconds plus a uniform draw up to this: calls to a processor
+    # take tens to hundreds of milliseconds, varying, not a local emulator's microseconds. The
+    # request is read whole first, so a client that goes away meanwhile does not stop it.
     latency_jitter_seconds: float = 0.0
     path_prefix: str = "/"
     commit_then_fail: int = 0
@@ -394,7 +395,12 @@ def fault_middleware(injector: FaultInjector, render: ErrorRenderer) -> Middlewa
         if delay > 0:
             # The whole request is received before the processor takes its time, so a client that
             # goes away meanwhile (killed, timed out) does not stop it: it is served all the same.
-            await request.read()
+            try:
+                await request.read()
+            except ConnectionResetError:
+                # Gone before the request was whole: nothing arrived to act on, nobody to answer.
+                log(None, None)
+                return web.Response(status=400)
             await asyncio.sleep(delay)
         if fault is not None:
             answer = render(fault, plan.should_retry(fault))
