@@ -145,16 +145,15 @@ def test_clusters_sharing_an_account_never_touch_each_others_webhooks(
     wait_condition(two.kubectl, namespace, "shop", "Ready", "True")
     second = _endpoint(account, URL_2)
 
-    # Each webhook carries its own cluster's identity: the kube-system namespace's UID.
-    assert first["metadata"]["procon-cluster"] == one.identity
-    assert second["metadata"]["procon-cluster"] == two.identity
-
     # Passes on both sides, each after the other side's webhook exists: neither takes the
     # other's webhook for a predecessor of its own.
     for round_ in range(1, 3):
         for side in (one, two):
             _reconciled_after_edit(side, namespace, "shop", f"round {round_}", count=round_)
     assert {e["id"] for e in account.endpoints()} == {first["id"], second["id"]}
+    # Each webhook carries its own cluster's identity: the kube-system namespace's UID.
+    assert first["metadata"]["procon-cluster"] == one.identity
+    assert second["metadata"]["procon-cluster"] == two.identity
     for side in (one, two):
         assert "DeletedWebhookEndpoint" not in {e["reason"] for e in events(side.kubectl, namespace, "shop")}
         wait_condition(side.kubectl, namespace, "shop", "Ready", "True")
