@@ -422,6 +422,7 @@ def _observed(item: Any) -> ObservedWebhook:
         metadata={str(k): str(v) for k, v in metadata.items()},
         api_version=text("api_version") or None,
         status=status,
+        created=item["created"] if isinstance(item.get("created"), int) else None,
     )
 
 
