@@ -10,7 +10,7 @@ it), and the operator as a process of its own. Each round:
    connection's ``deletionPolicy``, Delete or Orphan);
 2. optionally injects faults for that round (5xx answers, a committed create
    whose answer fails);
-3. waits for the operator's first processor write (any call but GET) and
+3. waits for the operator's first processor write (a create, update or delete) and
    SIGKILLs the operator's process group a random delay later, weighted toward
    the first few hundred milliseconds (a share of kills aims inside the write
    itself); sometimes kills it again while it recovers;
@@ -35,14 +35,17 @@ At the end it scans the operator's log for every key, token and signing secret
 the run saw. It prints rounds, kills, kills that landed during a processor
 write, and each violation with the round that found it.
 
-The operator runs ``procon run`` exactly as deployed. To keep rounds fast, the
-next operator process is started ahead of time with its imports done (Python
-and kopf take seconds to import on a busy machine) and then calls the same
-``procon.cli.main(["run", ...])``; ``--cold-start`` starts each one with
-``python -m procon.cli run`` instead.
+Each operator is a fresh process running ``procon.cli.main(["run", ...])``, the
+code ``procon run`` runs. To keep rounds fast, a fork server imports the operator
+once (Python and kopf take seconds to import on a busy machine) and forks each
+operator from it; ``--cold-start`` starts each one with ``python -m procon.cli run``.
+A round takes a few seconds; ``--settle-every N`` checks every N rounds instead,
+so the next action lands on an operator still recovering from the last kill.
 
 Usage: python bench/crash_harness.py [--seed N] [--rounds N] [--processor stripe|checkout|both]
-                                     [--state-dir DIR] [--fault-share F] [--rekill-share F] [-v]
+                                     [--state-dir DIR] [--fault-share F] [--rekill-share F]
+                                     [--settle-every N] [--cold-start] [-v]
+Exits 1 when it found a violation.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def is_write(method: str, path: str) -> bool:
     return method not in READ_METHODS and not path.endswith(TOKEN_PATH)
 
 
-LOG_OVERLAP = 512
+LOG_OVERLAP = 512  # bytes of the log scanned twice, so a secret across two scans is found
 # A fork server: imports the operator once, then forks a fresh process running
 # `procon.cli.main(["run", ...])` for each line "run PORT" on stdin (PORT: its metrics port),
 # and answers its pid.
@@ -140,6 +143,8 @@ while (line := sys.stdin.readline()):
 
 @dataclass(frozen=True)
 class HarnessSettings:
+    """What a run does; the defaults are what the bench and the suite use."""
+
     seed: int = 1
     rounds: int = 20
     processors: tuple[str, ...] = ("stripe", "checkout")
@@ -160,6 +165,8 @@ class HarnessSettings:
 
 @dataclass(frozen=True)
 class Violation:
+    """An invariant that did not hold; ``key`` names it, so one found again later counts once."""
+
     round: int  # the settled check that found it
     processor: str
     invariant: str
@@ -177,6 +184,8 @@ class Violation:
 
 @dataclass
 class Kill:
+    """One SIGKILL, and what the processor was serving at that moment."""
+
     round: int
     at: float  # time.monotonic() of the kill
     after_action: float  # seconds from the action to the kill
@@ -188,6 +197,8 @@ class Kill:
 
 @dataclass
 class RoundLog:
+    """What one round did, for the report of a violation it led to."""
+
     number: int
     processor: str
     action: str
@@ -208,6 +219,8 @@ class RoundLog:
 
 @dataclass
 class Report:
+    """The figures of a run, and every violation with the rounds before it."""
+
     rounds: int = 0
     kills: int = 0
     kills_during_write: int = 0
@@ -287,6 +300,7 @@ class Side(Protocol):
 
 
 def _owned_by(metadata: dict[str, str], cluster: str, namespace: str) -> bool:
+    """Tagged by this run's operator for a connection in this run's namespace."""
     return (
         metadata.get(MANAGED_BY) == MANAGED_BY_VALUE
         and metadata.get(CLUSTER) == cluster
@@ -295,6 +309,8 @@ def _owned_by(metadata: dict[str, str], cluster: str, namespace: str) -> bool:
 
 
 class StripeSide:
+    """One Stripe account and one restricted key for every connection; secrets read from the emulator."""
+
     name = "stripe"
     events: tuple[str, ...] = (
         "charge.succeeded",
@@ -344,6 +360,8 @@ class StripeSide:
 
 
 class CheckoutSide:
+    """One Checkout.com client and OAuth access key; a workflow's secret is its webhook action's key."""
+
     name = "checkout"
     events: tuple[str, ...] = (
         "payment_approved",
@@ -593,6 +611,8 @@ def _ready_message(status: dict[str, Any]) -> str:
 
 
 class Harness:
+    """One run: a namespace, both emulators, the operator, and the rounds; ``run()`` returns the report."""
+
     def __init__(
         self,
         cluster: control_plane.Cluster,
@@ -674,7 +694,8 @@ class Harness:
         log = RoundLog(number, side.name, action, target, faults)
         self.report.history.append(log)
         self.report.rounds += 1
-        self.report.actions[action] += 1
+        if action != "delete":  # counted with its policy when carried out
+            self.report.actions[action] += 1
         acted = time.monotonic()
         done = self._act(side, action, target)
         kill_at, first_write = self._aim(side, acted, done)
@@ -748,7 +769,6 @@ class Harness:
             (self.orphaned if tracked.policy == "Orphan" else self.deleted)[tracked.uid] = tracked
             self.gone.add(tracked.name)
             self.report.actions[f"delete ({tracked.policy})"] += 1
-            self.report.actions["delete"] -= 1
             self.kube.delete(tracked.name)
         return lambda: self._finished(tracked.name)
 
