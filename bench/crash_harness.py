@@ -204,6 +204,7 @@ class RoundLog:
     action: str
     target: str
     faults: str
+    acted: float = 0.0  # time.monotonic() of the action
     kills: list[Kill] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -648,6 +649,7 @@ class Harness:
         )
         env["PROCON_NAMESPACES"] = self.namespace
         self.operator = Operator(env, workdir / "crash-operator.log", cold_start=settings.cold_start)
+        self.trace_path = workdir / "processor-calls.trace"
         self.live: dict[str, Tracked] = {}
         self.deleted: dict[str, Tracked] = {}  # uid -> a connection deleted under Delete
         self.orphaned: dict[str, Tracked] = {}  # uid -> deleted under Orphan, webhook still to verify
@@ -696,7 +698,7 @@ class Harness:
         self.report.rounds += 1
         if action != "delete":  # counted with its policy when carried out
             self.report.actions[action] += 1
-        acted = time.monotonic()
+        acted = log.acted = time.monotonic()
         done = self._act(side, action, target)
         kill_at, first_write = self._aim(side, acted, done)
         log.kills.append(self._kill(number, acted, kill_at, first_write))
@@ -860,6 +862,7 @@ class Harness:
             requests = emulator.requests
             records += requests[self._marks.get(id(emulator), 0) :]
             self._marks[id(emulator)] = len(requests)
+        self._trace(records)
         for log in self._window:
             for kill in log.kills:
                 serving = [r for r in records if r.received <= kill.at < r.answered]
@@ -873,6 +876,26 @@ class Harness:
                 if kill.during_write:
                     self.report.kills_during_write += 1
                     self.report.writes_hit_by_processor[log.processor] += 1
+
+    def _trace(self, records: list[RequestRecord]) -> None:
+        """Append the window's processor calls, actions and kills, in time order, to a trace file:
+        what a violation's diagnosis starts from (times are time.monotonic(), the operator log's
+        are wall-clock)."""
+        lines = [
+            (r.received, f"{r.received:.3f} {r.answered:.3f} {r.method} {r.path} {r.status} {r.fault or ''}")
+            for r in records
+        ]
+        for log in self._window:
+            lines.append(
+                (
+                    log.acted,
+                    f"{log.acted:.3f} ROUND {log.number}: {log.action} {log.target} "
+                    f"({log.processor}, faults: {log.faults})",
+                )
+            )
+            lines += [(k.at, f"{k.at:.3f} KILL (round {log.number})") for k in log.kills]
+        with self.trace_path.open("a") as trace:
+            trace.writelines(line + "\n" for _, line in sorted(lines))
 
     # --- settling and checking ------------------------------------------------------
 
@@ -1185,6 +1208,7 @@ def main() -> int:
             control_plane.down(state_dir)
     print(report.summary())
     print(f"operator log: {workdir / 'crash-operator.log'}")
+    print(f"processor calls, actions and kills: {workdir / 'processor-calls.trace'}")
     return 1 if report.violations else 0
 
 
