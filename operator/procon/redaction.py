@@ -46,6 +46,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit
 
 REDACTED = "[REDACTED]"
 
@@ -184,9 +185,22 @@ class _Index:
 
 
 def _variants(value: str) -> set[str]:
-    """The value and its base64 form: Secret data travels base64-encoded in Kubernetes API bodies."""
+    """The value and the forms it travels in: base64 (Secret data in Kubernetes API bodies) and
+    percent-encoded (a URL inside a form-encoded request body, as the Stripe SDK logs it)."""
     encoded = base64.b64encode(value.encode()).decode().rstrip("=")
-    return {value, encoded}
+    return {value, encoded, quote(value, safe=""), quote_plus(value, safe="")}
+
+
+def url_secrets(url: str) -> list[str]:
+    """What :func:`redact_url` hides in ``url``, as values to register: userinfo, query values,
+    fragment. Registered, they are also caught where the URL appears encoded (a request body)."""
+    parts = urlsplit(url)
+    values = [parts.username or "", parts.password or "", parts.fragment]
+    for parameter in parts.query.split("&"):
+        name, equals, value = parameter.partition("=")
+        raw = value if equals else name
+        values += [raw, unquote_plus(raw)]  # as written, and as a server would read it
+    return [v for v in dict.fromkeys(values) if v]
 
 
 class SecretRegister:

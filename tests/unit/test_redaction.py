@@ -260,3 +260,19 @@ def test_a_log_record_about_one_connection_is_redacted_with_its_values_only(
     about_a, about_anyone = (r.getMessage() for r in caplog.records)
     assert about_a == f"about a: https://webhooks-example.com {REDACTED}"
     assert about_anyone == f"about anyone: {REDACTED}"
+
+
+def test_the_secrets_of_a_url_are_caught_where_the_url_travels_encoded() -> None:
+    """The Stripe SDK logs a create's form body at debug level: the webhook URL percent-encoded,
+    out of reach of the URL pattern. Its query value, registered, is caught there too."""
+    from urllib.parse import quote
+
+    url = "https://u:pw-of-user-1@hooks.example.com/x?token=abc123%2Fsecret&short=ab#fragment-value"
+    assert sorted(redaction.url_secrets(url)) == sorted(
+        ["u", "pw-of-user-1", "abc123%2Fsecret", "abc123/secret", "ab", "fragment-value"]
+    )
+    remember("ns/shop", redaction.url_secrets(url), part="webhook-url")
+    body = f"url={quote(url, safe='')}&enabled_events[0]=charge.succeeded"
+    out = redact_all(body)
+    for secret in ("abc123", "pw-of-user-1", "fragment-value"):
+        assert secret not in out

@@ -208,6 +208,11 @@ class Reconciler:
 
         account: Account | None = None
         report: PermissionReport | None = None
+        # The URL goes to the processor whole, but what it hides when shown (a token in its
+        # query) is a secret too, caught also where the URL travels encoded.
+        redaction.remember(
+            _scope(connection), redaction.url_secrets(connection.model.spec.webhook.url), part="webhook-url"
+        )
         try:
             driver, credentials, target = await self._access(connection)
             account = await self._verify(connection, driver, credentials, target)
