@@ -70,12 +70,8 @@ def test_another_tenants_secret_does_not_blank_out_this_tenants_events_and_urls(
     webhook_id = obj["status"]["webhook"]["id"]
     assert len(webhook_id) >= 8
 
-    poison = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "shop-key"},
-        "stringData": {"apiKey": webhook_id, "notes": host, "path": "/hooks/stripe"},
-    }
+    poison = key_secret("shop", webhook_id)  # as any tenant writes its credentials Secret
+    poison["stringData"].update({"notes": host, "path": "/hooks/stripe"})
     kubectl.apply([poison, connection("shop", url="https://b.example.com/hooks")], namespace=other_namespace)
     # B's connection has read its Secret (and refused the key) before A speaks again.
     wait_condition(kubectl, other_namespace, "shop", "Stalled", "True", "InvalidCredentials")
