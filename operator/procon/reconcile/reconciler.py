@@ -105,6 +105,8 @@ class Reconciler:
                 return Outcome("gone")
             processor = connection.model.spec.processor.value
             if connection.annotations.get(PAUSED) == "true":
+                # No processor calls while paused, so no credentials kept for them either.
+                self.forget(namespace, name)
                 return Outcome("paused", processor)
             try:
                 return replace(await self._reconcile(connection), processor=processor)
@@ -118,12 +120,36 @@ class Reconciler:
         Transient failures raise (the caller retries with backoff) until
         ``final_attempt``; permanent ones (a revoked key) release at once with
         a Warning event, so an invalid key never traps the object.
+        Once released, nothing is kept about the connection (:meth:`forget`).
         """
+        released = await self._finalize(namespace, name, final_attempt=final_attempt)
+        if released:
+            self.forget(namespace, name)
+        return released
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is kept in memory for a connection: its credentials and what the driver cached for them.
+
+        Another connection with the same key only misses the driver's cache once.
+        """
+        remembered = self._last_access.pop((namespace, name), None)
+        if remembered is not None:
+            driver, credentials, target = remembered
+            driver.forget(credentials, target)
+
+    def state_entries(self) -> dict[str, int]:
+        """Sizes of the per-connection stores (for the operator's own metrics)."""
+        return {
+            "remembered_credentials": len(self._last_access),
+            "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
+        }
+
+    async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         connection = await self._kube.get_connection(namespace, name)
         if connection is None:
             return True
         spec = connection.model.spec
-        metrics.forget_connection(namespace, name, spec.processor.value)
+        metrics.forget_connection(namespace, name)
         if connection.annotations.get(PAUSED) == "true":
             await self._event(
                 connection,
@@ -164,7 +190,6 @@ class Reconciler:
                         "DeletedWebhookEndpoint",
                         f"deleted webhook {webhook.id}: connection deleted",
                     )
-            self._last_access.pop((namespace, name), None)
             return True
         except TransientProcessorError as error:
             if not final_attempt:
@@ -176,7 +201,6 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
-        self._last_access.pop((namespace, name), None)
         return True
 
     # --- the reconcile ------------------------------------------------------------

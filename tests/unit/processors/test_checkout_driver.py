@@ -491,3 +491,38 @@ def test_no_credential_or_token_appears_in_any_error(emulator: CheckoutEmulator)
     texts = [f"{e} {e!r} {e.args!r}" for e in errors]
     for value in [*SECRETS, "wrong-" + OPERATOR[1], *emulator.issued_tokens()]:
         assert all(value not in text for text in texts)
+
+
+# Caches
+
+
+def test_forget_drops_tokens_scopes_and_catalog_of_the_credentials(emulator: CheckoutEmulator) -> None:
+    """A cache keyed by credential fingerprints must not outlive the connections that fill it."""
+    driver = make_driver(emulator)
+
+    async def scenario() -> list[int]:
+        await driver.resolve_events(access_key(OPERATOR), SANDBOX, ["payment_approved"])
+        await driver.check_permissions(secret_key(SK_FULL), SANDBOX, ["disputes:view"])
+        before = driver.cached_entries()
+        driver.forget(access_key(OPERATOR), SANDBOX)
+        driver.forget(secret_key(SK_FULL), SANDBOX)
+        return [before, driver.cached_entries()]
+
+    before, after = run(driver, scenario)
+    assert before >= 3  # a token, the key's scopes, the event catalog
+    assert after == 0
+
+
+def test_expired_scope_and_catalog_entries_are_swept_out(emulator: CheckoutEmulator) -> None:
+    clock = Clock()
+    driver = make_driver(emulator, clock=clock, cache_ttl=60)
+
+    async def scenario() -> int:
+        await driver.check_permissions(secret_key(SK_FULL), SANDBOX, ["disputes:view"])
+        await driver.resolve_events(secret_key(SK_FULL), SANDBOX, ["payment_approved"])
+        clock.now += 61
+        await driver.check_permissions(secret_key(SK_WORKFLOWS), SANDBOX, ["flow:workflows"])
+        await driver.resolve_events(secret_key(SK_WORKFLOWS), SANDBOX, ["payment_approved"])
+        return driver.cached_entries()
+
+    assert run(driver, scenario) == 2  # the new key's scopes and the fresh catalog, nothing expired
