@@ -125,8 +125,9 @@ def test_memory_does_not_grow_with_deleted_connections(
         churn(kubectl, stripe_emulator, 300)
         # Deterministic: every per-connection store is empty again.
         _wait_until_nothing_is_kept(operator, "300 create/delete cycles")
-        # And the process as a whole: 300 connections that leaked as before kept ~110 MiB.
+        # And the process as a whole, loosely (RSS is noisy; bench/lifecycle_memory.py measures it):
+        # about 2 MiB of pools and buffers that settle, where a leak of the size was 100+.
         grown = _rss_mib(operator.process.pid) - warm
-        assert grown < 12, f"the operator grew by {grown:.1f} MiB over 300 create/delete cycles"
+        assert grown < 8, f"the operator grew by {grown:.1f} MiB over 300 create/delete cycles"
     finally:
         operator.stop()
