@@ -20,6 +20,7 @@ a fresh one. Either way the published secret belongs to the live webhook.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -49,19 +50,20 @@ from procon.processors.base import (
     TransientProcessorError,
 )
 from procon.processors.stripe.permissions import dashboard_link
+from procon.reconcile import annotations as procon_annotations
 from procon.reconcile import conditions, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
-from procon.reconcile.ownership import Owner, Relation, relation
+from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import Connection, KubePort, PublishedSecret, SecretNotOwned, StaleObject
 from procon.redaction import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
-PENDING_CREATE = "procon.dev/pending-create"
-# "true": leave the connection and its webhook alone (no processor calls, no
-# status writes); deleting it then leaves the webhook, as Orphan does.
-PAUSED = "procon.dev/paused"
-ROTATE_SIGNING_SECRET = "procon.dev/rotate-signing-secret"  # also a watch trigger in procon.k8s.kube
+PENDING_CREATE = procon_annotations.PENDING_CREATE
+PAUSED = procon_annotations.PAUSED
+ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
+# How long one reconcile (or one clean-up) may take, however slowly a processor answers.
+DEFAULT_RECONCILE_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -87,32 +89,100 @@ class _Stalled(Exception):
 class Reconciler:
     """Reconciles connections with a driver per processor and a Kubernetes port."""
 
-    def __init__(self, kube: KubePort, drivers: Mapping[str, ProcessorDriver], *, cluster_name: str) -> None:
+    def __init__(
+        self,
+        kube: KubePort,
+        drivers: Mapping[str, ProcessorDriver],
+        *,
+        cluster_name: str,
+        reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT,
+    ) -> None:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
+        self._timeout = reconcile_timeout
         # The credentials each connection last reconciled with, kept in memory
         # only, for clean-up after its Secret is gone.
         self._last_access: dict[tuple[str, str], tuple[ProcessorDriver, Credentials, Target]] = {}
+        # What each connection was last told about, so a warning or notice comes once per
+        # change, not on every drift check (in memory: a restart says it once more).
+        self._annotation_warnings: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+        self._whitespace_noticed: dict[tuple[str, str], str] = {}
 
     # --- entry points -----------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
-        """Bring one connection to its desired state and report it in status."""
+        """Bring one connection to its desired state and report it in status.
+
+        Whatever goes wrong ends in status: a pass that outlives the deadline
+        (a processor answering slowly, or without end) or fails unexpectedly
+        reports Ready=False and Reconciling=True with the reason, never leaving
+        an earlier Ready=True standing, and the caller retries with backoff.
+        """
         for _ in range(3):
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
                 return Outcome("gone")
             processor = connection.model.spec.processor.value
-            if connection.annotations.get(PAUSED) == "true":
+            await self._warn_about_annotations(connection)
+            if procon_annotations.is_paused(connection.annotations):
                 # No processor calls while paused, so no credentials kept for them either.
-                self.forget(namespace, name)
+                self._forget_access(namespace, name)
                 return Outcome("paused", processor)
+            deadline = asyncio.timeout(self._timeout)
             try:
-                return replace(await self._reconcile(connection), processor=processor)
+                async with deadline:
+                    return replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
                 continue  # changed under us: read again, decide again
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                message = (
+                    f"the reconcile did not finish within {self._timeout:g}s "
+                    "(a processor answer too slow or without end); retrying"
+                )
+                await self._report_failure(connection, "ReconcileTimedOut", message)
+                return Outcome("retrying", processor)
+            except Exception as error:
+                # A bug, or an answer no check foresaw: the traceback goes to the log (redacted),
+                # status says that it happened and that procon retries.
+                logger.exception("%s/%s: the reconcile failed", namespace, name)
+                message = (
+                    f"the reconcile failed with an unexpected {type(error).__name__} "
+                    "(details in the operator's log); retrying"
+                )
+                await self._report_failure(connection, "UnexpectedError", message)
+                return Outcome("retrying", processor)
         return Outcome("retrying")
+
+    async def _report_failure(self, connection: Connection, reason: str, message: str) -> None:
+        """Status for a pass that ended without a verdict: not Ready, reconciling, and why."""
+        try:
+            fresh = await self._kube.get_connection(connection.namespace, connection.name) or connection
+            assessment = self._carry_over(
+                fresh, Assessment(retrying=message, retry_reason=reason), None, None
+            )
+            await self._write_status(
+                fresh, assessment, account=None, webhook=None, missing=(), keep_rest=True
+            )
+        except Exception:
+            # Kubernetes itself failing: nothing more can be reported; the caller retries.
+            logger.exception("%s/%s: could not report the failure", connection.namespace, connection.name)
+
+    async def _warn_about_annotations(self, connection: Connection) -> None:
+        """A Warning event for each procon annotation that is ignored, once per distinct value."""
+        key = (connection.namespace, connection.name)
+        problems = procon_annotations.problems(connection.annotations)
+        told = self._annotation_warnings.get(key, frozenset())
+        for problem in problems:
+            if (problem.annotation, problem.value_digest) not in told:
+                await self._event(connection, "Warning", "AnnotationIgnored", problem.message)
+        current = frozenset((p.annotation, p.value_digest) for p in problems)
+        if current:
+            self._annotation_warnings[key] = current
+        else:
+            self._annotation_warnings.pop(key, None)
 
     async def finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         """Clean up before the object goes. Returns True when the finalizer may be released.
@@ -128,7 +198,13 @@ class Reconciler:
         return released
 
     def forget(self, namespace: str, name: str) -> None:
-        """Drop what is kept in memory for a connection: its credentials and what the driver cached for them.
+        """Drop everything kept in memory for a connection: it is gone."""
+        self._forget_access(namespace, name)
+        self._annotation_warnings.pop((namespace, name), None)
+        self._whitespace_noticed.pop((namespace, name), None)
+
+    def _forget_access(self, namespace: str, name: str) -> None:
+        """Drop the credentials kept for a connection and what the driver cached for them.
 
         Another connection with the same key only misses the driver's cache once.
         """
@@ -141,6 +217,8 @@ class Reconciler:
         """Sizes of the per-connection stores (for the operator's own metrics)."""
         return {
             "remembered_credentials": len(self._last_access),
+            "annotation_warnings": len(self._annotation_warnings),
+            "whitespace_noticed": len(self._whitespace_noticed),
             "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
         }
 
@@ -150,46 +228,33 @@ class Reconciler:
             return True
         spec = connection.model.spec
         metrics.forget_connection(namespace, name)
-        if connection.annotations.get(PAUSED) == "true":
+        if procon_annotations.is_paused(connection.annotations):
+            kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
                 "Normal",
                 "OrphanedWebhookEndpoint",
-                "paused: left the webhook at the processor untouched",
+                f"paused: left the webhook at the processor untouched{kept}",
             )
             return True
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
             webhook_id = (connection.status.get("webhook") or {}).get("id")
+            kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
                 "Normal",
                 "OrphanedWebhookEndpoint",
-                f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor",
+                f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor{kept}",
             )
             return True
         try:
             try:
-                driver, credentials, target = await self._access(connection)
-            except _Stalled:
-                # Deleting a namespace deletes the credentials Secret too, in no set
-                # order: the credentials the last reconcile used still clean up.
-                remembered = self._last_access.get((namespace, name))
-                if remembered is None:
-                    raise
-                driver, credentials, target = remembered
-            owner = self._owner(connection)
-            for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
-                if relation(webhook.metadata, owner) in (Relation.MINE, Relation.PREDECESSOR):
-                    try:
-                        await driver.delete_webhook(credentials, target, webhook.id)
-                    except NotFound:
-                        continue
-                    await self._event(
-                        connection,
-                        "Normal",
-                        "DeletedWebhookEndpoint",
-                        f"deleted webhook {webhook.id}: connection deleted",
-                    )
+                async with asyncio.timeout(self._timeout):
+                    await self._delete_owned(connection)
+            except TimeoutError:
+                raise TransientProcessorError(
+                    f"the clean-up did not finish within {self._timeout:g}s"
+                ) from None
             return True
         except TransientProcessorError as error:
             if not final_attempt:
@@ -202,6 +267,43 @@ class Reconciler:
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
         return True
+
+    async def _delete_owned(self, connection: Connection) -> None:
+        namespace, name = connection.namespace, connection.name
+        try:
+            driver, credentials, target = await self._access(connection)
+        except _Stalled:
+            # Deleting a namespace deletes the credentials Secret too, in no set
+            # order: the credentials the last reconcile used still clean up.
+            remembered = self._last_access.get((namespace, name))
+            if remembered is None:
+                raise
+            driver, credentials, target = remembered
+        owner = self._owner(connection)
+        for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
+            # Its own only: a predecessor's tag is a claim anyone sharing the account (another
+            # cluster under the same name) could make; the reconcile deals with predecessors.
+            if relation(webhook.metadata, owner) is Relation.MINE:
+                try:
+                    await driver.delete_webhook(credentials, target, webhook.id)
+                except NotFound:
+                    continue
+                await self._event(
+                    connection,
+                    "Normal",
+                    "DeletedWebhookEndpoint",
+                    f"deleted webhook {webhook.id}: connection deleted",
+                )
+
+    async def _keep_signing_secret(self, connection: Connection) -> str:
+        """The webhook stays, so its signing secret must too: release the Secret from the connection
+        before the garbage collector follows the owner reference. Returns what to add to the event."""
+        name = connection.model.spec.webhook.signing_secret_ref.name
+        try:
+            released = await self._kube.release_published(connection)
+        except SecretNotOwned:
+            return ""
+        return f"; kept its signing secret in Secret {name}" if released else ""
 
     # --- the reconcile ------------------------------------------------------------
 
@@ -228,8 +330,12 @@ class Reconciler:
             )
             await self._warn_on_change(connection, stopped.assessment)
             return Outcome("stalled" if stopped.assessment.stalled else "progressing")
-        except TransientProcessorError as error:
-            assessment = self._carry_over(connection, Assessment(retrying=str(error)), account, report)
+        except ProcessorError as error:
+            # Transient errors, and any the steps above did not turn into a verdict (an answer
+            # of a kind procon does not know): retrying with backoff is all that can help.
+            assessment = self._carry_over(
+                connection, Assessment(retrying=str(error), retry_reason=error.reason), account, report
+            )
             await self._write_status(
                 connection, assessment, account=account, webhook=None, missing=(), keep_rest=True
             )
@@ -239,8 +345,10 @@ class Reconciler:
             credentials=_credentials_ok(account),
             permissions=_permissions_ok(report),
             webhook=webhook_verdict,
-            # A foreign webhook beside the owned one: only a person can settle it, exactly
-            # as when it blocks the create, so it is reported the same way.
+            # A webhook procon does not own beside the owned one: only a person can settle
+            # it, exactly as when it blocks the create, so it is reported the same way. (Another
+            # connection's webhook beside the owned one is that newcomer's to report, never this
+            # connection's: see procon.reconcile.webhook_plan.)
             stalled=webhook_verdict if webhook_verdict.reason == "EndpointConflict" else None,
         )
         await self._write_status(
@@ -277,6 +385,7 @@ class Reconciler:
             credentials = driver.credentials_from(data, ref.key)
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, f"Secret {ref.name}: {rejected}")) from None
+        await self._notice_whitespace(connection, ref.name, data, credentials.stripped)
         target = Target(
             mode=spec.mode,
             connected_account=spec.stripe.account if spec.stripe else None,
@@ -285,6 +394,30 @@ class Reconciler:
         )
         self._last_access[(connection.namespace, connection.name)] = (driver, credentials, target)
         return driver, credentials, target
+
+    async def _notice_whitespace(
+        self, connection: Connection, secret: str, data: Mapping[str, str], fields: Sequence[str]
+    ) -> None:
+        """A Normal event when key material came with surrounding whitespace, once per value."""
+        key = (connection.namespace, connection.name)
+        if not fields:
+            self._whitespace_noticed.pop(key, None)
+            return
+        # A one-way print of the values as stored: a new value with the same mistake is told again.
+        printed = hashlib.sha256(
+            "\0".join(f"{f}={data.get(f, '')}" for f in sorted(fields)).encode()
+        ).hexdigest()
+        if self._whitespace_noticed.get(key) == printed:
+            return
+        self._whitespace_noticed[key] = printed
+        await self._event(
+            connection,
+            "Normal",
+            "CredentialsWhitespaceStripped",
+            f"Secret {secret}: the value of {', '.join(sorted(fields))} has leading or trailing "
+            "whitespace (a line break from echo?); procon uses it without. No key contains "
+            "whitespace: remove it from the Secret to silence this",
+        )
 
     async def _verify(
         self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
@@ -336,7 +469,7 @@ class Reconciler:
                     "choose another webhook.signingSecretRef or delete that Secret",
                 )
             ) from None
-        rotation = connection.annotations.get(ROTATE_SIGNING_SECRET)
+        rotation = procon_annotations.rotation(connection.annotations)
         rotate = bool(rotation) and rotation != connection.status.get("signingSecretRotation")
 
         try:
@@ -378,13 +511,9 @@ class Reconciler:
                 )
 
             if plan.blocked_by_conflict:
-                ids = ", ".join(w.id for w in plan.conflicts)
                 raise _Stalled(
                     _stalled_webhook(
-                        "EndpointConflict",
-                        f"webhook {ids} at {spec.webhook.url} is not owned by this connection "
-                        "and was left alone; delete it at the processor "
-                        "or set webhook.conflictPolicy: Replace",
+                        "EndpointConflict", webhook_plan.blocked_message(plan, owner, spec.webhook.url)
                     )
                 )
 
@@ -402,7 +531,12 @@ class Reconciler:
                 keeper = await self._create(connection, driver, credentials, target, desired, drift=drift)
             elif keeper is not None and plan.update is not None:
                 what = ", ".join(plan.update.describe())
-                if drift:
+                tagged = (plan.keep.metadata if plan.keep else {}).get(CLUSTER)
+                if tagged != owner.cluster:
+                    # Its own by UID, tagged under an earlier cluster identity (the old default
+                    # "default", a renamed cluster): an upgrade, not a change made outside procon.
+                    what += f" (cluster identity {tagged} is now {owner.cluster})"
+                if drift and tagged == owner.cluster:
                     await self._event(
                         connection,
                         "Normal",
@@ -533,14 +667,12 @@ class Reconciler:
         raw = connection.annotations.get(PENDING_CREATE)
         if not raw:
             return published, connection
-        try:
-            pending = json.loads(raw)
-        except ValueError:
-            pending = {}
-        if pending.get("params") == _params_digest(desired) and isinstance(pending.get("key"), str):
+        # A malformed record is ignored (the Warning came with the pass) and removed below.
+        pending = procon_annotations.pending_create(raw)
+        if pending is not None and pending.params == _params_digest(desired):
             try:
                 created = await driver.create_webhook(
-                    credentials, target, desired, idempotency_key=pending["key"]
+                    credentials, target, desired, idempotency_key=pending.key
                 )
             except (IdempotencyConflict, RequestRejected, NotFound):
                 created = None  # the planner deletes whatever the lost create left
