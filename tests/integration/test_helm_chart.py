@@ -705,6 +705,109 @@ def test_admission_policy_limits_secret_writes_to_managed_ones(
     assert admin.returncode == 0, admin.stderr
 
 
+def _token_secret(name: str, service_account: str, **extra: Any) -> str:
+    """A ServiceAccount token Secret, labelled as procon's own: the token controller would fill it in."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {
+            "name": name,
+            "labels": {MANAGED_BY: "procon"},
+            "annotations": {"kubernetes.io/service-account.name": service_account},
+        },
+    }
+    body.update(extra)
+    return yaml.safe_dump(body)
+
+
+def _typed_secret(name: str, type_: str, data: dict[str, str], annotations: dict[str, str]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": type_,
+            "metadata": {"name": name, "labels": {MANAGED_BY: "procon"}, "annotations": annotations},
+            "stringData": data,
+        }
+    )
+
+
+def test_admission_policy_refuses_token_secrets_in_a_watched_namespace(
+    kubectl: Kubectl, namespaced_release: Release, tmp_path: Path
+) -> None:
+    """Labelled managed-by=procon is not enough: a ServiceAccount token Secret (which the token
+    controller would fill in with a privileged account's token for the operator to read), any other
+    type but Opaque, and a kubernetes.io/ annotation are refused; a plain Opaque Secret is not."""
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    a = release.watched
+
+    def create(manifest: str, namespace: str = a) -> subprocess.CompletedProcess[str]:
+        return sa.run("create", "--dry-run=server", "-n", namespace, "-f", "-", input=manifest, check=False)
+
+    token = _await_denial(lambda: create(_token_secret("stolen", "default")))
+    assert "may only write Secrets of type Opaque" in token.stderr, token.stderr
+    assert "is forbidden" in token.stderr, token.stderr
+
+    annotated = create(
+        _typed_secret("x", "Opaque", {"k": "v"}, {"kubernetes.io/service-account.name": "default"})
+    )
+    assert annotated.returncode != 0
+    assert "may not write Secrets with kubernetes.io/ annotations" in annotated.stderr, annotated.stderr
+    for type_, data in [
+        ("kubernetes.io/dockerconfigjson", {".dockerconfigjson": '{"auths": {}}'}),
+        ("kubernetes.io/basic-auth", {"username": "u", "password": "p"}),
+    ]:
+        refused = create(_typed_secret("x", type_, data, {}))
+        assert refused.returncode != 0, type_
+        assert "may only write Secrets of type Opaque" in refused.stderr, refused.stderr
+
+    # What procon writes still goes through.
+    assert create(_secret("signing", managed=True)).returncode == 0
+    assert create(_typed_secret("signing", "Opaque", {"k": "v"}, {"example.com/note": "x"})).returncode == 0
+
+    # The namespace fence stands even if someone grants the ServiceAccount more than the chart does.
+    b = release.unwatched
+    kubectl.run("create", "role", "extra", "-n", b, "--verb=create", "--resource=secrets")
+    kubectl.run(
+        "create",
+        "rolebinding",
+        "extra",
+        "-n",
+        b,
+        "--role=extra",
+        f"--serviceaccount={release.namespace}:{release.service_account}",
+    )
+    wait_for(lambda: sa.can_i("create", "secrets", b), timeout=10, what="the extra RoleBinding")
+    outside = create(_secret("signing", managed=True), namespace=b)
+    assert outside.returncode != 0
+    assert f"may only write Secrets in the namespaces it watches ({a})" in outside.stderr, outside.stderr
+
+
+def test_admission_policy_refuses_token_secrets_in_kube_system(
+    kubectl: Kubectl, cluster_wide_release: Release, tmp_path: Path
+) -> None:
+    """Cluster-wide, RBAC lets the operator create Secrets in kube-system: the policy refuses a token
+    Secret for a privileged controller's ServiceAccount there."""
+    sa = _as(kubectl, cluster_wide_release, tmp_path)
+    assert sa.can_i("create", "secrets", "kube-system")  # RBAC alone would allow it
+    refused = _await_denial(
+        lambda: sa.run(
+            "create",
+            "--dry-run=server",
+            "-n",
+            "kube-system",
+            "-f",
+            "-",
+            input=_token_secret("stolen", "clusterrole-aggregation-controller"),
+            check=False,
+        )
+    )
+    assert "may only write Secrets of type Opaque" in refused.stderr, refused.stderr
+    assert "is forbidden" in refused.stderr, refused.stderr
+
+
 def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_path: Path) -> None:
     release = cluster_wide_release
     sa = _as(kubectl, release, tmp_path)
