@@ -46,7 +46,9 @@ from tests.integration.operator_harness import (
     StripeAccount,
     connection,
     key_secret,
+    metrics_reader_token,
     operator_env,
+    scrape_metrics,
     start_operator,
     wait_condition,
 )
@@ -63,6 +65,10 @@ EVERYTHING = (
     "--set=prometheusRule.enabled=true",
     "--set=networkPolicy.enabled=true",
     "--set=networkPolicy.apiServer.cidrs={10.96.0.1/32}",
+    "--set=metrics.tls.secretName=procon-metrics-tls",
+    "--set=metrics.readers[0].kind=ServiceAccount",
+    "--set=metrics.readers[0].name=prometheus",
+    "--set=metrics.readers[0].namespace=monitoring",
 )
 
 
@@ -201,6 +207,11 @@ def test_rbac_modes(helm: Helm, kube_version: str) -> None:
             "resources": ["customresourcedefinitions"],
             "verbs": ["list", "watch"],
         },
+        # /metrics: the scraper's token goes to the API server to be reviewed ...
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+        # ... which allows it with this ClusterRole (bound to the scrapers, not the operator).
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]
     env = {
@@ -833,6 +844,50 @@ def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_
     assert "ValidatingAdmissionPolicy" in created.stderr, created.stderr
 
 
+def test_metrics_are_served_only_to_authorized_scrapers(
+    kubectl: Kubectl, namespaced_release: Release, stripe_emulator: StripeEmulator, tmp_path: Path
+) -> None:
+    """The operator, with the chart's ServiceAccount token, asks the API server about each scraper:
+    no token or a bad one is 401, a valid token without `get` on /metrics is 403, a token bound
+    to the chart's metrics-reader ClusterRole gets the metrics. The kubelet's liveness probe needs
+    no token."""
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    metrics_port, health_port = free_port(), free_port()
+    env = operator_env(
+        kubectl.cluster.env(),
+        KUBECONFIG=str(sa.kubeconfig),
+        PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
+        PROCON_CLUSTER_NAME=f"metrics-{_suffix()}",
+        PROCON_METRICS_PORT=str(metrics_port),
+    )
+    env["PROCON_NAMESPACES"] = release.watched  # (operator_env drops it)
+    operator = start_operator(
+        env, tmp_path / "operator.log", [f"--liveness=http://127.0.0.1:{health_port}/healthz"]
+    )
+    try:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+        def status(token: str | None) -> int:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return httpx.get(url, headers=headers, timeout=10).status_code
+
+        assert status(None) == 401
+        assert status("not-a-token") == 401
+        nobody = kubectl.run("create", "token", "default", "-n", release.namespace).stdout.strip()
+        assert status(nobody) == 403
+        reader = metrics_reader_token(kubectl, role=f"{release.fullname}-metrics-reader")
+        assert status(reader) == 200
+        assert "procon_secret_watch_events_total" in scrape_metrics(metrics_port, reader)
+        assert status(nobody) == 403  # the cached answer: still refused
+        assert httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=10).status_code == 200
+    finally:
+        operator.stop()
+    log = operator.log()
+    assert "is forbidden: User" not in log, "the chart's RBAC lacks something the metrics need"
+    assert "could not review" not in log
+
+
 # ------------------------------------------------------------ the operator with the ServiceAccount's token
 
 
@@ -863,8 +918,8 @@ def _deployment_env(kubectl: Kubectl, release: Release) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container["env"]}
 
 
-def _metric_samples(port: int) -> list[tuple[str, dict[str, str], float]]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+def _metric_samples(port: int, token: str) -> list[tuple[str, dict[str, str], float]]:
+    text = scrape_metrics(port, token)
     return [
         (sample.name, dict(sample.labels), sample.value)
         for family in text_string_to_metric_families(text)
@@ -933,7 +988,9 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
         assert published["metadata"]["labels"][MANAGED_BY] == "procon"
 
         # The series the chart's alerts select exist, with the labels the alerts use.
-        samples = _metric_samples(metrics_port)
+        samples = _metric_samples(
+            metrics_port, metrics_reader_token(kubectl, role=f"{release.fullname}-metrics-reader")
+        )
         ready = {
             "namespace": release.watched,
             "name": "shop",

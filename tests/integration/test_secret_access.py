@@ -128,9 +128,9 @@ def namespaced_operator(
         cluster.env(),
         PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
         PROCON_CLUSTER_NAME=f"watch-{uuid.uuid4().hex[:8]}",
-        PROCON_NAMESPACES=namespace,
         PROCON_METRICS_PORT=str(free_port()),
     )
+    env["PROCON_NAMESPACES"] = namespace  # (operator_env drops it)
     process = start_operator(env, tmp_path / "operator.log")
     process.metrics_token = metrics_reader_token(kubectl)
     yield process
