@@ -64,6 +64,19 @@ async def api_client() -> client.ApiClient:
     return client.ApiClient()
 
 
+def raise_for_status(response: Any) -> None:
+    """A raw (``_preload_content=False``) response is not checked by the client: check it here."""
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=str(response.reason))
+
+
+async def raw_json(response: Any) -> Any:
+    """The JSON body of a raw response, after :func:`raise_for_status`."""
+    async with response:
+        raise_for_status(response)
+        return json.loads(await response.read())
+
+
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
     return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in (data or {}).items()}
 
@@ -166,13 +179,11 @@ class Kube:
     async def _read_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Secret's metadata only (PartialObjectMetadata), or None when it does not exist."""
         try:
-            response: Any = await self._core.read_namespaced_secret(name, namespace, **AS_RAW_METADATA)
+            body = await raw_json(await self._core.read_namespaced_secret(name, namespace, **AS_RAW_METADATA))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        async with response:
-            body = json.loads(await response.read())
         return dict(body.get("metadata") or {})
 
     def _saw_secret(self, secret: client.V1Secret) -> None:

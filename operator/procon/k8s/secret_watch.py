@@ -23,9 +23,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from procon.k8s.kube import AS_RAW_METADATA, MANAGED_BY, MANAGED_BY_LABEL
+from procon.k8s.kube import AS_RAW_METADATA, MANAGED_BY, MANAGED_BY_LABEL, raise_for_status, raw_json
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +78,7 @@ async def _request(core: client.CoreV1Api, namespace: str | None, **params: Any)
 
 
 async def _list(core: client.CoreV1Api, namespace: str | None, on_event: OnEvent) -> str:
-    response = await _request(core, namespace)
-    async with response:
-        listing = json.loads(await response.read())
+    listing = await raw_json(await _request(core, namespace))
     for item in listing.get("items") or []:
         on_event(None, item.get("metadata") or {})
     return str(listing["metadata"]["resourceVersion"])
@@ -89,21 +86,19 @@ async def _list(core: client.CoreV1Api, namespace: str | None, on_event: OnEvent
 
 async def _watch(core: client.CoreV1Api, namespace: str | None, version: str, on_event: OnEvent) -> str:
     """Follow one watch request to its end; returns the version to resume from."""
-    try:
-        response = await _request(
-            core,
-            namespace,
-            watch=True,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=SERVER_TIMEOUT,
-            _request_timeout=SERVER_TIMEOUT + 30,
-        )
-    except ApiException as error:
-        if error.status == 410:
-            raise Gone from None
-        raise
+    response = await _request(
+        core,
+        namespace,
+        watch=True,
+        resource_version=version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=SERVER_TIMEOUT,
+        _request_timeout=SERVER_TIMEOUT + 30,
+    )
     async with response:
+        if response.status == 410:
+            raise Gone
+        raise_for_status(response)
         async for event in _json_lines(response.content):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
