@@ -30,6 +30,7 @@ from typing import Any
 
 import kopf
 from aiohttp import web
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon import metrics
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
@@ -41,8 +42,8 @@ from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
-from procon.redaction import install_log_redaction, redact
-from procon.settings import OperatorSettings
+from procon.redaction import connection_scope, install_log_redaction, redact
+from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 
 logger = logging.getLogger("procon")
 
@@ -132,6 +133,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     api = await api_client()
     kube = Kube(api)
+    cluster = config.cluster_name or await _cluster_identity(kube)
+    if cluster == LEGACY_DEFAULT_CLUSTER_NAME:
+        logger.warning(
+            "PROCON_CLUSTER_NAME=%s is the name every earlier procon used when none was set: another "
+            "cluster sharing a processor account may use it too; unset it to use this cluster's UID",
+            cluster,
+        )
     drivers: dict[str, ProcessorDriver] = {
         "stripe": StripeDriver(config.stripe_api_base, permission_cache_ttl=config.permission_cache_ttl),
         "checkout": CheckoutDriver(
@@ -141,7 +149,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     runtime = Runtime(
         settings=config,
         kube=kube,
-        reconciler=Reconciler(kube, drivers, cluster_name=config.cluster_name),
+        reconciler=Reconciler(
+            kube, drivers, cluster_name=cluster, reconcile_timeout=config.reconcile_timeout
+        ),
     )
     runtime.metrics_server = await metrics_server.serve(
         api, config.metrics_port, cert_file=config.metrics_cert_file, key_file=config.metrics_key_file
@@ -158,8 +168,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config.stripe_api_base,
         config.checkout_api_base or "Checkout.com's",
         config.drift_interval,
-        config.cluster_name,
+        cluster,
     )
+
+
+async def _cluster_identity(kube: Kube) -> str:
+    """This cluster's default identity; without it the operator does not start, for a shared
+    identity would let two clusters take each other's webhooks for their own."""
+    try:
+        return await kube.cluster_uid()
+    except ApiException as error:
+        raise kopf.PermanentError(
+            "cannot read the kube-system namespace to identify this cluster "
+            f"({error.status} {error.reason}): grant get on namespaces/kube-system (the chart does) "
+            "or set PROCON_CLUSTER_NAME"
+        ) from None
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -362,7 +385,8 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
     except Exception as error:
         # kopf stores this text in an annotation on the connection: redacted like a message.
         raise kopf.TemporaryError(
-            f"webhook clean-up failed, retrying: {redact(str(error))}", delay=2 ** min(retry, 5)
+            f"webhook clean-up failed, retrying: {redact(str(error), connection_scope(namespace, name))}",
+            delay=2 ** min(retry, 5),
         ) from None
     finally:
         runtime.kube.forget(namespace, name)

@@ -32,6 +32,18 @@ class TransientProcessorError(ProcessorError):
     reason = "ProcessorUnavailable"
 
 
+class MalformedResponse(TransientProcessorError):
+    """An answer that is not the processor's: not JSON, cut short, too large, or without the fields promised.
+
+    Transient because procon cannot tell a proxy's passing hiccup (an HTML
+    error page, a connection cut mid-body) from a lasting fault, and nothing
+    in the spec or the Secret can fix it: retrying with backoff is the only
+    thing that can help, and the message says what came back.
+    """
+
+    reason = "MalformedResponse"
+
+
 class CredentialsRejected(ProcessorError):
     """The credentials are unusable: invalid, expired, of the wrong mode or account."""
 
@@ -82,6 +94,9 @@ class Credentials:
     """Credential material from the Secret. ``repr`` never shows it."""
 
     values: Mapping[str, str] = field(repr=False)
+    # The fields whose value had leading or trailing whitespace, removed (the
+    # reconciler says so in an event): names only, never values.
+    stripped: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> str:
         return self.values[key]
@@ -97,10 +112,16 @@ class Account:
 
 @dataclass(frozen=True)
 class PermissionReport:
-    """The outcome of checking the required permissions against the credentials."""
+    """The outcome of checking the required permissions against the credentials.
+
+    ``unknown`` names are not permissions of the processor as procon knows them
+    (a typo, another processor's name): never counted as held. ``unverifiable``
+    ones exist but cannot be checked without side effects.
+    """
 
     missing: tuple[str, ...] = ()
     unverifiable: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
     granted: tuple[str, ...] = ()
     probes: int = 0
 
@@ -139,6 +160,9 @@ class ObservedWebhook:
     status: str = "enabled"
     entities: tuple[str, ...] = ()
     processing_channels: tuple[str, ...] = ()
+    # When the processor created it (Unix seconds), where the processor says:
+    # of two procon webhooks at one URL, the older one holds it.
+    created: int | None = None
     # Processor-specific ids a driver needs to update parts of the webhook
     # (Checkout.com: the ids of the workflow's conditions and action).
     parts: Mapping[str, str] = field(default_factory=dict)

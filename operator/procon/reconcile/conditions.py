@@ -50,15 +50,19 @@ class Assessment:
     webhook: Verdict = PENDING
     # Set when only a change outside the operator can help.
     stalled: Verdict | None = None
-    # Set when a transient error interrupted the reconcile.
+    # Set when a transient error interrupted the reconcile; Ready's reason then says what kind.
     retrying: str | None = None
+    retry_reason: str = "ProcessorUnavailable"
     # True on first sight, before anything was checked.
     starting: bool = False
 
 
-def message_of(verdict: Verdict) -> str:
-    """A verdict's message as status shows it: redacted (it may carry processor text), capped."""
-    return redact(verdict.message)[:MAX_MESSAGE]
+def message_of(verdict: Verdict, scope: str | None = None) -> str:
+    """A verdict's message as status shows it: redacted (it may carry processor text), capped.
+
+    ``scope`` is the connection's redaction scope: its own secrets are redacted, no one else's.
+    """
+    return redact(verdict.message, scope)[:MAX_MESSAGE]
 
 
 def now() -> str:
@@ -86,7 +90,7 @@ def _summary(assessment: Assessment) -> tuple[Verdict, Verdict, Verdict]:
         )
     if assessment.retrying is not None:
         return (
-            Verdict("False", "ProcessorUnavailable", assessment.retrying),
+            Verdict("False", assessment.retry_reason, assessment.retrying),
             Verdict("True", "RetryingAfterError", assessment.retrying),
             Verdict("False", "NotStalled"),
         )
@@ -110,7 +114,11 @@ def _summary(assessment: Assessment) -> tuple[Verdict, Verdict, Verdict]:
 
 
 def build(
-    assessment: Assessment, *, generation: int, previous: Iterable[Mapping[str, Any]] = ()
+    assessment: Assessment,
+    *,
+    generation: int,
+    previous: Iterable[Mapping[str, Any]] = (),
+    scope: str | None = None,
 ) -> list[dict[str, Any]]:
     """The full condition list for ``status.conditions``, keeping transition times that did not flip."""
     before = {c.get("type"): c for c in previous}
@@ -133,7 +141,7 @@ def build(
                 "type": kind.value,
                 "status": verdict.status,
                 "reason": verdict.reason,
-                "message": message_of(verdict),
+                "message": message_of(verdict, scope),
                 "lastTransitionTime": stamp
                 if flipped or old is None
                 else old.get("lastTransitionTime", stamp),

@@ -85,6 +85,11 @@ class KubePort(Protocol):
         """Create or update the signing-secret Secret, owned by and labelled for the connection."""
         ...
 
+    async def release_published(self, connection: Connection) -> bool:
+        """Leave the signing-secret Secret behind when the connection goes (its owner reference
+        removed, marked as orphaned); False when there is none. Raises :class:`SecretNotOwned`."""
+        ...
+
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:

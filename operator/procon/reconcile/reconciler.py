@@ -20,6 +20,7 @@ a fresh one. Either way the published secret belongs to the live webhook.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from procon import metrics
+from procon import metrics, redaction
 from procon.api.v1alpha1 import DeletionPolicy, ProcessorConnectionSpec
 from procon.processors.base import (
     Account,
@@ -49,19 +50,23 @@ from procon.processors.base import (
     TransientProcessorError,
 )
 from procon.processors.stripe.permissions import dashboard_link
+from procon.reconcile import annotations as procon_annotations
 from procon.reconcile import conditions, credentials_access, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
-from procon.reconcile.ownership import Owner, Relation, relation
+from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import Connection, KubePort, PublishedSecret, SecretNotOwned, StaleObject
-from procon.redaction import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
-PENDING_CREATE = "procon.dev/pending-create"
-# "true": leave the connection and its webhook alone (no processor calls, no
-# status writes); deleting it then leaves the webhook, as Orphan does.
-PAUSED = "procon.dev/paused"
-ROTATE_SIGNING_SECRET = "procon.dev/rotate-signing-secret"  # also a watch trigger in procon.k8s.kube
+PENDING_CREATE = procon_annotations.PENDING_CREATE
+PAUSED = procon_annotations.PAUSED
+ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
+# How long one reconcile (or one clean-up) may take, however slowly a processor answers.
+DEFAULT_RECONCILE_TIMEOUT = 120.0
+
+# PermissionsValid reasons.
+INSUFFICIENT_PERMISSIONS = "InsufficientPermissions"
+UNKNOWN_PERMISSION = "UnknownPermission"
 
 
 @dataclass(frozen=True)
@@ -87,30 +92,102 @@ class _Stalled(Exception):
 class Reconciler:
     """Reconciles connections with a driver per processor and a Kubernetes port."""
 
-    def __init__(self, kube: KubePort, drivers: Mapping[str, ProcessorDriver], *, cluster_name: str) -> None:
+    def __init__(
+        self,
+        kube: KubePort,
+        drivers: Mapping[str, ProcessorDriver],
+        *,
+        cluster_name: str,
+        reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT,
+    ) -> None:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
+        self._timeout = reconcile_timeout
         # The credentials each connection last reconciled with, kept in memory
         # only, for clean-up after its Secret is gone.
         self._last_access: dict[tuple[str, str], tuple[ProcessorDriver, Credentials, Target]] = {}
+        # What each connection was last told about, so a warning or notice comes once per
+        # change, not on every drift check (in memory: a restart says it once more).
+        self._annotation_warnings: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+        self._whitespace_noticed: dict[tuple[str, str], str] = {}
 
     # --- entry points -----------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
-        """Bring one connection to its desired state and report it in status."""
+        """Bring one connection to its desired state and report it in status.
+
+        Whatever goes wrong ends in status: a pass that outlives the deadline
+        (a processor answering slowly, or without end) or fails unexpectedly
+        reports Ready=False and Reconciling=True with the reason, never leaving
+        an earlier Ready=True standing, and the caller retries with backoff.
+        """
         for _ in range(3):
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
+                if connection is None:
+                    self._forget_secrets(namespace, name)
                 return Outcome("gone")
             processor = connection.model.spec.processor.value
-            if connection.annotations.get(PAUSED) == "true":
+            await self._warn_about_annotations(connection)
+            if procon_annotations.is_paused(connection.annotations):
+                # procon makes no call for it: nothing of it can end up in a message.
+                self._forget_secrets(namespace, name)
                 return Outcome("paused", processor)
+            deadline = asyncio.timeout(self._timeout)
             try:
-                return replace(await self._reconcile(connection), processor=processor)
+                async with deadline:
+                    return replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
                 continue  # changed under us: read again, decide again
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                message = (
+                    f"the reconcile did not finish within {self._timeout:g}s "
+                    "(a processor answer too slow or without end); retrying"
+                )
+                await self._report_failure(connection, "ReconcileTimedOut", message)
+                return Outcome("retrying", processor)
+            except Exception as error:
+                # A bug, or an answer no check foresaw: the traceback goes to the log (redacted),
+                # status says that it happened and that procon retries.
+                logger.exception("%s/%s: the reconcile failed", namespace, name)
+                message = (
+                    f"the reconcile failed with an unexpected {type(error).__name__} "
+                    "(details in the operator's log); retrying"
+                )
+                await self._report_failure(connection, "UnexpectedError", message)
+                return Outcome("retrying", processor)
         return Outcome("retrying")
+
+    async def _report_failure(self, connection: Connection, reason: str, message: str) -> None:
+        """Status for a pass that ended without a verdict: not Ready, reconciling, and why."""
+        try:
+            fresh = await self._kube.get_connection(connection.namespace, connection.name) or connection
+            assessment = self._carry_over(
+                fresh, Assessment(retrying=message, retry_reason=reason), None, None
+            )
+            await self._write_status(
+                fresh, assessment, account=None, webhook=None, missing=(), keep_rest=True
+            )
+        except Exception:
+            # Kubernetes itself failing: nothing more can be reported; the caller retries.
+            logger.exception("%s/%s: could not report the failure", connection.namespace, connection.name)
+
+    async def _warn_about_annotations(self, connection: Connection) -> None:
+        """A Warning event for each procon annotation that is ignored, once per distinct value."""
+        key = (connection.namespace, connection.name)
+        problems = procon_annotations.problems(connection.annotations)
+        told = self._annotation_warnings.get(key, frozenset())
+        for problem in problems:
+            if (problem.annotation, problem.value_digest) not in told:
+                await self._event(connection, "Warning", "AnnotationIgnored", problem.message)
+        current = frozenset((p.annotation, p.value_digest) for p in problems)
+        if current:
+            self._annotation_warnings[key] = current
+        else:
+            self._annotation_warnings.pop(key, None)
 
     async def finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         """Clean up before the object goes. Returns True when the finalizer may be released.
@@ -119,51 +196,50 @@ class Reconciler:
         ``final_attempt``; permanent ones (a revoked key) release at once with
         a Warning event, so an invalid key never traps the object.
         """
+        released = await self._finalize(namespace, name, final_attempt=final_attempt)
+        if released:
+            self._forget_secrets(namespace, name)
+        return released
+
+    def _forget_secrets(self, namespace: str, name: str) -> None:
+        """Stop redacting the connection's secrets: it is gone, paused or orphaned."""
+        redaction.forget(redaction.connection_scope(namespace, name))
+
+    async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         connection = await self._kube.get_connection(namespace, name)
+        self._annotation_warnings.pop((namespace, name), None)
+        self._whitespace_noticed.pop((namespace, name), None)
         if connection is None:
             return True
         spec = connection.model.spec
         metrics.forget_connection(namespace, name, spec.processor.value)
-        if connection.annotations.get(PAUSED) == "true":
+        if procon_annotations.is_paused(connection.annotations):
+            kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
                 "Normal",
                 "OrphanedWebhookEndpoint",
-                "paused: left the webhook at the processor untouched",
+                f"paused: left the webhook at the processor untouched{kept}",
             )
             return True
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
             webhook_id = (connection.status.get("webhook") or {}).get("id")
+            kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
                 "Normal",
                 "OrphanedWebhookEndpoint",
-                f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor",
+                f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor{kept}",
             )
             return True
         try:
             try:
-                driver, credentials, target = await self._access(connection)
-            except _Stalled:
-                # Deleting a namespace deletes the credentials Secret too, in no set
-                # order: the credentials the last reconcile used still clean up.
-                remembered = self._last_access.get((namespace, name))
-                if remembered is None:
-                    raise
-                driver, credentials, target = remembered
-            owner = self._owner(connection)
-            for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
-                if relation(webhook.metadata, owner) in (Relation.MINE, Relation.PREDECESSOR):
-                    try:
-                        await driver.delete_webhook(credentials, target, webhook.id)
-                    except NotFound:
-                        continue
-                    await self._event(
-                        connection,
-                        "Normal",
-                        "DeletedWebhookEndpoint",
-                        f"deleted webhook {webhook.id}: connection deleted",
-                    )
+                async with asyncio.timeout(self._timeout):
+                    await self._delete_owned(connection)
+            except TimeoutError:
+                raise TransientProcessorError(
+                    f"the clean-up did not finish within {self._timeout:g}s"
+                ) from None
             self._last_access.pop((namespace, name), None)
             return True
         except TransientProcessorError as error:
@@ -179,6 +255,43 @@ class Reconciler:
         self._last_access.pop((namespace, name), None)
         return True
 
+    async def _delete_owned(self, connection: Connection) -> None:
+        namespace, name = connection.namespace, connection.name
+        try:
+            driver, credentials, target = await self._access(connection)
+        except _Stalled:
+            # Deleting a namespace deletes the credentials Secret too, in no set
+            # order: the credentials the last reconcile used still clean up.
+            remembered = self._last_access.get((namespace, name))
+            if remembered is None:
+                raise
+            driver, credentials, target = remembered
+        owner = self._owner(connection)
+        for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
+            # Its own only: a predecessor's tag is a claim anyone sharing the account (another
+            # cluster under the same name) could make; the reconcile deals with predecessors.
+            if relation(webhook.metadata, owner) is Relation.MINE:
+                try:
+                    await driver.delete_webhook(credentials, target, webhook.id)
+                except NotFound:
+                    continue
+                await self._event(
+                    connection,
+                    "Normal",
+                    "DeletedWebhookEndpoint",
+                    f"deleted webhook {webhook.id}: connection deleted",
+                )
+
+    async def _keep_signing_secret(self, connection: Connection) -> str:
+        """The webhook stays, so its signing secret must too: release the Secret from the connection
+        before the garbage collector follows the owner reference. Returns what to add to the event."""
+        name = connection.model.spec.webhook.signing_secret_ref.name
+        try:
+            released = await self._kube.release_published(connection)
+        except SecretNotOwned:
+            return ""
+        return f"; kept its signing secret in Secret {name}" if released else ""
+
     # --- the reconcile ------------------------------------------------------------
 
     async def _reconcile(self, connection: Connection) -> Outcome:
@@ -191,6 +304,11 @@ class Reconciler:
 
         account: Account | None = None
         report: PermissionReport | None = None
+        # The URL goes to the processor whole, but what it hides when shown (a token in its
+        # query) is a secret too, caught also where the URL travels encoded.
+        redaction.remember(
+            _scope(connection), redaction.url_secrets(connection.model.spec.webhook.url), part="webhook-url"
+        )
         try:
             driver, credentials, target = await self._access(connection)
             account = await self._verify(connection, driver, credentials, target)
@@ -199,13 +317,18 @@ class Reconciler:
                 connection, driver, credentials, target
             )
         except _Stalled as stopped:
+            assessment = _with_earlier_steps(stopped.assessment, account, report)
             await self._write_status(
-                connection, stopped.assessment, account=account, webhook=None, missing=stopped.missing
+                connection, assessment, account=account, webhook=None, missing=stopped.missing
             )
-            await self._warn_on_change(connection, stopped.assessment)
-            return Outcome("stalled" if stopped.assessment.stalled else "progressing")
-        except TransientProcessorError as error:
-            assessment = self._carry_over(connection, Assessment(retrying=str(error)), account, report)
+            await self._warn_on_change(connection, assessment)
+            return Outcome("stalled" if assessment.stalled else "progressing")
+        except ProcessorError as error:
+            # Transient errors, and any the steps above did not turn into a verdict (an answer
+            # of a kind procon does not know): retrying with backoff is all that can help.
+            assessment = self._carry_over(
+                connection, Assessment(retrying=str(error), retry_reason=error.reason), account, report
+            )
             await self._write_status(
                 connection, assessment, account=account, webhook=None, missing=(), keep_rest=True
             )
@@ -215,8 +338,10 @@ class Reconciler:
             credentials=_credentials_ok(account),
             permissions=_permissions_ok(report),
             webhook=webhook_verdict,
-            # A foreign webhook beside the owned one: only a person can settle it, exactly
-            # as when it blocks the create, so it is reported the same way.
+            # A webhook procon does not own beside the owned one: only a person can settle
+            # it, exactly as when it blocks the create, so it is reported the same way. (Another
+            # connection's webhook beside the owned one is that newcomer's to report, never this
+            # connection's: see procon.reconcile.webhook_plan.)
             stalled=webhook_verdict if webhook_verdict.reason == "EndpointConflict" else None,
         )
         await self._write_status(
@@ -253,12 +378,15 @@ class Reconciler:
         if refused is not None:
             raise _Stalled(_stalled_credentials(refused.reason, refused.message))
         data = secret.data
-        for value in data.values():
-            register_secret(value)
         try:
             credentials = driver.credentials_from(data, ref.key)
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, f"Secret {ref.name}: {rejected}")) from None
+        # Only the fields the driver uses, and only for this connection: whatever else the
+        # Secret holds is never sent anywhere, and a value a tenant chose must not blank
+        # words out of another tenant's messages. A changed Secret replaces them.
+        redaction.remember(_scope(connection), credentials.values.values(), part="credentials")
+        await self._notice_whitespace(connection, ref.name, data, credentials.stripped)
         target = Target(
             mode=spec.mode,
             connected_account=spec.stripe.account if spec.stripe else None,
@@ -267,6 +395,30 @@ class Reconciler:
         )
         self._last_access[(connection.namespace, connection.name)] = (driver, credentials, target)
         return driver, credentials, target
+
+    async def _notice_whitespace(
+        self, connection: Connection, secret: str, data: Mapping[str, str], fields: Sequence[str]
+    ) -> None:
+        """A Normal event when key material came with surrounding whitespace, once per value."""
+        key = (connection.namespace, connection.name)
+        if not fields:
+            self._whitespace_noticed.pop(key, None)
+            return
+        # A one-way print of the values as stored: a new value with the same mistake is told again.
+        printed = hashlib.sha256(
+            "\0".join(f"{f}={data.get(f, '')}" for f in sorted(fields)).encode()
+        ).hexdigest()
+        if self._whitespace_noticed.get(key) == printed:
+            return
+        self._whitespace_noticed[key] = printed
+        await self._event(
+            connection,
+            "Normal",
+            "CredentialsWhitespaceStripped",
+            f"Secret {secret}: the value of {', '.join(sorted(fields))} has leading or trailing "
+            "whitespace (a line break from echo?); procon uses it without. No key contains "
+            "whitespace: remove it from the Secret to silence this",
+        )
 
     async def _verify(
         self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
@@ -284,8 +436,12 @@ class Reconciler:
             report = await driver.check_permissions(credentials, target, spec.required_permissions)
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, str(rejected))) from None
-        if report.missing:
-            verdict = Verdict("False", "InsufficientPermissions", _missing_message(spec, report))
+        if report.unknown or report.missing:
+            verdict = (
+                Verdict("False", UNKNOWN_PERMISSION, _unknown_message(spec, report))
+                if report.unknown
+                else Verdict("False", INSUFFICIENT_PERMISSIONS, _missing_message(spec, report))
+            )
             raise _Stalled(
                 Assessment(
                     credentials=Verdict("True", "CredentialsVerified", "the credentials are valid"),
@@ -308,7 +464,7 @@ class Reconciler:
         try:
             published = await self._kube.read_published(connection)
             if published is not None and published.signing_secret:
-                register_secret(published.signing_secret)
+                redaction.remember(_scope(connection), [published.signing_secret], part="signing")
         except SecretNotOwned:
             name = spec.webhook.signing_secret_ref.name
             raise _Stalled(
@@ -318,7 +474,7 @@ class Reconciler:
                     "choose another webhook.signingSecretRef or delete that Secret",
                 )
             ) from None
-        rotation = connection.annotations.get(ROTATE_SIGNING_SECRET)
+        rotation = procon_annotations.rotation(connection.annotations)
         rotate = bool(rotation) and rotation != connection.status.get("signingSecretRotation")
 
         try:
@@ -360,13 +516,9 @@ class Reconciler:
                 )
 
             if plan.blocked_by_conflict:
-                ids = ", ".join(w.id for w in plan.conflicts)
                 raise _Stalled(
                     _stalled_webhook(
-                        "EndpointConflict",
-                        f"webhook {ids} at {spec.webhook.url} is not owned by this connection "
-                        "and was left alone; delete it at the processor "
-                        "or set webhook.conflictPolicy: Replace",
+                        "EndpointConflict", webhook_plan.blocked_message(plan, owner, spec.webhook.url)
                     )
                 )
 
@@ -384,7 +536,12 @@ class Reconciler:
                 keeper = await self._create(connection, driver, credentials, target, desired, drift=drift)
             elif keeper is not None and plan.update is not None:
                 what = ", ".join(plan.update.describe())
-                if drift:
+                tagged = (plan.keep.metadata if plan.keep else {}).get(CLUSTER)
+                if tagged != owner.cluster:
+                    # Its own by UID, tagged under an earlier cluster identity (the old default
+                    # "default", a renamed cluster): an upgrade, not a change made outside procon.
+                    what += f" (cluster identity {tagged} is now {owner.cluster})"
+                if drift and tagged == owner.cluster:
                     await self._event(
                         connection,
                         "Normal",
@@ -474,6 +631,7 @@ class Reconciler:
         return created.webhook
 
     async def _publish(self, connection: Connection, created: CreatedWebhook) -> None:
+        redaction.remember(_scope(connection), [created.signing_secret], part="signing")
         await self._kube.publish(connection, created.webhook.id, created.signing_secret)
         ref = connection.model.spec.webhook.signing_secret_ref
         await self._event(
@@ -495,7 +653,13 @@ class Reconciler:
         key = (
             published.signing_secret if keep and published and published.signing_secret else new_signing_key()
         )
-        register_secret(key)  # ours, but a secret all the same: never in a log line or a message
+        # Ours, but a secret all the same: never in a log line or a message. Until the
+        # switch is done the webhook may still sign with the published one.
+        redaction.remember(
+            _scope(connection),
+            [key, *([published.signing_secret] if published and published.signing_secret else [])],
+            part="signing",
+        )
         webhook_id = published.webhook_id if published else None
         if published is None or published.signing_secret != key:
             await self._kube.publish(connection, webhook_id or "", key)
@@ -515,14 +679,12 @@ class Reconciler:
         raw = connection.annotations.get(PENDING_CREATE)
         if not raw:
             return published, connection
-        try:
-            pending = json.loads(raw)
-        except ValueError:
-            pending = {}
-        if pending.get("params") == _params_digest(desired) and isinstance(pending.get("key"), str):
+        # A malformed record is ignored (the Warning came with the pass) and removed below.
+        pending = procon_annotations.pending_create(raw)
+        if pending is not None and pending.params == _params_digest(desired):
             try:
                 created = await driver.create_webhook(
-                    credentials, target, desired, idempotency_key=pending["key"]
+                    credentials, target, desired, idempotency_key=pending.key
                 )
             except (IdempotencyConflict, RequestRejected, NotFound):
                 created = None  # the planner deletes whatever the lost create left
@@ -587,7 +749,9 @@ class Reconciler:
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
             "observedGeneration": connection.generation,
-            "conditions": conditions.build(assessment, generation=connection.generation, previous=previous),
+            "conditions": conditions.build(
+                assessment, generation=connection.generation, previous=previous, scope=_scope(connection)
+            ),
             "missingPermissions": sorted(missing),
         }
         if not keep_rest:
@@ -595,7 +759,8 @@ class Reconciler:
             status["webhook"] = (
                 {
                     "id": webhook.id,
-                    "url": webhook.url,
+                    # Shown, so without userinfo or query values; the processor has it whole.
+                    "url": redaction.redact(webhook.url, _scope(connection)),
                     "status": webhook.status,
                     "events": list(webhook.events),
                 }
@@ -632,20 +797,35 @@ class Reconciler:
         if (
             before.get("status") == "True"
             and before.get("reason") == stalled.reason
-            and before.get("message") == conditions.message_of(stalled)
+            and before.get("message") == conditions.message_of(stalled, _scope(connection))
         ):
             return
         await self._event(connection, "Warning", stalled.reason, stalled.message)
 
     async def _event(self, connection: Connection, type_: str, reason: str, message: str) -> None:
         level = logging.WARNING if type_ == "Warning" else logging.INFO
-        logger.log(level, "%s/%s: %s: %s", connection.namespace, connection.name, reason, redact(message))
+        scope = _scope(connection)
+        message = redaction.redact(message, scope)
+        logger.log(
+            level,
+            "%s/%s: %s: %s",
+            connection.namespace,
+            connection.name,
+            reason,
+            message,
+            extra={redaction.SCOPE_ATTRIBUTE: scope},
+        )
         await self._kube.post_event(
-            connection, "Warning" if type_ == "Warning" else "Normal", reason, redact(message)
+            connection, "Warning" if type_ == "Warning" else "Normal", reason, message
         )
 
 
 # --- pure helpers ---------------------------------------------------------------------
+
+
+def _scope(connection: Connection) -> str:
+    """The redaction scope of a connection's secrets and of everything shown about it."""
+    return redaction.connection_scope(connection.namespace, connection.name)
 
 
 def _desired(spec: ProcessorConnectionSpec, owner: Owner, events: Sequence[str]) -> DesiredWebhook:
@@ -722,12 +902,24 @@ def _stalled_credentials(reason: str, message: str) -> Assessment:
 
 
 def _stalled_webhook(reason: str, message: str) -> Assessment:
+    """A webhook problem. Credentials and permissions were checked before it: left pending here,
+    the reconcile fills in what it found (:func:`_with_earlier_steps`), never a blanket "held"."""
     verdict = Verdict("False", reason, message)
-    return Assessment(
-        credentials=Verdict("True", "CredentialsVerified", "the credentials are valid"),
-        permissions=Verdict("True", "PermissionsGranted", "every required permission is held"),
-        webhook=verdict,
-        stalled=verdict,
+    return Assessment(webhook=verdict, stalled=verdict)
+
+
+def _with_earlier_steps(
+    assessment: Assessment, account: Account | None, report: PermissionReport | None
+) -> Assessment:
+    """``assessment`` with the verdicts of the steps that passed before it stopped."""
+    return replace(
+        assessment,
+        credentials=_credentials_ok(account)
+        if assessment.credentials == conditions.PENDING
+        else assessment.credentials,
+        permissions=_permissions_ok(report)
+        if assessment.permissions == conditions.PENDING
+        else assessment.permissions,
     )
 
 
@@ -748,6 +940,19 @@ def _permissions_ok(report: PermissionReport | None) -> Verdict:
             "every checkable permission is held; cannot be verified: " + ", ".join(report.unverifiable),
         )
     return Verdict("True", "PermissionsGranted", "every required permission is held")
+
+
+def _unknown_message(spec: ProcessorConnectionSpec, report: PermissionReport) -> str:
+    """Names procon does not know: a typo or another processor's vocabulary; no grant can help."""
+    noun = "permission" if spec.processor.value == "stripe" else "scope"
+    message = (
+        f"not a {spec.processor.value} {noun} procon knows: "
+        + ", ".join(report.unknown)
+        + "; correct or remove it in spec.requiredPermissions"
+    )
+    if report.missing:
+        message += "; the credentials also lack: " + ", ".join(report.missing)
+    return message
 
 
 def _missing_message(spec: ProcessorConnectionSpec, report: PermissionReport) -> str:
