@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -45,6 +45,13 @@ CONNECTION_CONDITION = Gauge(
     "procon_connection_condition",
     "1 for the current status of each condition of each connection, 0 for the other statuses.",
     ["namespace", "name", "processor", "condition", "status"],
+    registry=REGISTRY,
+)
+STATE_ENTRIES = Gauge(
+    "procon_connection_state_entries",
+    "Entries the operator keeps in memory about connections, by store. Each goes with its "
+    "connection: a figure that grows while connections come and go is a leak.",
+    ["store"],
     registry=REGISTRY,
 )
 _last_watch_event = time.monotonic()
@@ -106,8 +113,24 @@ def connection_conditions(
             )
 
 
-def forget_connection(namespace: str, name: str, processor: str) -> None:
+def forget_connection(namespace: str, name: str) -> None:
+    """Drop the connection's series (whatever its processor was: the spec may have changed it)."""
     # prometheus_client has no public way to list a metric's label sets.
     for labels in list(CONNECTION_CONDITION._metrics):
-        if labels[:3] == (namespace, name, processor):
+        if labels[:2] == (namespace, name):
             CONNECTION_CONDITION.remove(*labels)
+
+
+def connection_series() -> int:
+    """How many label sets the per-connection condition gauge holds."""
+    return len(CONNECTION_CONDITION._metrics)
+
+
+def track_state_entries(entries: Callable[[], Mapping[str, int]]) -> None:
+    """Export ``entries()`` (store -> entries kept about connections), read at each scrape."""
+
+    def reader(store: str) -> Callable[[], float]:
+        return lambda: entries().get(store, 0)
+
+    for store in entries():
+        STATE_ENTRIES.labels(store).set_function(reader(store))

@@ -16,6 +16,12 @@ first. Wake-ups come from:
 
 Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
 its finalizer) after kopf has stopped the daemon.
+
+What the operator keeps in memory about a connection goes with it, on every
+path: the daemon's exit, the on.delete handler, and the watch's DELETED
+event (the one sure sign, whether procon released the finalizer or someone
+else did). Watch events only wake a running loop, never create state for a
+connection that has none.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from procon import metrics
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
 from procon.k8s import metrics_server
+from procon.k8s.bookkeeping import NoDiffBase
 from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
 from procon.k8s.secret_watch import watch_managed_secrets
 from procon.processors.base import ProcessorDriver
@@ -93,8 +100,26 @@ class Runtime:
     signing_watch: asyncio.Task[None] | None = None
     metrics_server: web.AppRunner | None = None
 
-    def wakeup(self, namespace: str, name: str) -> Wakeup:
-        return self.wakeups.setdefault((namespace, name), Wakeup())
+    def wake(self, namespace: str, name: str, still_new: Callable[[], bool]) -> None:
+        """Wake the connection's loop, if it runs (a loop that starts later reads everything anyway)."""
+        wakeup = self.wakeups.get((namespace, name))
+        if wakeup is not None:
+            wakeup.set(still_new)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The connection is gone: drop everything kept about it (its loop drops its own wake-up)."""
+        self.kube.forget(namespace, name)
+        self.reconciler.forget(namespace, name)
+        metrics.forget_connection(namespace, name)
+
+    def state_entries(self) -> dict[str, int]:
+        """How many entries each per-connection store holds: all go back to 0 with the connections."""
+        return {
+            "wakeups": len(self.wakeups),
+            **self.kube.state_entries(),
+            **self.reconciler.state_entries(),
+            "condition_series": metrics.connection_series(),
+        }
 
 
 def _ns(namespace: str | None) -> str:
@@ -118,9 +143,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # kopf's own bookkeeping carries procon's name, not kopf's.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="procon.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="procon.dev", key="last-handled-configuration"
-    )
+    # No copy of the object in its annotations: procon.k8s.bookkeeping says why.
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Only the events procon posts itself (see procon.k8s.kube), never log lines.
     settings.posting.enabled = False
     # Re-establish watches that went silent behind a load balancer (kopf >= 1.44).
@@ -153,6 +177,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             kube, drivers, cluster_name=cluster, reconcile_timeout=config.reconcile_timeout
         ),
     )
+    metrics.track_state_entries(runtime.state_entries)
     runtime.metrics_server = await metrics_server.serve(
         api, config.metrics_port, cert_file=config.metrics_cert_file, key_file=config.metrics_key_file
     )
@@ -232,7 +257,7 @@ async def secret_changed(
         return  # a reconcile has read (or written) this very version
     for connection in referenced_secrets.get((namespace, name), []):
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type)
-        runtime.wakeup(namespace, connection).set(still_new)
+        runtime.wake(namespace, connection, still_new)
 
 
 def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[str, Any]) -> None:
@@ -243,14 +268,11 @@ def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[s
     connection = (meta.get("labels") or {}).get(CONNECTION_LABEL)
     if not (namespace and name and connection):
         return
-    wakeup = runtime.wakeups.get((namespace, connection))
-    if wakeup is None:
-        return
     version = str(meta.get("resourceVersion"))
     still_new = _secret_still_new(runtime.kube, type_, str(namespace), str(name), version)
     if still_new():
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type_)
-        wakeup.set(still_new)
+        runtime.wake(str(namespace), str(connection), still_new)
 
 
 def _secret_still_new(
@@ -268,13 +290,21 @@ def _secret_still_new(
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def connection_changed(
-    namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, **_: Any
+    type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED)
+    namespace: str | None,
+    name: str,
+    meta: Mapping[str, Any],
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     metrics.watch_event_seen()
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
+    if type == "DELETED":
+        runtime.forget(namespace, name)
+        return
     runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
     # Status writes and procon's own annotations do not bump the generation,
     # so they never wake the loop that made them; nor does a generation the
@@ -288,7 +318,7 @@ async def connection_changed(
 
     if still_new():
         logger.debug("%s/%s: generation %s or a trigger annotation is new", namespace, name, generation)
-        runtime.wakeup(namespace, name).set(still_new)
+        runtime.wake(namespace, name, still_new)
 
 
 class _Backoff:
@@ -317,7 +347,24 @@ async def connection_loop(
 ) -> None:
     runtime = _runtime(memo)
     namespace = _ns(namespace)
-    wakeup = runtime.wakeup(namespace, name)
+    key = (namespace, name)
+    wakeup = runtime.wakeups[key] = Wakeup()
+    try:
+        await _run_loop(runtime, namespace, name, spec, stopped, wakeup)
+    finally:
+        # A successor (the same name, re-created) may have registered its own meanwhile.
+        if runtime.wakeups.get(key) is wakeup:
+            del runtime.wakeups[key]
+
+
+async def _run_loop(
+    runtime: Runtime,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    stopped: kopf.DaemonStopped,
+    wakeup: Wakeup,
+) -> None:
     backoff = _Backoff()
     while not stopped:
         wakeup.begin()
@@ -341,7 +388,6 @@ async def connection_loop(
             backoff.reset()
             delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
         await _sleep_until_woken(wakeup.event, stopped, delay)
-    runtime.wakeups.pop((namespace, name), None)
 
 
 async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
@@ -388,5 +434,5 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
             f"webhook clean-up failed, retrying: {redact(str(error), connection_scope(namespace, name))}",
             delay=2 ** min(retry, 5),
         ) from None
-    finally:
-        runtime.kube.forget(namespace, name)
+    # Not before: a retry still needs the credentials remembered for it.
+    runtime.forget(namespace, name)

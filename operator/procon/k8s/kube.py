@@ -138,6 +138,9 @@ class Kube:
         # has already read does not trigger another reconcile.
         self._seen_generation: dict[tuple[str, str], tuple[int, tuple[str | None, ...]]] = {}
         self._seen_secret_version: dict[tuple[str, str], str] = {}
+        # The Secrets each connection referenced when last read: a Secret's seen
+        # version is dropped once no connection that is still known refers to it.
+        self._secret_refs: dict[tuple[str, str], frozenset[str]] = {}
         # For liveness: reads that found a version the watch has not delivered.
         self.unwatched = UnwatchedChanges()
 
@@ -160,8 +163,26 @@ class Kube:
         return (namespace, name) in self._seen_secret_version
 
     def forget(self, namespace: str, name: str) -> None:
-        self._seen_generation.pop((namespace, name), None)
-        self.unwatched.forget((namespace, name))
+        """The connection is gone: drop what was kept about it, and about Secrets only it referenced."""
+        key = (namespace, name)
+        self._seen_generation.pop(key, None)
+        self.unwatched.forget(key)
+        self._drop_unreferenced(namespace, self._secret_refs.pop(key, frozenset()))
+
+    def _drop_unreferenced(self, namespace: str, secrets: frozenset[str]) -> None:
+        """Forget the seen versions of those of ``secrets`` that no known connection refers to."""
+        referenced = set().union(*(refs for (ns, _), refs in self._secret_refs.items() if ns == namespace))
+        for secret in secrets - referenced:
+            self._seen_secret_version.pop((namespace, secret), None)
+
+    def state_entries(self) -> dict[str, int]:
+        """Sizes of the per-connection stores (for the operator's own metrics)."""
+        return {
+            "seen_generations": len(self._seen_generation),
+            "seen_secrets": len(self._seen_secret_version),
+            "secret_references": len(self._secret_refs),
+            **self.unwatched.state_entries(),
+        }
 
     async def cluster_uid(self) -> str:
         """The UID of the kube-system namespace: created with the cluster, unique to it, never changed."""
@@ -173,6 +194,7 @@ class Kube:
             obj = await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as error:
             if error.status == 404:
+                self.forget(namespace, name)
                 return None
             raise
         connection = connection_from_object(obj)
@@ -181,6 +203,12 @@ class Kube:
             connection.generation,
             tuple(connection.annotations.get(a) for a in TRIGGER_ANNOTATIONS),
         )
+        spec = connection.model.spec
+        refs = frozenset((spec.credentials_secret_ref.name, spec.webhook.signing_secret_ref.name))
+        before = self._secret_refs.get((namespace, name), refs)
+        self._secret_refs[(namespace, name)] = refs
+        if before != refs:  # the spec names other Secrets now
+            self._drop_unreferenced(namespace, before - refs)
         return connection
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:

@@ -131,8 +131,10 @@ class Reconciler:
             processor = connection.model.spec.processor.value
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
-                # procon makes no call for it: nothing of it can end up in a message.
+                # procon makes no call for it: nothing of it can end up in a message,
+                # and no credentials are kept for calls.
                 self._forget_secrets(namespace, name)
+                self._forget_access(namespace, name)
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
@@ -195,24 +197,50 @@ class Reconciler:
         Transient failures raise (the caller retries with backoff) until
         ``final_attempt``; permanent ones (a revoked key) release at once with
         a Warning event, so an invalid key never traps the object.
+        Once released, nothing is kept about the connection (:meth:`forget`).
         """
         released = await self._finalize(namespace, name, final_attempt=final_attempt)
         if released:
-            self._forget_secrets(namespace, name)
+            self.forget(namespace, name)
         return released
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop everything kept in memory for a connection: it is gone."""
+        self._forget_access(namespace, name)
+        self._forget_secrets(namespace, name)
+        self._annotation_warnings.pop((namespace, name), None)
+        self._whitespace_noticed.pop((namespace, name), None)
 
     def _forget_secrets(self, namespace: str, name: str) -> None:
         """Stop redacting the connection's secrets: it is gone, paused or orphaned."""
         redaction.forget(redaction.connection_scope(namespace, name))
 
+    def _forget_access(self, namespace: str, name: str) -> None:
+        """Drop the credentials kept for a connection and what the driver cached for them.
+
+        Another connection with the same key only misses the driver's cache once.
+        """
+        remembered = self._last_access.pop((namespace, name), None)
+        if remembered is not None:
+            driver, credentials, target = remembered
+            driver.forget(credentials, target)
+
+    def state_entries(self) -> dict[str, int]:
+        """Sizes of the per-connection stores (for the operator's own metrics)."""
+        return {
+            "remembered_credentials": len(self._last_access),
+            "annotation_warnings": len(self._annotation_warnings),
+            "whitespace_noticed": len(self._whitespace_noticed),
+            "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
+            "redacted_values": redaction.registered_count(),
+        }
+
     async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         connection = await self._kube.get_connection(namespace, name)
-        self._annotation_warnings.pop((namespace, name), None)
-        self._whitespace_noticed.pop((namespace, name), None)
         if connection is None:
             return True
         spec = connection.model.spec
-        metrics.forget_connection(namespace, name, spec.processor.value)
+        metrics.forget_connection(namespace, name)
         if procon_annotations.is_paused(connection.annotations):
             kept = await self._keep_signing_secret(connection)
             await self._event(
@@ -240,7 +268,6 @@ class Reconciler:
                 raise TransientProcessorError(
                     f"the clean-up did not finish within {self._timeout:g}s"
                 ) from None
-            self._last_access.pop((namespace, name), None)
             return True
         except TransientProcessorError as error:
             if not final_attempt:
@@ -252,7 +279,6 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
-        self._last_access.pop((namespace, name), None)
         return True
 
     async def _delete_owned(self, connection: Connection) -> None:
