@@ -21,14 +21,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.churn import churn  # noqa: E402
 from tests.integration.conftest import Kubectl  # noqa: E402
-from tests.integration.operator_harness import OperatorProcess, operator_env, start_operator  # noqa: E402
+from tests.integration.operator_harness import (  # noqa: E402
+    OperatorProcess,
+    metrics_reader_token,
+    operator_env,
+    start_operator,
+)
 
 from procon.dev import cluster as control_plane  # noqa: E402
 from procon.dev.demo import install_crd  # noqa: E402
@@ -46,8 +49,7 @@ def rss_mib(pid: int) -> float:
 
 
 def state_entries(operator: OperatorProcess) -> dict[str, float]:
-    port = operator.env["PROCON_METRICS_PORT"]
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = operator.scrape()
     found = re.findall(r'^procon_connection_state_entries\{store="([^"]+)"\} (\S+)$', text, re.MULTILINE)
     return {store: float(value) for store, value in found}
 
@@ -83,6 +85,7 @@ def main() -> int:
         state_dir / "lifecycle-operator.log",
         ["--log-level=info"],
     )
+    operator.metrics_token = metrics_reader_token(kubectl)
     pid = operator.process.pid
     try:
         print(f"operator started: {rss_mib(pid):.1f} MiB")

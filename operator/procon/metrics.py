@@ -1,4 +1,5 @@
-"""Prometheus metrics, on their own port (``PROCON_METRICS_PORT``).
+"""Prometheus metrics, on their own port (``PROCON_METRICS_PORT``), to authorized scrapers only
+(:mod:`procon.k8s.metrics_server`).
 
 kopf exports none (reference operator-conventions.md §7), so procon keeps
 its own, named after External Secrets' (§3): reconciles by result and
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -61,12 +62,27 @@ SECONDS_SINCE_WATCH_EVENT = Gauge(
 )
 SECONDS_SINCE_WATCH_EVENT.set_function(lambda: time.monotonic() - _last_watch_event)
 
+SECRET_EVENTS = Counter(
+    "procon_secret_watch_events",
+    "Secret watch events the operator received, by watch: credentials (Secrets labelled "
+    "procon.dev/credentials=true) or signing (procon's own, labelled app.kubernetes.io/managed-by=procon). "
+    "No other Secret reaches the operator.",
+    ["watch"],
+    registry=REGISTRY,
+)
+for _watch in ("credentials", "signing"):
+    SECRET_EVENTS.labels(_watch)
+
 _ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
 
 
 def watch_event_seen() -> None:
     global _last_watch_event
     _last_watch_event = time.monotonic()
+
+
+def secret_event_received(watch: str) -> None:
+    SECRET_EVENTS.labels(watch).inc()
 
 
 def seconds_since_watch_event() -> float:
@@ -118,9 +134,3 @@ def track_state_entries(entries: Callable[[], Mapping[str, int]]) -> None:
 
     for store in entries():
         STATE_ENTRIES.labels(store).set_function(reader(store))
-
-
-def serve(port: int) -> None:
-    """Serve ``/metrics`` on ``port`` from a background thread (0: do not serve)."""
-    if port:
-        start_http_server(port, registry=REGISTRY)

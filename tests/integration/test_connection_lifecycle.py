@@ -11,7 +11,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from procon.dev import cluster as control_plane
@@ -24,6 +23,7 @@ from tests.integration.operator_harness import (
     StripeAccount,
     connection,
     key_secret,
+    metrics_reader_token,
     operator_env,
     start_operator,
     wait_condition,
@@ -78,8 +78,7 @@ def _rss_mib(pid: int) -> float:
 
 
 def _state_entries(operator: OperatorProcess) -> dict[str, float]:
-    port = operator.env["PROCON_METRICS_PORT"]
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = operator.scrape()
     found = re.findall(r'^procon_connection_state_entries\{store="([^"]+)"\} (\S+)$', text, re.MULTILINE)
     return {store: float(value) for store, value in found}
 
@@ -116,6 +115,7 @@ def test_memory_does_not_grow_with_deleted_connections(
         PROCON_METRICS_PORT=str(free_port()),
     )
     operator = start_operator(env, tmp_path / "operator.log", ["--log-level=info"])
+    operator.metrics_token = metrics_reader_token(kubectl)
     try:
         # Warm-up: the first connections fill pools, caches of code and the allocator's arenas.
         churn(kubectl, stripe_emulator, 40)

@@ -7,10 +7,12 @@ at once), a backoff after a transient error, or a wake-up, whichever comes
 first. Wake-ups come from:
 
 - the connection itself, when its generation changes (a spec edit);
-- a Secret it references (credentials, or the signing secret it publishes):
+- a Secret it references: its credentials Secret, through kopf's Secret watch,
   an ``on.event`` handler, not ``on.create``/``on.update``, because those
-  store a copy of the object, Secret data included, in an annotation
-  (reference operator-conventions.md §0.8).
+  store a copy of the object, Secret data included, in an annotation; the
+  signing secret it publishes, through a metadata-only watch of procon's own
+  Secrets (:mod:`procon.k8s.secret_watch`). Both are filtered by label on the
+  API server, so no other Secret reaches the operator.
 
 Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
 its finalizer) after kopf has stopped the daemon.
@@ -33,15 +35,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon import metrics
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
+from procon.k8s import metrics_server
 from procon.k8s.bookkeeping import NoDiffBase
-from procon.k8s.kube import Kube, api_client
+from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
+from procon.k8s.secret_watch import watch_managed_secrets
 from procon.processors.base import ProcessorDriver
 from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
+from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.redaction import connection_scope, install_log_redaction, redact
 from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
@@ -49,6 +55,7 @@ from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 logger = logging.getLogger("procon")
 
 FINALIZER = "procon.dev/finalizer"
+SECRETS = ("", "v1", "secrets")
 DELETE_RETRIES = 6
 
 
@@ -90,6 +97,8 @@ class Runtime:
     kube: Kube
     reconciler: Reconciler
     wakeups: dict[tuple[str, str], Wakeup] = field(default_factory=dict)
+    signing_watch: asyncio.Task[None] | None = None
+    metrics_server: web.AppRunner | None = None
 
     def wake(self, namespace: str, name: str, still_new: Callable[[], bool]) -> None:
         """Wake the connection's loop, if it runs (a loop that starts later reads everything anyway)."""
@@ -141,8 +150,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Re-establish watches that went silent behind a load balancer (kopf >= 1.44).
     settings.watching.inactivity_timeout = 70
     settings.watching.server_timeout = 300
+    # Only credentials Secrets that opted in, filtered by the API server: the
+    # data of every other Secret never reaches the operator (handler-level
+    # `labels=` filters would only drop events after receiving them).
+    settings.watching.label_selectors[SECRETS] = CREDENTIALS_SELECTOR
 
-    kube = Kube(await api_client())
+    api = await api_client()
+    kube = Kube(api)
     cluster = config.cluster_name or await _cluster_identity(kube)
     if cluster == LEGACY_DEFAULT_CLUSTER_NAME:
         logger.warning(
@@ -164,7 +178,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ),
     )
     metrics.track_state_entries(runtime.state_entries)
-    metrics.serve(config.metrics_port)
+    runtime.metrics_server = await metrics_server.serve(
+        api, config.metrics_port, cert_file=config.metrics_cert_file, key_file=config.metrics_key_file
+    )
+    runtime.signing_watch = asyncio.create_task(
+        watch_managed_secrets(
+            kube.core, config.namespaces, lambda type_, meta: _signing_secret_changed(runtime, type_, meta)
+        ),
+        name="procon signing-secret watch",
+    )
     memo["runtime"] = runtime
     logger.info(
         "procon started: stripe API %s, checkout API %s, drift interval %.0fs, cluster %s",
@@ -202,7 +224,18 @@ def referenced_secrets(
     return refs
 
 
-@kopf.on.event("", "v1", "secrets")
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        return
+    if runtime.signing_watch is not None:
+        runtime.signing_watch.cancel()
+    if runtime.metrics_server is not None:
+        await runtime.metrics_server.cleanup()
+
+
+@kopf.on.event(*SECRETS)
 async def secret_changed(
     type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED)
     namespace: str | None,
@@ -212,24 +245,47 @@ async def secret_changed(
     referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
     **_: Any,
 ) -> None:
+    """A credentials Secret (labelled procon.dev/credentials=true) changed: wake its connections."""
     metrics.watch_event_seen()
+    metrics.secret_event_received("credentials")
     runtime = memo.get("runtime")
     if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
-    kube = runtime.kube
-    version = str(meta.get("resourceVersion"))
-
-    def still_new() -> bool:
-        if type == "DELETED":
-            return kube.secret_believed_present(namespace, name)
-        return not kube.has_seen_secret(namespace, name, version)
-
+    still_new = _secret_still_new(runtime.kube, type, namespace, name, str(meta.get("resourceVersion")))
     if not still_new():
         return  # a reconcile has read (or written) this very version
     for connection in referenced_secrets.get((namespace, name), []):
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type)
         runtime.wake(namespace, connection, still_new)
+
+
+def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[str, Any]) -> None:
+    """A Secret labelled managed-by=procon changed: wake the connection its label names, if it runs."""
+    metrics.watch_event_seen()
+    metrics.secret_event_received("signing")
+    namespace, name = meta.get("namespace"), meta.get("name")
+    connection = (meta.get("labels") or {}).get(CONNECTION_LABEL)
+    if not (namespace and name and connection):
+        return
+    version = str(meta.get("resourceVersion"))
+    still_new = _secret_still_new(runtime.kube, type_, str(namespace), str(name), version)
+    if still_new():
+        logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type_)
+        runtime.wake(str(namespace), str(connection), still_new)
+
+
+def _secret_still_new(
+    kube: Kube, type_: str | None, namespace: str, name: str, version: str
+) -> Callable[[], bool]:
+    """Whether a Secret event is still news: a reconcile may have read (or written) that version."""
+
+    def still_new() -> bool:
+        if type_ == "DELETED":
+            return kube.secret_believed_present(namespace, name)
+        return not kube.has_seen_secret(namespace, name, version)
+
+    return still_new
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

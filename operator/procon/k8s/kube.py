@@ -16,6 +16,7 @@ connection with the same name may take it over.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import socket
@@ -28,7 +29,15 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.k8s.liveness import UnwatchedChanges
-from procon.reconcile.ports import Connection, EventType, PublishedSecret, SecretNotOwned, StaleObject
+from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
+from procon.reconcile.ports import (
+    Connection,
+    CredentialsSecret,
+    EventType,
+    PublishedSecret,
+    SecretNotOwned,
+    StaleObject,
+)
 
 # Annotation changes that must trigger a reconcile although they leave the generation alone.
 TRIGGER_ANNOTATIONS = ("procon.dev/rotate-signing-secret", "procon.dev/paused")
@@ -43,6 +52,10 @@ WEBHOOK_ID_KEY = "endpointId"
 # a JSON merge patch. (`_content_type` is accepted at run time but missing
 # from the client's type hints.)
 AS_MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+# Ask the API server for an object's metadata only, never its data; the raw
+# response is read by the caller (the client's models have no such type).
+METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"}
+AS_RAW_METADATA: dict[str, Any] = {"_headers": METADATA_ONLY, "_preload_content": False}
 
 
 async def api_client() -> client.ApiClient:
@@ -54,6 +67,19 @@ async def api_client() -> client.ApiClient:
     else:
         await config.load_kube_config()
     return client.ApiClient()
+
+
+def raise_for_status(response: Any) -> None:
+    """A raw (``_preload_content=False``) response is not checked by the client: check it here."""
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=str(response.reason))
+
+
+async def raw_json(response: Any) -> Any:
+    """The JSON body of a raw response, after :func:`raise_for_status`."""
+    async with response:
+        raise_for_status(response)
+        return json.loads(await response.read())
 
 
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
@@ -104,6 +130,7 @@ class Kube:
 
     def __init__(self, api: client.ApiClient, *, component: str = "procon") -> None:
         self._core = client.CoreV1Api(api)
+        self.core = self._core  # for the watch of procon's own Secrets
         self._custom = client.CustomObjectsApi(api)
         self._component = component
         self._instance = socket.gethostname()
@@ -184,16 +211,38 @@ class Kube:
             self._drop_unreferenced(namespace, before - refs)
         return connection
 
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+    async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
+        """The credentials Secret, read through the opt-in label selector.
+
+        The API server filters: a Secret without ``procon.dev/credentials:
+        "true"`` comes back as an empty list, its data never sent. Only then is
+        its metadata read (no data), to tell a missing Secret from one that
+        did not opt in.
+        """
+        listed = await self._core.list_namespaced_secret(
+            namespace, field_selector=f"metadata.name={name}", label_selector=CREDENTIALS_SELECTOR
+        )
+        if listed.items:
+            secret = listed.items[0]
+            self._saw_secret(secret)
+            annotations = dict(secret.metadata.annotations or {})
+            return CredentialsSecret(opted_in=True, annotations=annotations, data=_decode(secret.data))
+        meta = await self._read_metadata(namespace, name)
+        if meta is None:
+            self._seen_secret_version.pop((namespace, name), None)
+            return None
+        self._seen_secret_version[(namespace, name)] = str(meta.get("resourceVersion"))
+        return CredentialsSecret(opted_in=False, annotations=dict(meta.get("annotations") or {}))
+
+    async def _read_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret's metadata only (PartialObjectMetadata), or None when it does not exist."""
         try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
+            body = await raw_json(await self._core.read_namespaced_secret(name, namespace, **AS_RAW_METADATA))
         except ApiException as error:
             if error.status == 404:
-                self._seen_secret_version.pop((namespace, name), None)
                 return None
             raise
-        self._saw_secret(secret)
-        return _decode(secret.data)
+        return dict(body.get("metadata") or {})
 
     def _saw_secret(self, secret: client.V1Secret) -> None:
         meta = secret.metadata

@@ -51,7 +51,7 @@ from procon.processors.base import (
 )
 from procon.processors.stripe.permissions import dashboard_link
 from procon.reconcile import annotations as procon_annotations
-from procon.reconcile import conditions, webhook_plan
+from procon.reconcile import conditions, credentials_access, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
 from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import Connection, KubePort, PublishedSecret, SecretNotOwned, StaleObject
@@ -421,8 +421,8 @@ class Reconciler:
                 )
             )
         ref = spec.credentials_secret_ref
-        data = await self._kube.read_secret(connection.namespace, ref.name)
-        if data is None:
+        secret = await self._kube.read_credentials(connection.namespace, ref.name)
+        if secret is None:
             # Not stalled: in GitOps the Secret often lands after the connection,
             # and its arrival wakes the reconcile.
             raise _Stalled(
@@ -431,6 +431,12 @@ class Reconciler:
                     stalled=None,
                 )
             ) from None
+        refused = credentials_access.refusal(
+            ref.name, opted_in=secret.opted_in, annotations=secret.annotations, connection=connection.name
+        )
+        if refused is not None:
+            raise _Stalled(_stalled_credentials(refused.reason, refused.message))
+        data = secret.data
         try:
             credentials = driver.credentials_from(data, ref.key)
         except CredentialsRejected as rejected:
