@@ -73,6 +73,7 @@ import httpx  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
+from tests.integration.conftest import Kubectl  # noqa: E402
 from tests.integration.operator_harness import (  # noqa: E402
     ANALYTICS_PERMISSIONS,
     CheckoutClient,
@@ -81,7 +82,9 @@ from tests.integration.operator_harness import (  # noqa: E402
     checkout_secret,
     connection,
     key_secret,
+    metrics_reader_token,
     operator_env,
+    scrape_metrics,
 )
 
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION  # noqa: E402
@@ -428,6 +431,8 @@ class Operator:
         self._pid: int | None = None
         self._cold_process: subprocess.Popen[bytes] | None = None
         self._server: subprocess.Popen[str] | None = None
+        self.metrics_port = 0
+        self.metrics_token: str | None = None  # the operator asks the API server about every scraper
         log_path.touch()
 
     def _fork(self, metrics_port: int) -> int:
@@ -491,7 +496,7 @@ class Operator:
     def passes(self) -> int:
         """Reconcile passes this operator process has finished (any outcome); -1 if unknown yet."""
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+            text = scrape_metrics(self.metrics_port, self.metrics_token)
         except httpx.HTTPError:
             return -1
         return sum(
@@ -649,6 +654,7 @@ class Harness:
         )
         env["PROCON_NAMESPACES"] = self.namespace
         self.operator = Operator(env, workdir / "crash-operator.log", cold_start=settings.cold_start)
+        self.operator.metrics_token = metrics_reader_token(Kubectl(cluster))
         self.trace_path = workdir / "processor-calls.trace"
         self.live: dict[str, Tracked] = {}
         self.deleted: dict[str, Tracked] = {}  # uid -> a connection deleted under Delete
@@ -1141,7 +1147,7 @@ class Harness:
         Scans what the log gained since the last check (a secret cannot be logged before it
         exists), with a little overlap so nothing is missed across the boundary.
         """
-        secrets = set(self.published)
+        secrets = set(self.published) | {self.operator.metrics_token or ""}
         for side in self.sides.values():
             secrets |= side.secrets()
         with self.operator.log_path.open("rb") as log:
