@@ -32,6 +32,19 @@ class TransientProcessorError(ProcessorError):
     reason = "ProcessorUnavailable"
 
 
+class IdempotencyKeySpent(TransientProcessorError):
+    """A create's idempotency key answers only with a saved error: it is of no more use.
+
+    The create may or may not have happened, and its result (for Stripe, the
+    signing secret) cannot be had under this key. Retrying with the same key
+    would get the same saved answer until the processor prunes the key, so the
+    caller drops it, cleans up what the create may have left, and creates
+    afresh under a new key (docs/processors/stripe.md §4).
+    """
+
+    reason = "ProcessorUnavailable"
+
+
 class CredentialsRejected(ProcessorError):
     """The credentials are unusable: invalid, expired, of the wrong mode or account."""
 
@@ -150,6 +163,9 @@ class CreatedWebhook:
 
     webhook: ObservedWebhook
     signing_secret: str = field(repr=False)
+    # Whether the processor says this answer is a replay of an earlier create under the same
+    # idempotency key (True), a fresh create (False), or cannot tell (None).
+    replayed: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,13 @@ must not be able to send the operator's keys elsewhere.
 Retries of transient failures (5xx, dropped connections, 409 idempotency
 conflicts, 429 with ``Stripe-Should-Retry: true``, lock timeouts) are the
 SDK's own: jittered exponential backoff, reusing the request's idempotency
-key (reference stripe.md §5, "Retries"). What is still failing after them
+key (docs/processors/stripe.md §5). What is still failing after them
 becomes a :class:`TransientProcessorError`, and the reconciler backs off.
+
+An error answered as a replay (``Idempotent-Replayed: true``) is Stripe's
+saved answer to the key's first request: it will come back on every retry
+with that key for a day (docs/processors/stripe.md §4), so it becomes
+:class:`IdempotencyKeySpent` instead, and the reconciler moves to a new key.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from procon.processors.base import (
     DesiredWebhook,
     EndpointLimitReached,
     IdempotencyConflict,
+    IdempotencyKeySpent,
     NotFound,
     ObservedWebhook,
     PermissionDenied,
@@ -128,6 +134,22 @@ class StripeDriver:
         *,
         idempotency_key: str | None = None,
     ) -> Mapping[str, Any]:
+        body, _ = await self._request_with_replay(
+            method, path, credentials, target, params, idempotency_key=idempotency_key
+        )
+        return body
+
+    async def _request_with_replay(
+        self,
+        method: str,
+        path: str,
+        credentials: Credentials,
+        target: Target,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[Mapping[str, Any], bool]:
+        """The answer's body, and whether Stripe marked it as a replay (docs/processors/stripe.md §4)."""
         options = self._options(credentials, target, idempotency_key)
         try:
             response = await self._client.raw_request_async(
@@ -138,7 +160,8 @@ class StripeDriver:
             _raise_translated(error)
         metrics.api_call("stripe", method, path, getattr(response, "code", 200))
         body = response.data if hasattr(response, "data") else response
-        return body if isinstance(body, Mapping) else {}
+        replayed = _header_is_true(getattr(response, "headers", None) or {}, "idempotent-replayed")
+        return (body if isinstance(body, Mapping) else {}), replayed
 
     # --- ProcessorDriver --------------------------------------------------------
 
@@ -268,7 +291,7 @@ class StripeDriver:
             params["api_version"] = desired.api_version
         if desired.connect:
             params["connect"] = True
-        body = await self._request(
+        body, replayed = await self._request_with_replay(
             "POST", "/v1/webhook_endpoints", credentials, target, params, idempotency_key=idempotency_key
         )
         secret = body.get("secret")
@@ -277,7 +300,7 @@ class StripeDriver:
                 "Stripe created the webhook endpoint but returned no signing secret"
             )
         register_secret(secret)
-        return CreatedWebhook(webhook=_observed(body), signing_secret=secret)
+        return CreatedWebhook(webhook=_observed(body), signing_secret=secret, replayed=replayed)
 
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
@@ -335,9 +358,27 @@ def _observed(item: Mapping[str, Any]) -> ObservedWebhook:
     )
 
 
+def _header_is_true(headers: Mapping[str, Any], name: str) -> bool:
+    return any(k.lower() == name and str(v).lower() == "true" for k, v in headers.items())
+
+
+def _is_replay(error: stripe.StripeError) -> bool:
+    """Whether the error is a saved answer replayed under its key (docs/processors/stripe.md §4)."""
+    return _header_is_true(error.headers or {}, "idempotent-replayed")
+
+
+def _request_suffix(error: stripe.StripeError) -> str:
+    return f" (Stripe request {error.request_id})" if error.request_id else ""
+
+
 def _raise_translated(error: stripe.StripeError) -> NoReturn:
     """Map a Stripe SDK error to a driver error, with a redacted message."""
     status = error.http_status or 0
+    if _is_replay(error):
+        raise IdempotencyKeySpent(
+            f"Stripe replayed the saved answer {status} to this idempotency key: "
+            f"the key is spent{_request_suffix(error)}"
+        ) from None
     err = getattr(error, "error", None)
     code = getattr(err, "code", None) if err is not None else None
     raw_message = (
