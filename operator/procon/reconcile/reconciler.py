@@ -616,7 +616,7 @@ class Reconciler:
         if rotation is not None:
             await self._mark_rotated(connection, rotation)
         previous_id = (connection.status.get("webhook") or {}).get("id")
-        if drift and previous_id and not replaces:
+        if drift and previous_id and rotation is None:  # a rotation is asked for, not drift
             await self._event(
                 connection,
                 "Normal",
