@@ -349,3 +349,63 @@ def ensure_promql(*, verbose: bool = True) -> PromQL:
         verbose=verbose,
     )
     return tools
+
+
+@dataclass(frozen=True)
+class StripeMock:
+    """Stripe's official mock of its API, and the OpenAPI spec it validates requests against."""
+
+    binary: Path
+    spec: Path  # spec3.json, as embedded in the binary
+    version: str  # the stripe-mock module version, e.g. v0.203.0
+
+
+STRIPE_MOCK_MODULE = "github.com/stripe/stripe-mock"
+
+
+def ensure_stripe_mock(*, verbose: bool = True) -> StripeMock:
+    """Return ``hack/stripe-mock`` built (stripe-mock and a copy of its spec), building it first if needed.
+
+    stripe-mock (pinned in ``hack/stripe-mock/go.mod``) checks each request against the OpenAPI
+    spec it embeds, so the Stripe driver is held to Stripe's own schema and not only to procon's
+    emulator. The spec is copied next to the binary from the module, so tests can compare the
+    emulator's value lists with the very spec the binary serves, even after the Go module cache
+    is cleaned. Built and cached like the control plane.
+    """
+    src = _hack_module("stripe-mock")
+    version = _module_version(src, STRIPE_MOCK_MODULE)
+    entry = (
+        cache_root() / "stripe-mock" / f"{version}-{_build_key(src, names=('go.mod', 'go.sum', 'tools.go'))}"
+    )
+    tool = StripeMock(binary=entry / "stripe-mock", spec=entry / "spec3.json", version=version)
+
+    def build(log: Path) -> None:
+        ldflags = f"-s -w -X main.version={version}"
+        partial = entry / "stripe-mock.partial"
+        _run_logged(
+            [_go(), "build", "-trimpath", "-ldflags", ldflags, "-o", str(partial), STRIPE_MOCK_MODULE],
+            cwd=src,
+            log=log,
+        )
+        module_dir = subprocess.run(
+            [_go(), "list", "-m", "-f", "{{.Dir}}", STRIPE_MOCK_MODULE],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        spec = Path(module_dir) / "embedded" / "openapi" / "spec3.json"
+        if not spec.is_file():
+            raise ToolchainError(f"{STRIPE_MOCK_MODULE} {version} has no {spec.name}; see {log}")
+        shutil.copyfile(spec, entry / "spec3.json.partial")
+        (entry / "spec3.json.partial").rename(tool.spec)
+        partial.rename(tool.binary)
+
+    _build_once(
+        entry,
+        [tool.binary, tool.spec],
+        f"building stripe-mock {version} from {STRIPE_MOCK_MODULE}",
+        build,
+        verbose=verbose,
+    )
+    return tool

@@ -20,7 +20,7 @@ client that retries with an idempotency key:
   the key receives it;
 - the processor's own 5xx after it began work (``"processor_error"``): Stripe
   saves that 500 as the key's answer and replays it, marked as a replay, to
-  every retry with the key (docs/processors/stripe.md §4). An emulator with an
+  every retry with the key (docs/processors/stripe.md, "Idempotency"). An emulator with an
   idempotency layer applies this kind itself, where it saves answers; for one
   without (Checkout.com's workflows take no key) it looks the same on the wire
   as a proxy's 5xx, and the middleware renders it.

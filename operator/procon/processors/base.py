@@ -39,7 +39,7 @@ class IdempotencyKeySpent(TransientProcessorError):
     signing secret) cannot be had under this key. Retrying with the same key
     would get the same saved answer until the processor prunes the key, so the
     caller drops it, cleans up what the create may have left, and creates
-    afresh under a new key (docs/processors/stripe.md §4).
+    afresh under a new key (docs/processors/stripe.md, "Idempotency").
     """
 
     reason = "ProcessorUnavailable"

@@ -608,7 +608,8 @@ class Reconciler:
             created = await self._send_create(connection, driver, credentials, target, desired, pending)
         else:
             # Procon's key is published already; Workflows take no idempotency key
-            # (docs/processors/checkout.md §6): a lost answer is adopted by the next pass.
+            # (docs/processors/checkout.md, "Idempotency and retries"): a lost answer
+            # is adopted by the next pass.
             created = await driver.create_webhook(
                 credentials, target, desired, idempotency_key=new_idempotency_key()
             )
@@ -885,7 +886,7 @@ def new_signing_key() -> str:
 def new_idempotency_key() -> str:
     """A fresh key for one webhook create: random, so nobody can derive it from the connection.
 
-    A V4 UUID, as Stripe suggests (docs/processors/stripe.md §4). A retry of the same
+    A V4 UUID, as Stripe suggests (docs/processors/stripe.md, "Idempotency"). A retry of the same
     create reuses it from the write-ahead record; a new create always gets a new one.
     """
     return f"procon-{uuid.uuid4()}"

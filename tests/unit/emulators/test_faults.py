@@ -192,7 +192,10 @@ def test_commit_then_drop_closes_the_connection_after_committing(
 def test_processor_error_after_commit_is_saved_and_replayed_to_every_retry(
     emu: StripeEmulator, make_client: ClientFactory
 ) -> None:
-    """Stripe's own 500 once execution began is the key's saved answer (docs/processors/stripe.md §4)."""
+    """Stripe's own 500 once execution began is the key's saved answer.
+
+    See docs/processors/stripe.md, "Idempotency".
+    """
     client = make_client()
     emu.set_faults(
         commit_then_fail=1, commit_then_fail_mode="processor_error", commit_then_fail_path_prefix=ENDPOINTS

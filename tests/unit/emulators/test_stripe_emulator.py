@@ -202,13 +202,39 @@ def test_grant_and_revoke_at_runtime(emu: StripeEmulator, make_client: ClientFac
 def test_each_list_probe_answers_403_or_an_empty_list(
     emu: StripeEmulator, http: httpx.Client, probe: probes.ListProbe
 ) -> None:
-    denied = http.get(probe.path, params={"limit": 1}, headers=bearer(RK_NO_CONNECT))
+    params = {"limit": 1} if probe.paginated else {}
+    denied = http.get(probe.path, params=params, headers=bearer(RK_NO_CONNECT))
     assert denied.status_code == 403
     assert f"'{probe.permission}'" in denied.json()["error"]["message"]
     emu.grant(RK_NO_CONNECT, probe.permission)
-    allowed = http.get(probe.path, params={"limit": 1}, headers=bearer(RK_NO_CONNECT))
+    allowed = http.get(probe.path, params=params, headers=bearer(RK_NO_CONNECT))
     assert allowed.status_code == 200
     assert allowed.json() == {"object": "list", "data": [], "has_more": False, "url": probe.path}
+
+
+@pytest.mark.parametrize("probe", probes.LIST_PROBES, ids=lambda probe: probe.path)
+def test_each_list_probe_refuses_a_parameter_it_does_not_take(
+    emu: StripeEmulator, http: httpx.Client, probe: probes.ListProbe
+) -> None:
+    """As Stripe does: a parameter the list does not take is ``parameter_unknown``, not ignored."""
+    emu.grant(RK_NO_CONNECT, probe.permission)
+    for known in sorted(probe.filters):
+        assert http.get(probe.path, params={known: "x"}, headers=bearer(RK_NO_CONNECT)).status_code == 200
+    refused = http.get(probe.path, params={"no_such_filter": "1"}, headers=bearer(RK_NO_CONNECT))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "parameter_unknown"
+    assert refused.json()["error"]["param"] == "no_such_filter"
+
+
+def test_report_types_take_no_limit(emu: StripeEmulator, http: httpx.Client) -> None:
+    """``GET /v1/reporting/report_types`` is not paginated: Stripe's spec has no ``limit`` for it."""
+    emu.grant(RK_NO_CONNECT, "rak_report_runs_and_report_types_read")
+    refused = http.get("/v1/reporting/report_types", params={"limit": 1}, headers=bearer(RK_NO_CONNECT))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "Received unknown parameter: limit"
+    assert http.get(
+        "/v1/reporting/report_runs", params={"limit": 1}, headers=bearer(RK_NO_CONNECT)
+    ).is_success
 
 
 def test_expanding_balance_transaction_sources_needs_its_own_permission(
@@ -251,16 +277,38 @@ def test_sources_and_tokens_are_403_without_permission_and_404_with_it(
 def test_a_write_probe_is_403_without_write_and_400_parameter_missing_with_it(
     emu: StripeEmulator, make_client: ClientFactory
 ) -> None:
-    client = make_client(RK_READ_ONLY)  # holds rak_charge_read
+    client = make_client(RK_READ_ONLY)
+    emu.grant(RK_READ_ONLY, "rak_payment_intent_read")
     with pytest.raises(stripe.PermissionError) as denied:
-        client.v1.charges.create({})
-    assert "'rak_charge_write'" in (denied.value.user_message or "")
-    emu.grant(RK_READ_ONLY, "rak_charge_write")
+        client.v1.payment_intents.create({})
+    assert "'rak_payment_intent_write'" in (denied.value.user_message or "")
+    emu.grant(RK_READ_ONLY, "rak_payment_intent_write")
     with pytest.raises(stripe.InvalidRequestError) as invalid:
-        client.v1.charges.create({})
+        client.v1.payment_intents.create({})
     assert invalid.value.http_status == 400
     assert invalid.value.code == "parameter_missing"
     assert invalid.value.param == "amount"
+
+
+@pytest.mark.parametrize(
+    ("path", "permission", "noun"),
+    [
+        ("/v1/charges/ch_procon_probe", "rak_charge_write", "charge"),
+        ("/v1/subscriptions/sub_procon_probe", "rak_subscription_write", "subscription"),
+    ],
+)
+def test_an_update_write_probe_is_403_without_write_and_404_with_it(
+    emu: StripeEmulator, http: httpx.Client, path: str, permission: str, noun: str
+) -> None:
+    """Charges and subscriptions require nothing at create, so their write is probed by an empty
+    update of an ID that cannot exist; the emulator makes no object either way."""
+    denied = http.post(path, headers=bearer(RK_READ_ONLY))
+    assert denied.status_code == 403
+    assert f"'{permission}'" in denied.json()["error"]["message"]
+    emu.grant(RK_READ_ONLY, permission)
+    missing = http.post(path, headers=bearer(RK_READ_ONLY))
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == f"No such {noun}: '{path.rsplit('/', 1)[1]}'"
 
 
 def test_the_account_object_for_a_secret_key_has_no_livemode(make_client: ClientFactory) -> None:

@@ -13,6 +13,7 @@ from procon.emulators.stripe.forms import as_list, fingerprint, parse_form
 from procon.emulators.stripe.idempotency import IdempotencyStore, Outcome, SavedResponse
 from procon.emulators.stripe.permissions import MessageStyle
 from procon.emulators.stripe.validation import (
+    check_length,
     merge_metadata,
     parse_list_params,
     validate_enabled_events,
@@ -96,11 +97,15 @@ def test_both_message_shapes_name_the_permission_and_the_account() -> None:
 # Validation
 
 
-def test_the_data_lists_are_the_reference_lists() -> None:
-    assert len(catalog.enabled_events()) == 261
+def test_the_data_lists_are_the_spec_lists() -> None:
+    """The lists of Stripe's OpenAPI spec 2026-08-26.dahlia (stripe-mock v0.203.0); the contract test
+    compares them with the spec itself."""
+    assert len(catalog.enabled_events()) == 266
     assert catalog.enabled_events()[0] == "*"
-    assert len(catalog.webhook_api_versions()) == 125
-    assert catalog.latest_api_version() == "2026-06-24.dahlia"
+    assert "financial_connections.account.upcoming_deactivation" in catalog.enabled_events()
+    assert len(catalog.webhook_api_versions()) == 127
+    assert catalog.webhook_api_versions()[-2:] == ("2026-07-29.dahlia", "2026-08-26.dahlia")
+    assert catalog.latest_api_version() == "2026-08-26.dahlia"
 
 
 @pytest.mark.parametrize(
@@ -158,6 +163,17 @@ def test_list_parameters() -> None:
     assert parse_list_params({}).limit == 10
     with pytest.raises(StripeError):
         parse_list_params({"limit": "0"})
+
+
+def test_the_specs_length_bounds_hold_for_cursors_and_descriptions() -> None:
+    """Stripe's spec bounds ``description`` and list cursors at 5000 characters (the emulator did not)."""
+    assert parse_list_params({"starting_after": "w" * 5000}).starting_after == "w" * 5000
+    with pytest.raises(StripeError) as caught:
+        parse_list_params({"starting_after": "w" * 5001})
+    assert caught.value.body()["error"]["param"] == "starting_after"
+    check_length("description", "d" * 5000)
+    with pytest.raises(StripeError):
+        check_length("description", "d" * 5001)
 
 
 @pytest.mark.parametrize(

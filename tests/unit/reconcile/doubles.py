@@ -2,7 +2,7 @@
 
 The driver models what matters for crash safety: webhooks on an account, the
 signing secret returned once, and Stripe's idempotency layer (the first answer
-saved per key, a success or a 500, and replayed; docs/processors/stripe.md §4).
+saved per key, a success or a 500, and replayed; docs/processors/stripe.md, "Idempotency").
 """
 
 from __future__ import annotations

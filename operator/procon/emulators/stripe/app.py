@@ -177,7 +177,7 @@ async def _execute_write(
     Without a key (or for DELETE, where Stripe ignores it) the request just runs.
     With one: a saved answer is replayed, other parameters are a 400, a request
     still executing is a 409. Only answers from execution are saved: 2xx and
-    5xx, never the 4xx of validation (docs/processors/stripe.md §4).
+    5xx, never the 4xx of validation (docs/processors/stripe.md, "Idempotency").
 
     A planned "processor_error" commit failure happens here: the write is
     done, and then Stripe's own 500 is the answer, saved under the key like
@@ -245,6 +245,8 @@ def _add_api_routes(app: web.Application) -> None:
             router.add_post(probe.path, _create_probe_handler(probe))
     for object_probe in probes.OBJECT_PROBES:
         router.add_get(object_probe.collection + "/{id}", _object_probe_handler(object_probe))
+    for write_probe in probes.WRITE_OBJECT_PROBES:
+        router.add_post(write_probe.collection + "/{id}", _write_object_probe_handler(write_probe))
     router.add_get("/v1/webhook_endpoints", _list_endpoints)
     router.add_post("/v1/webhook_endpoints", _create_endpoint)
     router.add_get("/v1/webhook_endpoints/{id}", _retrieve_endpoint)
@@ -270,7 +272,9 @@ async def _list_connected_accounts(request: web.Request) -> web.Response:
     """A platform's connected accounts; an empty list for any other account."""
     state, caller = request.app[STATE], _caller(request)
     access.require(state, caller, probes.CONNECTED_ACCOUNTS_PERMISSION)
-    options = parse_list_params(await _params(request))
+    params = await _params(request)
+    check_known(params, probes.CONNECTED_ACCOUNTS_LIST_PARAMS)
+    options = parse_list_params(params)
     with state.lock:
         account = state.accounts[caller.account_id]
         connected = [state.accounts[a] for a in account.connected_accounts if a in state.accounts]
@@ -296,9 +300,14 @@ def _list_probe_handler(probe: probes.ListProbe) -> Handler:
             # ASSUMPTION (reference: UNCONFIRMED): refused without the permission even when empty.
             needed = probes.BALANCE_SOURCE_PERMISSION  # it implies balance_read too
         access.require(state, caller, needed)
-        # ASSUMPTION: filters and cursors are accepted without checks, as the lists are always empty;
-        # limit is validated like any list's.
-        parse_list_params(params)
+        # Unknown parameters are refused as Stripe does (report types take no limit); the values of
+        # known filters are not checked, as the lists are always empty (ASSUMPTION: a filter naming
+        # an object that does not exist yields an empty list rather than an error).
+        check_known(params, probe.accepts)
+        if probe.paginated:
+            parse_list_params(params)
+        else:
+            parse_expand(params)
         return stripe_response(200, webhooks.list_object(probe.path, []))
 
     return handler
@@ -319,6 +328,18 @@ def _object_probe_handler(probe: probes.ObjectProbe) -> Handler:
         state, caller = request.app[STATE], _caller(request)
         # ASSUMPTION (UNCONFIRMED in the reference): the permission is checked before the lookup,
         # so a key without it gets 403 and a key with it 404 for an unknown ID.
+        access.require(state, caller, probe.permission)
+        check_known(await _params(request), probe.accepts)
+        raise errors.resource_missing(probe.noun, request.match_info["id"])
+
+    return handler
+
+
+def _write_object_probe_handler(probe: probes.ObjectProbe) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        state, caller = request.app[STATE], _caller(request)
+        # ASSUMPTION (as for retrieves): the write permission is checked before the lookup, and the
+        # lookup before the parameters; the emulator holds no such objects, so every ID is missing.
         access.require(state, caller, probe.permission)
         raise errors.resource_missing(probe.noun, request.match_info["id"])
 

@@ -17,42 +17,120 @@ from procon.emulators.stripe.errors import StripeError
 from procon.emulators.stripe.forms import FormValue
 from procon.emulators.stripe.state import Account
 
+_PAGES = ("ending_before", "expand", "limit", "starting_after")
+
 
 @dataclass(frozen=True)
 class ListProbe:
-    """A list endpoint, the permission reading it needs, and the create parameters Stripe requires first."""
+    """A list endpoint, the permission reading it needs, and the create parameters Stripe requires first.
+
+    ``accepts`` is every query parameter the endpoint takes (Stripe's OpenAPI spec); any other is
+    refused with ``parameter_unknown``, as Stripe does. ``paginated`` is False for the few lists
+    that take no ``limit`` or cursors.
+    """
 
     path: str
     permission: str
     required_to_create: tuple[str, ...] = ()  # empty: no POST modelled on this path
+    filters: tuple[str, ...] = ()
+    paginated: bool = True
 
     @property
     def write_permission(self) -> str:
         return self.permission.removesuffix("_read") + "_write"
 
+    @property
+    def accepts(self) -> frozenset[str]:
+        return frozenset((*(_PAGES if self.paginated else ("expand",)), *self.filters))
 
-# Permissions from the reference's probe table.
-# ASSUMPTION: required_to_create lists the first required parameters per Stripe's API reference, in the
-# order Stripe reports them; POST is modelled only where an empty POST cannot succeed at Stripe.
+
+# Permissions from the reference's probe table; parameters from Stripe's OpenAPI spec, which the
+# contract test (tests/integration/test_stripe_mock_contract.py) holds these to.
+# required_to_create: the parameters the spec requires at create, in the order the emulator reports
+# the first one missing. A POST is modelled only where the spec requires some, so an empty POST
+# cannot succeed at Stripe.
 LIST_PROBES: tuple[ListProbe, ...] = (
-    ListProbe("/v1/balance_transactions", "rak_balance_read"),
+    ListProbe(
+        "/v1/balance_transactions",
+        "rak_balance_read",
+        filters=("created", "currency", "payout", "source", "type"),
+    ),
     # ASSUMPTION (reference: UNCONFIRMED): "Balance Transfers" in platforms' lists is Transfers.
-    ListProbe("/v1/transfers", "rak_transfer_read", ("amount", "currency", "destination")),
-    ListProbe("/v1/charges", "rak_charge_read", ("amount", "currency")),
-    ListProbe("/v1/disputes", "rak_dispute_read"),
-    ListProbe("/v1/events", "rak_event_read"),
-    ListProbe("/v1/files", "rak_file_read"),
-    ListProbe("/v1/payment_intents", "rak_payment_intent_read", ("amount", "currency")),
-    ListProbe("/v1/payment_methods", "rak_payment_method_read"),
-    ListProbe("/v1/payouts", "rak_payout_read", ("amount", "currency")),
-    ListProbe("/v1/products", "rak_product_read", ("name",)),
+    ListProbe(
+        "/v1/transfers",
+        "rak_transfer_read",
+        ("currency", "destination"),
+        filters=("created", "destination", "transfer_group"),
+    ),
+    # No POST: the spec requires no parameter of a charge create, so procon probes the write
+    # with an update of a charge that cannot exist (WRITE_OBJECT_PROBES).
+    ListProbe(
+        "/v1/charges",
+        "rak_charge_read",
+        filters=("created", "customer", "payment_intent", "transfer_group"),
+    ),
+    ListProbe("/v1/disputes", "rak_dispute_read", filters=("charge", "created", "payment_intent")),
+    ListProbe("/v1/events", "rak_event_read", filters=("created", "delivery_success", "type", "types")),
+    ListProbe("/v1/files", "rak_file_read", filters=("created", "purpose")),
+    ListProbe(
+        "/v1/payment_intents",
+        "rak_payment_intent_read",
+        ("amount", "currency"),
+        filters=("created", "customer", "customer_account"),
+    ),
+    ListProbe(
+        "/v1/payment_methods",
+        "rak_payment_method_read",
+        filters=("allow_redisplay", "customer", "customer_account", "type"),
+    ),
+    ListProbe(
+        "/v1/payouts",
+        "rak_payout_read",
+        ("amount", "currency"),
+        filters=("arrival_date", "created", "destination", "status"),
+    ),
+    ListProbe(
+        "/v1/products",
+        "rak_product_read",
+        ("name",),
+        filters=("active", "created", "ids", "shippable", "url"),
+    ),
     # No POST: every SetupIntent create parameter is optional, so procon never probes it.
-    ListProbe("/v1/setup_intents", "rak_setup_intent_read"),
-    ListProbe("/v1/credit_notes", "rak_credit_note_read", ("invoice",)),
-    ListProbe("/v1/subscriptions", "rak_subscription_read", ("customer",)),
-    ListProbe("/v1/reporting/report_types", "rak_report_runs_and_report_types_read"),
-    ListProbe("/v1/reporting/report_runs", "rak_report_runs_and_report_types_read"),
+    ListProbe(
+        "/v1/setup_intents",
+        "rak_setup_intent_read",
+        filters=("attach_to_self", "created", "customer", "customer_account", "payment_method"),
+    ),
+    ListProbe(
+        "/v1/credit_notes",
+        "rak_credit_note_read",
+        ("invoice",),
+        filters=("created", "customer", "customer_account", "invoice"),
+    ),
+    # No POST: as for charges, the spec requires no parameter of a subscription create.
+    ListProbe(
+        "/v1/subscriptions",
+        "rak_subscription_read",
+        filters=(
+            "automatic_tax",
+            "collection_method",
+            "created",
+            "current_period_end",
+            "current_period_start",
+            "customer",
+            "customer_account",
+            "price",
+            "status",
+            "test_clock",
+        ),
+    ),
+    # Report types are one short list: no limit, no cursors (Stripe refuses them as unknown).
+    ListProbe("/v1/reporting/report_types", "rak_report_runs_and_report_types_read", paginated=False),
+    ListProbe("/v1/reporting/report_runs", "rak_report_runs_and_report_types_read", filters=("created",)),
 )
+
+# GET /v1/accounts, a platform's connected accounts.
+CONNECTED_ACCOUNTS_LIST_PARAMS = frozenset((*_PAGES, "created"))
 
 BALANCE_PERMISSION = "rak_balance_read"
 BALANCE_SOURCE_PERMISSION = "rak_balance_transaction_source_read"
@@ -62,16 +140,27 @@ ACCOUNT_KYC_PERMISSION = "rak_accounts_kyc_basic_read"
 
 @dataclass(frozen=True)
 class ObjectProbe:
-    """An object type without a list endpoint, probed by retrieving an ID that does not exist."""
+    """A permission probed through an object that does not exist: a retrieve, or an empty update.
+
+    ``accepts``: the query parameters a retrieve takes (Stripe's OpenAPI spec).
+    """
 
     collection: str
     permission: str
     noun: str
+    accepts: frozenset[str] = frozenset({"expand"})
 
 
+# Object types without a list endpoint, probed by retrieving an ID that does not exist.
 OBJECT_PROBES: tuple[ObjectProbe, ...] = (
-    ObjectProbe("/v1/sources", "rak_source_read", "source"),
+    ObjectProbe("/v1/sources", "rak_source_read", "source", frozenset({"client_secret", "expand"})),
     ObjectProbe("/v1/tokens", "rak_token_read", "token"),
+)
+
+# Writes whose create requires no parameter, probed by an empty update of an ID that does not exist.
+WRITE_OBJECT_PROBES: tuple[ObjectProbe, ...] = (
+    ObjectProbe("/v1/charges", "rak_charge_write", "charge"),
+    ObjectProbe("/v1/subscriptions", "rak_subscription_write", "subscription"),
 )
 
 

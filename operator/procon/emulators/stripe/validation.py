@@ -16,11 +16,16 @@ from procon.emulators.stripe import catalog
 from procon.emulators.stripe.errors import StripeError, invalid_parameter, parameter_unknown
 from procon.emulators.stripe.forms import APPENDED, FormValue, as_list
 
+# Where these rules are stricter than Stripe's OpenAPI spec (which leaves metadata, URLs and `limit`
+# unbounded), each one is a fact Stripe's documentation states; docs/processors/stripe.md lists them
+# with their sources. Everything else follows the spec.
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
 LIST_LIMIT_DEFAULT = 10
 LIST_LIMIT_MAX = 100
+# The spec's maxLength for free text such as `description` and for list cursors.
+STRING_MAX_LENGTH = 5000
 
 # ASSUMPTION: URL errors carry param "url" and no code (url_invalid exists, but no sample showed it).
 URL_NOT_VALID = "Invalid URL: Not a valid URL"  # ASSUMPTION: only "contains 'Not a valid URL'" was observed.
@@ -50,6 +55,15 @@ def require_string(param: str, value: FormValue) -> str:
         # ASSUMPTION: the wording of a type error for a nested value where a string is expected.
         raise invalid_parameter(param, f"Invalid string: {param} must be a string")
     return value
+
+
+def check_length(param: str, value: str) -> None:
+    """The spec bounds free-text parameters (``description``, cursors) at 5000 characters."""
+    if len(value) > STRING_MAX_LENGTH:
+        # ASSUMPTION: the wording; the bound is the spec's.
+        raise invalid_parameter(
+            param, f"Invalid {param}: must be at most {STRING_MAX_LENGTH} characters long"
+        )
 
 
 def parse_bool(param: str, value: FormValue) -> bool:
@@ -207,15 +221,20 @@ def parse_list_params(params: Mapping[str, FormValue]) -> ListParams:
             raise invalid_parameter(
                 "limit", f"Invalid integer: {raw}", code="parameter_invalid_integer"
             ) from None
-        # ASSUMPTION: the wording of the two range errors; the 1..100 range is documented.
+        # ASSUMPTION: the wording of the two range errors; the 1..100 range is documented (the spec
+        # says so only in the parameter's description).
         if limit < 1:
             raise invalid_parameter("limit", "This value must be greater than or equal to 1.")
         if limit > LIST_LIMIT_MAX:
             raise invalid_parameter("limit", f"This value must be less than or equal to {LIST_LIMIT_MAX}.")
     after = require_string("starting_after", params["starting_after"]) if "starting_after" in params else None
     before = require_string("ending_before", params["ending_before"]) if "ending_before" in params else None
+    for param, cursor in (("starting_after", after), ("ending_before", before)):
+        if cursor is not None:
+            check_length(param, cursor)
     if after is not None and before is not None:
-        # ASSUMPTION: the wording for the mutually exclusive cursors.
+        # Documented: the cursors are mutually exclusive (the spec does not say so).
+        # ASSUMPTION: the wording.
         raise invalid_parameter(
             "ending_before", "You may only specify one of these parameters: ending_before, starting_after."
         )

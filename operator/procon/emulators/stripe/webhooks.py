@@ -45,6 +45,7 @@ def _check_expand(expand: Sequence[str], *, in_list: bool = False) -> None:
 
 def _description(value: FormValue) -> str | None:
     text = validation.require_string("description", value)
+    validation.check_length("description", text)
     return text or None  # "" unsets it
 
 

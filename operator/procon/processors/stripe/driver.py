@@ -9,12 +9,12 @@ must not be able to send the operator's keys elsewhere.
 Retries of transient failures (5xx, dropped connections, 409 idempotency
 conflicts, 429 with ``Stripe-Should-Retry: true``, lock timeouts) are the
 SDK's own: jittered exponential backoff, reusing the request's idempotency
-key (docs/processors/stripe.md §5). What is still failing after them
+key (docs/processors/stripe.md, "SDK retries"). What is still failing after them
 becomes a :class:`TransientProcessorError`, and the reconciler backs off.
 
 An error answered as a replay (``Idempotent-Replayed: true``) is Stripe's
 saved answer to the key's first request: it will come back on every retry
-with that key for a day (docs/processors/stripe.md §4), so it becomes
+with that key for a day (docs/processors/stripe.md, "Idempotency"), so it becomes
 :class:`IdempotencyKeySpent` instead, and the reconciler moves to a new key.
 """
 
@@ -149,7 +149,10 @@ class StripeDriver:
         *,
         idempotency_key: str | None = None,
     ) -> tuple[Mapping[str, Any], bool]:
-        """The answer's body, and whether Stripe marked it as a replay (docs/processors/stripe.md §4)."""
+        """The answer's body, and whether Stripe marked it as a replay.
+
+        See docs/processors/stripe.md, "Idempotency".
+        """
         options = self._options(credentials, target, idempotency_key)
         try:
             response = await self._client.raw_request_async(
@@ -363,7 +366,10 @@ def _header_is_true(headers: Mapping[str, Any], name: str) -> bool:
 
 
 def _is_replay(error: stripe.StripeError) -> bool:
-    """Whether the error is a saved answer replayed under its key (docs/processors/stripe.md §4)."""
+    """Whether the error is a saved answer replayed under its key.
+
+    See docs/processors/stripe.md, "Idempotency".
+    """
     return _header_is_true(error.headers or {}, "idempotent-replayed")
 
 

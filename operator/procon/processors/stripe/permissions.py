@@ -5,12 +5,18 @@ stripe.md §2, "Key introspection"), so each permission is probed with the
 cheapest request it authorises: a GET with ``limit=1`` for reads. A 200 means
 granted, a 403 naming the permission means missing.
 
-Write permissions are probed with a create that sends no parameters: Stripe
-must refuse it either way, with a permission error when the write is not
-held or a validation error when it is. ASSUMPTION: Stripe checks permissions
-before validating parameters (the reference marks this ordering as
-unconfirmed for the lookup probes too); a permission error for the probe is
-trusted, a validation error is read as "held".
+Write permissions are probed with a create that sends no parameters, where
+Stripe's OpenAPI spec makes that create require some: Stripe must refuse it
+either way, with a permission error when the write is not held or a
+validation error when it is. ASSUMPTION: Stripe checks permissions before
+validating parameters (the reference marks this ordering as unconfirmed for
+the lookup probes too); a permission error for the probe is trusted, a
+validation error is read as "held". Where the spec requires nothing at create
+(charges, subscriptions), an empty create could succeed and make an object, so
+the write is probed with an empty update of an ID that cannot exist instead:
+404 when held, 403 when not (the same ordering assumption as the read probes
+of sources and tokens). Every probe passes the validation of stripe-mock, which
+checks requests against the spec (see docs/processors/stripe.md).
 
 ``rak_webhook_write`` is not probed: the endpoint calls the operator makes
 exercise it, and a refusal there names it.
@@ -70,18 +76,26 @@ READ_PROBES: dict[str, Probe] = {
     "rak_webhook_read": Probe("GET", "/v1/webhook_endpoints", _LIST),
 }
 
-# Writes whose resource has a create endpoint that refuses an empty body.
-_WRITE_PATHS = {
-    "rak_charge_write": "/v1/charges",
-    "rak_payment_intent_write": "/v1/payment_intents",
-    "rak_product_write": "/v1/products",
-    "rak_payout_write": "/v1/payouts",
-    "rak_transfer_write": "/v1/transfers",
-    "rak_subscription_write": "/v1/subscriptions",
-    "rak_credit_note_write": "/v1/credit_notes",
+# Writes whose create endpoint refuses an empty body: the spec requires the
+# parameters named, and the refusal names one of them.
+WRITE_PROBE_REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
+    "rak_payment_intent_write": ("/v1/payment_intents", frozenset({"amount", "currency"})),
+    "rak_product_write": ("/v1/products", frozenset({"name"})),
+    "rak_payout_write": ("/v1/payouts", frozenset({"amount", "currency"})),
+    "rak_transfer_write": ("/v1/transfers", frozenset({"currency", "destination"})),
+    "rak_credit_note_write": ("/v1/credit_notes", frozenset({"invoice"})),
+}
+# Writes whose create requires nothing: an empty update of an object that cannot exist.
+_WRITE_BY_UPDATE = {
+    "rak_charge_write": "/v1/charges/ch_procon_probe",
+    "rak_subscription_write": "/v1/subscriptions/sub_procon_probe",
 }
 WRITE_PROBES: dict[str, Probe] = {
-    name: Probe("POST", path, granted_on="granted-on-400") for name, path in _WRITE_PATHS.items()
+    **{
+        name: Probe("POST", path, granted_on="granted-on-400")
+        for name, (path, _) in WRITE_PROBE_REQUIRED.items()
+    },
+    **{name: Probe("POST", path, granted_on="granted-on-404") for name, path in _WRITE_BY_UPDATE.items()},
 }
 
 # Checked by the endpoint calls themselves rather than by a probe.
