@@ -9,6 +9,7 @@ carry) at a server of their choosing.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -48,6 +49,26 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+# Short, and no "/": it fits every place the identity is written (a Stripe metadata
+# value, of at most 500 characters; a segment of a Checkout.com workflow name, whose
+# segments "/" separates). A kube-system namespace UID has this shape too.
+CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+# What every procon before per-cluster identities wrote when nothing was configured.
+LEGACY_DEFAULT_CLUSTER_NAME = "default"
+
+
+def _cluster_name(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if not CLUSTER_NAME_PATTERN.fullmatch(value):
+        raise SettingsError(
+            f"{name} must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending "
+            f"with a letter or digit, got {value!r}"
+        )
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = (env.get(name) or default).strip().lower()
     if value not in allowed:
@@ -65,7 +86,8 @@ class OperatorSettings:
     checkout_auth_base: str | None = None
     drift_interval: float = 300.0
     permission_cache_ttl: float = 600.0
-    cluster_name: str = "default"
+    # None: this cluster's identity is the UID of its kube-system namespace, read at start-up.
+    cluster_name: str | None = None
     namespaces: tuple[str, ...] = field(default=())
     metrics_port: int = 9090
     watch_quiet_seconds: float = 300.0
@@ -82,8 +104,11 @@ class OperatorSettings:
           a connection's ``checkout.clientId`` prefixes their host name;
         - ``PROCON_DRIFT_INTERVAL``: seconds between drift checks of a connection (default 300, jittered);
         - ``PROCON_PERMISSION_CACHE_TTL``: seconds a key's granted permissions are trusted without a probe;
-        - ``PROCON_CLUSTER_NAME``: written on every webhook procon creates, so two clusters sharing
-          a processor account never mistake each other's webhooks for their own;
+        - ``PROCON_CLUSTER_NAME``: this cluster's identity, written on every webhook procon creates,
+          so two clusters sharing a processor account never mistake each other's webhooks for their
+          own (default: the UID of the ``kube-system`` namespace, unique per cluster; a name is
+          needed only to keep the identity across a rebuild of the cluster, and must then be unique
+          among the clusters sharing an account);
         - ``PROCON_NAMESPACES``: comma-separated namespaces to watch (default: all);
         - ``PROCON_METRICS_PORT``: where ``/metrics`` is served (default 9090; 0: not served);
         - ``PROCON_WATCH_QUIET_SECONDS``: liveness fails when a connection changed this long ago
@@ -101,7 +126,7 @@ class OperatorSettings:
             ),
             drift_interval=_seconds(env, "PROCON_DRIFT_INTERVAL", cls.drift_interval),
             permission_cache_ttl=_seconds(env, "PROCON_PERMISSION_CACHE_TTL", cls.permission_cache_ttl),
-            cluster_name=env.get("PROCON_CLUSTER_NAME", cls.cluster_name) or cls.cluster_name,
+            cluster_name=_cluster_name(env, "PROCON_CLUSTER_NAME"),
             namespaces=tuple(n.strip() for n in env.get("PROCON_NAMESPACES", "").split(",") if n.strip()),
             metrics_port=int(_seconds(env, "PROCON_METRICS_PORT", cls.metrics_port))
             if env.get("PROCON_METRICS_PORT", "").strip() not in ("0",)

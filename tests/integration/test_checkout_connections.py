@@ -508,6 +508,30 @@ def test_signing_key_rotation_updates_both_sides(
     assert "SigningSecretRotated" in {e["reason"] for e in events(kubectl, namespace, "eu")}
 
 
+def test_workflow_of_another_connection_at_the_url_stalls_the_newcomer_and_is_never_replaced(
+    kubectl: Kubectl, namespace: str, client: CheckoutClient
+) -> None:
+    """Two connections with their own keys on one Checkout.com account, one URL: the first keeps
+    it; the second, even with conflictPolicy Replace, deletes nothing and names the first."""
+    apply(kubectl, namespace, "first", client, checkout_secret("first", secret_key=client.secret_key()))
+    wait_condition(kubectl, namespace, "first", "Ready", "True")
+    (owned,) = client.workflows()
+    apply(
+        kubectl,
+        namespace,
+        "second",
+        client,
+        checkout_secret("second", secret_key=client.secret_key()),
+        webhook={"conflictPolicy": "Replace"},
+    )
+    obj = wait_condition(kubectl, namespace, "second", "Stalled", "True", "EndpointConflict")
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "WebhookReady")["message"]
+    assert f"webhook {owned['id']} of connection {namespace}/first" in message
+    assert "Replace" not in message
+    assert client.workflows() == [owned]
+    wait_condition(kubectl, namespace, "first", "Ready", "True")
+
+
 def test_deletion_honours_the_policy(
     kubectl: Kubectl, namespace: str, checkout_emulator: CheckoutEmulator
 ) -> None:
@@ -523,9 +547,22 @@ def test_deletion_honours_the_policy(
     )
     wait_condition(kubectl, namespace, "gone", "Ready", "True")
     wait_condition(kubectl, namespace, "kept", "Ready", "True")
-    kubectl.run("delete", "pconn", "gone", "kept", "-n", namespace, "--timeout=30s")
+    kubectl.run("delete", "pconn", "kept", "-n", namespace, "--timeout=30s")
+    kubectl.run("delete", "pconn", "gone", "-n", namespace, "--timeout=30s")
     assert deleting.workflows() == []
-    assert len(orphaning.workflows()) == 1
+    (orphaned,) = orphaning.workflows()
+    # The orphaned workflow's key stays in its Secret, released from the deleted connection; the
+    # deleted connection's Secret goes with it (and the garbage collector has passed by then).
+    wait_for(
+        lambda: kubectl.run("get", "secret", "gone-webhook", "-n", namespace, check=False).returncode != 0,
+        what="the deleted connection's Secret to be garbage-collected",
+    )
+    secret = kubectl.get_json("secret", "kept-webhook", "-n", namespace)
+    assert not secret["metadata"].get("ownerReferences")
+    assert secret["metadata"]["annotations"]["procon.dev/orphaned-from"].startswith(f"{namespace}/kept ")
+    published = signing_secret(kubectl, namespace, "kept")
+    assert published["endpointId"] == orphaned["id"]
+    assert webhook_action(orphaned)["signature"]["key"] == published["signingSecret"]
 
 
 def test_converges_under_server_errors_and_lost_answers(

@@ -195,12 +195,19 @@ def test_rbac_modes(helm: Helm, kube_version: str) -> None:
         and not role["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-edit")
         for rule in role["rules"]
     ]
+    cluster_identity = {
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "resourceNames": ["kube-system"],
+        "verbs": ["get"],
+    }
     assert cluster_rules == [
         {
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["list", "watch"],
         },
+        cluster_identity,
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]
     env = {
@@ -208,6 +215,32 @@ def test_rbac_modes(helm: Helm, kube_version: str) -> None:
         for e in by_kind(namespaced, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["PROCON_NAMESPACES"] == "team-a,team-b"
+    assert "PROCON_CLUSTER_NAME" not in env  # the identity is the kube-system namespace's UID
+
+    # Both modes may read the kube-system namespace (that one), which identifies the cluster; with
+    # a cluster name configured the operator reads nothing of the kind, and is not allowed to.
+    for docs in (cluster_wide, namespaced):
+        identity_roles = [
+            r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "procon-cluster-identity"
+        ]
+        assert [r["rules"] for r in identity_roles] == [[cluster_identity]]
+        binding = next(
+            b
+            for b in by_kind(docs, "ClusterRoleBinding")
+            if b["roleRef"]["name"] == "procon-cluster-identity"
+        )
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "procon", "namespace": "procon-system"}
+        ]
+    named = render(helm, kube_version, "procon-system", "--set=config.clusterName=prod-eu-1")
+    assert not [
+        r for r in by_kind(named, "ClusterRole") if r["metadata"]["name"] == "procon-cluster-identity"
+    ]
+    named_env = {
+        e["name"]: e.get("value")
+        for e in by_kind(named, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert named_env["PROCON_CLUSTER_NAME"] == "prod-eu-1"
 
     # Secrets: never update or delete; write access exists only together with the admission policy.
     secret_rules = [r for r in operator_rules if "secrets" in r["resources"]]
@@ -639,6 +672,9 @@ def test_namespaced_rbac_is_least_privilege(
         assert not sa.can_i(verb, pconn, a), verb
     assert not sa.can_i("get", "configmaps", a)
     assert not sa.can_i("create", "pods", a)
+    # One Namespace it may read, the one whose UID identifies the cluster; no other.
+    assert sa.can_i("get", "namespaces/kube-system", None)
+    assert not sa.can_i("get", f"namespaces/{a}", None)
     assert not sa.can_i("get", "namespaces", None)
 
     # An unwatched namespace is RBAC's refusal, before any admission policy.
@@ -684,6 +720,16 @@ def test_admission_policy_limits_secret_writes_to_managed_ones(
     # ... its own it may change, but not drop the label from.
     kubectl.run("create", "-n", a, "-f", "-", input=_secret("signing", managed=True))
     assert write("patch", "secret", "signing", "-p", '{"data": {"k": "eA=="}}').returncode == 0
+    # Leaving it behind for an orphaned webhook: no owner reference, marked as orphaned.
+    released = write(
+        "patch",
+        "secret",
+        "signing",
+        "--type=merge",
+        "-p",
+        json.dumps({"metadata": {"ownerReferences": [], "annotations": {"procon.dev/orphaned-from": "a/b"}}}),
+    )
+    assert released.returncode == 0, released.stderr
     unlabelled = write(
         "patch", "secret", "signing", "-p", json.dumps({"metadata": {"labels": {MANAGED_BY: None}}})
     )
@@ -782,8 +828,9 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
     """Both RBAC modes are proven sufficient by a real run, not only by `kubectl auth can-i`.
 
     In cluster-wide mode the operator serves every namespace, so it may also meet connections
-    other tests left behind: its own cluster name tags only the webhooks it creates, the Stripe
-    account is this test's alone, and every assertion names this test's namespace and connection.
+    other tests left behind: the Stripe account is this test's alone, and every assertion names
+    this test's namespace and connection. With no cluster name set, the operator identifies the
+    cluster by the kube-system namespace's UID, read with the ServiceAccount's rights.
     """
     release: Release = request.getfixturevalue(mode)
     cluster = kubectl.cluster
@@ -793,15 +840,17 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
         "test's connection too (the session `operator` must start after this module)"
     )
     sa = _as(kubectl, release, tmp_path)
-    # Its own cluster name: in cluster-wide mode it must not take another operator's webhooks for its own.
-    cluster_name = f"helm-sa-{_suffix()}"
+    # No cluster name: the operator reads its identity, the kube-system namespace's UID, with the
+    # ServiceAccount's rights.
+    cluster_name = kubectl.get_json("namespace", "kube-system")["metadata"]["uid"]
     env = operator_env(
         cluster.env(),
         KUBECONFIG=str(sa.kubeconfig),
         PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
-        PROCON_CLUSTER_NAME=cluster_name,
         PROCON_DRIFT_INTERVAL="30",
     )
+    env.pop("PROCON_CLUSTER_NAME", None)
+    assert "PROCON_CLUSTER_NAME" not in _deployment_env(kubectl, release)
     # The scope the installed Deployment gives it: the watched namespace, or "" (every namespace).
     watching = _deployment_env(kubectl, release)["PROCON_NAMESPACES"]
     assert watching == (release.watched if mode == "namespaced_release" else ""), watching

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -338,6 +341,98 @@ def test_foreign_endpoint_appearing_beside_the_owned_one_stalls_and_is_reported(
     assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
 
 
+@pytest.fixture
+def other_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A second team's namespace."""
+    name = f"t-{secrets.token_hex(5)}"
+    kubectl.run("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false")
+
+
+def test_url_served_by_another_connection_stalls_the_newcomer_only(
+    kubectl: Kubectl, namespace: str, other_namespace: str, account: StripeAccount
+) -> None:
+    """Two teams, each with its own key on one account: the second to declare a URL is stalled,
+    told which connection serves it, and not told to set a policy that cannot help. The first
+    stays Ready, its webhook untouched, through passes made after the newcomer arrived."""
+    apply_connection(kubectl, namespace, "first", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "first", "Ready", "True")
+    owned = assert_one_endpoint_with_published_secret(kubectl, namespace, "first", account)
+
+    apply_connection(
+        kubectl,
+        other_namespace,
+        "second",
+        account.key(ANALYTICS_PERMISSIONS),
+        webhook={"conflictPolicy": "Replace"},  # applies to webhooks procon does not own only
+    )
+    obj = wait_condition(kubectl, other_namespace, "second", "Stalled", "True", "EndpointConflict")
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "WebhookReady")["message"]
+    assert f"webhook {owned['id']} of connection {namespace}/first" in message
+    assert "in cluster" not in message  # the same cluster: not named
+    assert "Replace" not in message
+    warnings = wait_for_events(kubectl, other_namespace, "second", "EndpointConflict")
+    assert f"{namespace}/first" in warnings[0]["message"]
+
+    # The owner's passes after the arrival (a spec edit, then a drift check) leave it Ready.
+    apply_connection(kubectl, namespace, "first", account.keys[0], webhook={"description": "edited"})
+    wait_for_events(kubectl, namespace, "first", "UpdatedWebhookEndpoint")
+    wait_condition(kubectl, namespace, "first", "Ready", "True")
+    assert (
+        assert_one_endpoint_with_published_secret(kubectl, namespace, "first", account)["id"] == owned["id"]
+    )
+    assert not [e for e in events(kubectl, namespace, "first") if e["type"] == "Warning"]
+
+
+def test_webhook_of_another_connection_appearing_beside_the_owned_one_leaves_the_owner_ready(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    """Another connection's webhook created at the same URL after the owner's (two connections
+    that created in the same moment, the other on a cluster sharing the account): the older
+    webhook keeps the URL, so the owner stays Ready and is never flipped to Stalled; the other
+    webhook is its connection's to remove, never this one's."""
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    owned = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    # Stripe's creation times are in seconds: the other one is created a second later.
+    wait_for(lambda: time.time() >= owned["created"] + 1.05, timeout=5, what="the next second")
+    elsewhere = Owner(cluster="another-cluster", namespace=namespace, name="shop", uid=str(uuid.uuid4()))
+    sibling = stripe_emulator.create_endpoint(
+        account.id, "https://hooks.example.com/stripe", ["charge.succeeded"], metadata=elsewhere.metadata()
+    )
+    assert sibling["created"] > owned["created"]
+
+    apply_connection(kubectl, namespace, "shop", account.keys[-1], webhook={"description": "edited"})
+    wait_for_events(kubectl, namespace, "shop", "UpdatedWebhookEndpoint")
+    obj = wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    assert condition(kubectl, namespace, "shop", "Stalled")["status"] == "False"  # type: ignore[index]
+    assert obj["status"]["webhook"]["id"] == owned["id"]
+    assert {e["id"] for e in account.endpoints()} == {owned["id"], sibling["id"]}
+    assert "EndpointConflict" not in {e["reason"] for e in events(kubectl, namespace, "shop")}
+
+
+def test_webhook_tagged_with_the_old_default_cluster_identity_is_still_its_own(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    """An upgrade from the version whose default identity was "default": the webhook carries the
+    connection's UID, so it is kept (same endpoint, same signing secret) and re-tagged in place
+    at the next check, reported as an update, not as a change made outside procon."""
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    owned = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    published = signing_secret(kubectl, namespace, "shop")
+    stripe_emulator.update_endpoint(owned["id"], metadata={**owned["metadata"], "procon-cluster": "default"})
+
+    (updated,) = wait_for_events(kubectl, namespace, "shop", "UpdatedWebhookEndpoint", timeout=DRIFT_TIMEOUT)
+    assert "cluster identity default is now integration" in updated["message"]
+    assert "DriftCorrected" not in {e["reason"] for e in events(kubectl, namespace, "shop")}
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert endpoint["id"] == owned["id"]
+    assert endpoint["metadata"]["procon-cluster"] == "integration"
+    assert signing_secret(kubectl, namespace, "shop") == published
+
+
 def test_key_without_webhook_access_names_the_required_write(
     kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
 ) -> None:
@@ -551,6 +646,55 @@ def test_deletion_honours_the_policy(
         lambda: kubectl.run("get", "secret", "gone-webhook", "-n", namespace, check=False).returncode != 0,
         what="the signing Secret to be garbage-collected",
     )
+
+
+def _secret_gone(kubectl: Kubectl, namespace: str, name: str) -> bool:
+    return kubectl.run("get", "secret", name, "-n", namespace, check=False).returncode != 0
+
+
+@pytest.mark.parametrize("how", ["Orphan", "paused"])
+def test_orphaned_connection_leaves_its_signing_secret(
+    kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator, how: str
+) -> None:
+    """The webhook stays at the processor, so the secret that verifies its deliveries stays too
+    (not garbage-collected with the connection); a later connection of the same name takes the
+    Secret over."""
+    kept, deleted = StripeAccount(stripe_emulator), StripeAccount(stripe_emulator)
+    spec: dict[str, Any] = {"deletionPolicy": "Orphan"} if how == "Orphan" else {}
+    apply_connection(kubectl, namespace, "kept", kept.key(ANALYTICS_PERMISSIONS), **spec)
+    apply_connection(kubectl, namespace, "gone", deleted.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "kept", "Ready", "True")
+    wait_condition(kubectl, namespace, "gone", "Ready", "True")
+    orphaned = assert_one_endpoint_with_published_secret(kubectl, namespace, "kept", kept)
+    uid = kubectl.get_json("pconn", "kept", "-n", namespace)["metadata"]["uid"]
+    if how == "paused":
+        kubectl.run("annotate", "pconn", "kept", "-n", namespace, "procon.dev/paused=true")
+
+    kubectl.run("delete", "pconn", "kept", "-n", namespace, "--timeout=30s")
+    # Then a connection whose Secret the garbage collector does delete: by the time it has, it has
+    # also dealt with the orphaned connection's, deleted first.
+    kubectl.run("delete", "pconn", "gone", "-n", namespace, "--timeout=30s")
+    wait_for(lambda: _secret_gone(kubectl, namespace, "gone-webhook"), what="the deleted one's Secret to go")
+
+    secret = kubectl.get_json("secret", "kept-webhook", "-n", namespace)
+    assert not secret["metadata"].get("ownerReferences")
+    assert secret["metadata"]["annotations"]["procon.dev/orphaned-from"] == f"{namespace}/kept (uid {uid})"
+    published = signing_secret(kubectl, namespace, "kept")
+    assert [e["id"] for e in kept.endpoints()] == [orphaned["id"]]
+    assert published["endpointId"] == orphaned["id"]
+    assert published["signingSecret"] == stripe_emulator.endpoint_secret(orphaned["id"])
+    reasons = [e for e in events(kubectl, namespace, "kept") if e["reason"] == "OrphanedWebhookEndpoint"]
+    assert "kept its signing secret in Secret kept-webhook" in reasons[0]["message"]
+
+    # The same connection again: it takes the Secret over (and replaces the earlier object's webhook).
+    apply_connection(kubectl, namespace, "kept", kept.keys[0])
+    wait_condition(kubectl, namespace, "kept", "Ready", "True")
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "kept", kept)
+    assert endpoint["id"] != orphaned["id"]
+    secret = kubectl.get_json("secret", "kept-webhook", "-n", namespace)
+    new_uid = kubectl.get_json("pconn", "kept", "-n", namespace)["metadata"]["uid"]
+    assert [r["uid"] for r in secret["metadata"]["ownerReferences"]] == [new_uid]
+    assert "procon.dev/orphaned-from" not in (secret["metadata"].get("annotations") or {})
 
 
 def test_deletion_with_a_revoked_key_is_not_trapped(

@@ -191,7 +191,8 @@ class Webhook(_Model):
             default=ConflictPolicy.REPORT,
             description="What to do when an endpoint that procon does not own already targets the same "
             "URL. `Report` (default) leaves it alone and reports `WebhookReady=False` with reason "
-            "`EndpointConflict`; `Replace` deletes it and creates an owned one.",
+            "`EndpointConflict`; `Replace` deletes it and creates an owned one. A webhook of another "
+            "procon connection is never replaced: the connection that came second is reported instead.",
         ),
     ] = ConflictPolicy.REPORT
 

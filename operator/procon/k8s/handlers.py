@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon import metrics
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
@@ -37,7 +38,7 @@ from procon.processors.stripe import StripeDriver
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
 from procon.redaction import install_log_redaction, redact
-from procon.settings import OperatorSettings
+from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 
 logger = logging.getLogger("procon")
 
@@ -119,6 +120,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
 
     kube = Kube(await api_client())
+    cluster = config.cluster_name or await _cluster_identity(kube)
+    if cluster == LEGACY_DEFAULT_CLUSTER_NAME:
+        logger.warning(
+            "PROCON_CLUSTER_NAME=%s is the name every earlier procon used when none was set: another "
+            "cluster sharing a processor account may use it too; unset it to use this cluster's UID",
+            cluster,
+        )
     drivers: dict[str, ProcessorDriver] = {
         "stripe": StripeDriver(config.stripe_api_base, permission_cache_ttl=config.permission_cache_ttl),
         "checkout": CheckoutDriver(
@@ -129,15 +137,28 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["runtime"] = Runtime(
         settings=config,
         kube=kube,
-        reconciler=Reconciler(kube, drivers, cluster_name=config.cluster_name),
+        reconciler=Reconciler(kube, drivers, cluster_name=cluster),
     )
     logger.info(
         "procon started: stripe API %s, checkout API %s, drift interval %.0fs, cluster %s",
         config.stripe_api_base,
         config.checkout_api_base or "Checkout.com's",
         config.drift_interval,
-        config.cluster_name,
+        cluster,
     )
+
+
+async def _cluster_identity(kube: Kube) -> str:
+    """This cluster's default identity; without it the operator does not start, for a shared
+    identity would let two clusters take each other's webhooks for their own."""
+    try:
+        return await kube.cluster_uid()
+    except ApiException as error:
+        raise kopf.PermanentError(
+            "cannot read the kube-system namespace to identify this cluster "
+            f"({error.status} {error.reason}): grant get on namespaces/kube-system (the chart does) "
+            "or set PROCON_CLUSTER_NAME"
+        ) from None
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -7,7 +7,10 @@ and each one is a single request.
 Signing-secret Secrets are written with an owner reference to their
 connection (so the garbage collector removes them with it) and labels that
 say who manages them. A Secret with that name that procon did not create is
-never overwritten.
+never overwritten. When a connection goes and leaves its webhook at the
+processor (``deletionPolicy: Orphan``, or paused), its Secret stays too: the
+owner reference is removed and the Secret marked as orphaned, so a later
+connection with the same name may take it over.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "procon"
 CONNECTION_LABEL = "procon.dev/connection"
 OWNER_UID_LABEL = "procon.dev/owner-uid"
+# On a signing-secret Secret its connection left behind: "<namespace>/<name> (uid <uid>)".
+ORPHANED_FROM_ANNOTATION = "procon.dev/orphaned-from"
 WEBHOOK_ID_KEY = "endpointId"
 # The write-ahead record of a create not yet published (see PendingCreate): in the Secret that
 # holds the signing secret, so it is exactly as readable as what it could be used to obtain.
@@ -124,6 +129,26 @@ def connection_from_object(obj: Mapping[str, Any]) -> Connection:
     )
 
 
+def _other_owner_references(secret: client.V1Secret) -> list[dict[str, Any]]:
+    """The Secret's owner references other than a procon connection's, as a patch carries them."""
+    return [
+        {
+            "apiVersion": ref.api_version,
+            "kind": ref.kind,
+            "name": ref.name,
+            "uid": ref.uid,
+            **({"controller": ref.controller} if ref.controller is not None else {}),
+            **(
+                {"blockOwnerDeletion": ref.block_owner_deletion}
+                if ref.block_owner_deletion is not None
+                else {}
+            ),
+        }
+        for ref in secret.metadata.owner_references or []
+        if not (ref.kind == KIND and ref.api_version == f"{GROUP}/{VERSION}")
+    ]
+
+
 class Kube:
     """KubePort over kubernetes_asyncio."""
 
@@ -160,6 +185,11 @@ class Kube:
     def forget(self, namespace: str, name: str) -> None:
         self._seen_generation.pop((namespace, name), None)
         self.unwatched.forget((namespace, name))
+
+    async def cluster_uid(self) -> str:
+        """The UID of the kube-system namespace: created with the cluster, unique to it, never changed."""
+        namespace = await self._core.read_namespace("kube-system")
+        return str(namespace.metadata.uid)
 
     async def get_connection(self, namespace: str, name: str) -> Connection | None:
         try:
@@ -203,9 +233,24 @@ class Kube:
         self._saw_secret(secret)
         labels = secret.metadata.labels or {}
         owners = {ref.uid for ref in secret.metadata.owner_references or []}
-        if labels.get(OWNER_UID_LABEL) != connection.uid and connection.uid not in owners:
+        left_behind = (
+            ORPHANED_FROM_ANNOTATION in (secret.metadata.annotations or {})
+            and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+            and labels.get(CONNECTION_LABEL) == connection.name
+        )
+        if labels.get(OWNER_UID_LABEL) != connection.uid and connection.uid not in owners and not left_behind:
             raise SecretNotOwned(name)
         return secret
+
+    def _owner_reference(self, connection: Connection) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": connection.name,
+            "uid": connection.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
     async def read_published(self, connection: Connection) -> PublishedSecret | None:
         secret = await self._read_owned(connection)
@@ -239,16 +284,7 @@ class Kube:
                 CONNECTION_LABEL: connection.name,
                 OWNER_UID_LABEL: connection.uid,
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
-                    "name": connection.name,
-                    "uid": connection.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [self._owner_reference(connection)],
         }
         existing = await self._read_owned(connection)
         if existing is None and all(v is None for v in values.values()):
@@ -268,15 +304,40 @@ class Kube:
             except ApiException as error:
                 if error.status != 409:
                     raise
-                await self._read_owned(connection)  # created meanwhile: ours, or refuse
+                existing = await self._read_owned(connection)  # created meanwhile: ours, or refuse
         # Merge: other keys someone added to the Secret are kept.
+        patch: dict[str, Any] = {"metadata": {"labels": metadata["labels"]}, "data": _encode_patch(values)}
+        owners = {r.uid for r in (existing.metadata.owner_references if existing else None) or []}
+        if existing is not None and connection.uid not in owners:
+            # Left behind by an earlier connection of this name: this one takes it over.
+            patch["metadata"]["ownerReferences"] = [
+                *_other_owner_references(existing),
+                self._owner_reference(connection),
+            ]
+            patch["metadata"]["annotations"] = {ORPHANED_FROM_ANNOTATION: None}
         patched = await self._core.patch_namespaced_secret(
-            ref.name,
-            connection.namespace,
-            {"metadata": {"labels": metadata["labels"]}, "data": _encode_patch(values)},
-            **AS_MERGE_PATCH,
+            ref.name, connection.namespace, patch, **AS_MERGE_PATCH
         )
         self._saw_secret(patched)
+
+    async def release_published(self, connection: Connection) -> bool:
+        secret = await self._read_owned(connection)
+        if secret is None:
+            return False
+        origin = f"{connection.namespace}/{connection.name} (uid {connection.uid})"
+        patch = {
+            "metadata": {
+                "ownerReferences": _other_owner_references(secret),
+                "annotations": {ORPHANED_FROM_ANNOTATION: origin},
+                # Conditional: a write that raced this read is not undone.
+                "resourceVersion": secret.metadata.resource_version,
+            }
+        }
+        patched = await self._core.patch_namespaced_secret(
+            secret.metadata.name, connection.namespace, patch, **AS_MERGE_PATCH
+        )
+        self._saw_secret(patched)
+        return True
 
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]

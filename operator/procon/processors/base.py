@@ -152,6 +152,9 @@ class ObservedWebhook:
     status: str = "enabled"
     entities: tuple[str, ...] = ()
     processing_channels: tuple[str, ...] = ()
+    # When the processor created it (Unix seconds), where the processor says:
+    # of two procon webhooks at one URL, the older one holds it.
+    created: int | None = None
     # Processor-specific ids a driver needs to update parts of the webhook
     # (Checkout.com: the ids of the workflow's conditions and action).
     parts: Mapping[str, str] = field(default_factory=dict)

@@ -5,6 +5,13 @@ serves (cluster, namespace, name, UID). The tag decides everything that is
 allowed: procon deletes or edits only webhooks carrying its own tag, so an
 endpoint created by a person, by another tool or by another cluster is never
 touched silently.
+
+The cluster part is what keeps two clusters sharing a processor account
+apart: by default the UID of the cluster's ``kube-system`` namespace (see
+:mod:`procon.settings`), unique without configuration. Only a webhook tagged
+with this cluster's identity and the connection's namespace and name can be
+a predecessor; one of another cluster is a sibling even with the same
+namespace and name.
 """
 
 from __future__ import annotations
@@ -65,3 +72,11 @@ def relation(metadata: Mapping[str, str], owner: Owner) -> Relation:
     # A name is unique in a namespace, so a webhook tagged with this name but
     # another UID belongs to an object that no longer exists.
     return Relation.PREDECESSOR if same_place else Relation.SIBLING
+
+
+def describe_owner(metadata: Mapping[str, str], owner: Owner) -> str:
+    """The connection a procon webhook serves, as a person finds it: ``namespace/name``, and its
+    cluster when it is not ``owner``'s."""
+    named = f"{metadata.get(NAMESPACE, '?')}/{metadata.get(NAME, '?')}"
+    cluster = metadata.get(CLUSTER)
+    return named if cluster == owner.cluster else f"{named} in cluster {cluster or '?'}"

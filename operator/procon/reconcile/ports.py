@@ -96,6 +96,11 @@ class KubePort(Protocol):
         the Secret if needed; what is published there is left as it is."""
         ...
 
+    async def release_published(self, connection: Connection) -> bool:
+        """Leave the signing-secret Secret behind when the connection goes (its owner reference
+        removed, marked as orphaned); False when there is none. Raises :class:`SecretNotOwned`."""
+        ...
+
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:

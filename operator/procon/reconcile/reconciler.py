@@ -60,7 +60,7 @@ from procon.processors.base import (
 from procon.processors.stripe.permissions import dashboard_link
 from procon.reconcile import conditions, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
-from procon.reconcile.ownership import Owner, Relation, relation
+from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import (
     Connection,
     KubePort,
@@ -162,20 +162,22 @@ class Reconciler:
         spec = connection.model.spec
         metrics.forget_connection(namespace, name, spec.processor.value)
         if connection.annotations.get(PAUSED) == "true":
+            kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
                 "Normal",
                 "OrphanedWebhookEndpoint",
-                "paused: left the webhook at the processor untouched",
+                f"paused: left the webhook at the processor untouched{kept}",
             )
             return True
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
             webhook_id = (connection.status.get("webhook") or {}).get("id")
+            kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
                 "Normal",
                 "OrphanedWebhookEndpoint",
-                f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor",
+                f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor{kept}",
             )
             return True
         try:
@@ -190,7 +192,9 @@ class Reconciler:
                 driver, credentials, target = remembered
             owner = self._owner(connection)
             for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
-                if relation(webhook.metadata, owner) in (Relation.MINE, Relation.PREDECESSOR):
+                # Its own only: a predecessor's tag is a claim anyone sharing the account (another
+                # cluster under the same name) could make; the reconcile deals with predecessors.
+                if relation(webhook.metadata, owner) is Relation.MINE:
                     try:
                         await driver.delete_webhook(credentials, target, webhook.id)
                     except NotFound:
@@ -215,6 +219,16 @@ class Reconciler:
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
         self._last_access.pop((namespace, name), None)
         return True
+
+    async def _keep_signing_secret(self, connection: Connection) -> str:
+        """The webhook stays, so its signing secret must too: release the Secret from the connection
+        before the garbage collector follows the owner reference. Returns what to add to the event."""
+        name = connection.model.spec.webhook.signing_secret_ref.name
+        try:
+            released = await self._kube.release_published(connection)
+        except SecretNotOwned:
+            return ""
+        return f"; kept its signing secret in Secret {name}" if released else ""
 
     # --- the reconcile ------------------------------------------------------------
 
@@ -257,8 +271,10 @@ class Reconciler:
             credentials=_credentials_ok(account),
             permissions=_permissions_ok(report),
             webhook=webhook_verdict,
-            # A foreign webhook beside the owned one: only a person can settle it, exactly
-            # as when it blocks the create, so it is reported the same way.
+            # A webhook procon does not own beside the owned one: only a person can settle
+            # it, exactly as when it blocks the create, so it is reported the same way. (Another
+            # connection's webhook beside the owned one is that newcomer's to report, never this
+            # connection's: see procon.reconcile.webhook_plan.)
             stalled=webhook_verdict if webhook_verdict.reason == "EndpointConflict" else None,
         )
         await self._write_status(
@@ -485,13 +501,10 @@ class Reconciler:
             await self._delete(connection, driver, credentials, target, deletion)
 
         if plan.blocked_by_conflict:
-            ids = ", ".join(w.id for w in plan.conflicts)
             raise _Stalled(
                 _stalled_webhook(
                     "EndpointConflict",
-                    f"webhook {ids} at {spec.webhook.url} is not owned by this connection "
-                    "and was left alone; delete it at the processor "
-                    "or set webhook.conflictPolicy: Replace",
+                    webhook_plan.blocked_message(plan, self._owner(connection), spec.webhook.url),
                 )
             )
 
@@ -547,7 +560,13 @@ class Reconciler:
             )
         elif keeper is not None and plan.update is not None:
             what = ", ".join(plan.update.describe())
-            if drift:
+            owner = self._owner(connection)
+            tagged = (plan.keep.metadata if plan.keep else {}).get(CLUSTER)
+            if tagged != owner.cluster:
+                # Its own by UID, tagged under an earlier cluster identity (the old default
+                # "default", a renamed cluster): an upgrade, not a change made outside procon.
+                what += f" (cluster identity {tagged} is now {owner.cluster})"
+            if drift and tagged == owner.cluster:
                 await self._event(
                     connection,
                     "Normal",

@@ -29,6 +29,13 @@ The rules:
   never touched, unless the connection allows replacing it. While it stands
   and nothing is owned yet, nothing is created: two endpoints at one URL
   would deliver every event twice.
+- A webhook of another procon connection (of this cluster or another) at the
+  same URL is never touched, whatever the conflict policy: the URL is taken.
+  The connection that came first keeps it and stays Ready; the newcomer
+  creates nothing and is the one reported. Should both own one (they
+  created in the same moment), the older webhook holds the URL and the
+  newcomer deletes its own: both sides order the two alike, by the
+  processor's creation time where it reports one, else by id.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from procon.processors.base import DesiredWebhook, ObservedWebhook, WebhookChanges
-from procon.reconcile.ownership import CONNECT, Owner, Relation, relation
+from procon.reconcile.ownership import CONNECT, Owner, Relation, describe_owner, relation
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,10 @@ class WebhookPlan:
     update: WebhookChanges | None = None
     create: bool = False
     delete: tuple[Deletion, ...] = ()
+    # Webhooks procon does not own at the URL.
     conflicts: tuple[ObservedWebhook, ...] = field(default=())
+    # Webhooks of other procon connections holding the URL (only when nothing is kept).
+    taken_by: tuple[ObservedWebhook, ...] = field(default=())
     # The published webhook being replaced: deleted once the new one's secret is published.
     retire: Deletion | None = None
     # ``keep`` is an unpublished webhook of procon's own: publish its id once its key is set.
@@ -62,7 +72,7 @@ class WebhookPlan:
 
     @property
     def blocked_by_conflict(self) -> bool:
-        return self.keep is None and not self.create and bool(self.conflicts)
+        return self.keep is None and not self.create and bool(self.conflicts or self.taken_by)
 
     @property
     def is_noop(self) -> bool:
@@ -109,6 +119,13 @@ def _changes(webhook: ObservedWebhook, desired: DesiredWebhook) -> WebhookChange
     return changes if changes.describe() else None
 
 
+def _older(webhook: ObservedWebhook, other: ObservedWebhook) -> bool:
+    """Whether ``webhook`` was created before ``other``; the same answer on both connections' sides."""
+    if webhook.created is not None and other.created is not None and webhook.created != other.created:
+        return webhook.created < other.created
+    return webhook.id < other.id
+
+
 def plan(
     desired: DesiredWebhook,
     owner: Owner,
@@ -130,6 +147,7 @@ def plan(
     """
     deletions: list[Deletion] = []
     conflicts: list[ObservedWebhook] = []
+    siblings: list[ObservedWebhook] = []
     keeper: ObservedWebhook | None = None
     retire: Deletion | None = None
     unpublished: list[ObservedWebhook] = []
@@ -153,7 +171,9 @@ def plan(
         elif rel is Relation.PREDECESSOR:
             deletions.append(Deletion(webhook, "left by an earlier object with the same name"))
         elif webhook.url == desired.url:
-            if rel is Relation.FOREIGN and replace_foreign:
+            if rel is Relation.SIBLING:
+                siblings.append(webhook)  # never deleted, Replace or not
+            elif replace_foreign:
                 deletions.append(Deletion(webhook, "not owned by procon, replaced as conflictPolicy allows"))
             else:
                 conflicts.append(webhook)
@@ -165,6 +185,18 @@ def plan(
         Deletion(webhook, "its signing secret is not published (duplicate or crash leftover)")
         for webhook in unpublished
     )
+
+    holders = [s for s in siblings if keeper is None or _older(s, keeper)]
+    if keeper is not None and holders:
+        # Both connections created in the same moment: the older webhook holds the URL.
+        deletions.append(
+            Deletion(
+                keeper,
+                f"webhook {holders[0].id} of connection {describe_owner(holders[0].metadata, owner)} "
+                "is older at the same URL",
+            )
+        )
+        keeper, adopted = None, False
 
     if keeper is not None:
         update = _changes(keeper, desired)
@@ -183,5 +215,31 @@ def plan(
             adopt=adopted,
         )
     return WebhookPlan(
-        create=not conflicts, delete=tuple(deletions), conflicts=tuple(conflicts), retire=retire
+        create=not conflicts and not holders,
+        delete=tuple(deletions),
+        conflicts=tuple(conflicts),
+        taken_by=tuple(holders),
+        retire=retire,
     )
+
+
+def blocked_message(result: WebhookPlan, owner: Owner, url: str) -> str:
+    """Why nothing was created at ``url``, and what can help: only advice that can."""
+    parts: list[str] = []
+    if result.taken_by:
+        held = "; ".join(
+            f"webhook {w.id} of connection {describe_owner(w.metadata, owner)}" for w in result.taken_by
+        )
+        parts.append(
+            f"{url} is already served by another procon connection ({held}) and was left alone: "
+            "one URL gets one webhook, or every event would arrive twice. "
+            "Use another webhook.url, or remove this URL from that connection "
+            "(if it was deleted and left its webhook, delete that webhook at the processor)"
+        )
+    if result.conflicts:
+        ids = ", ".join(w.id for w in result.conflicts)
+        parts.append(
+            f"webhook {ids} at {url} is not owned by procon and was left alone; delete it at the processor "
+            "or set webhook.conflictPolicy: Replace"
+        )
+    return ". ".join(parts)

@@ -103,6 +103,9 @@ class MemoryKube:
     async def record_pending(self, connection: Connection, pending: PendingCreate | None) -> None:
         self.pending = pending
 
+    async def release_published(self, connection: Connection) -> bool:
+        return self.published is not None or self.pending is not None
+
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from procon.processors.base import DesiredWebhook, ObservedWebhook
 from procon.reconcile.ownership import Owner, Relation, relation
-from procon.reconcile.webhook_plan import plan
+from procon.reconcile.webhook_plan import blocked_message, plan
 
 OWNER = Owner(cluster="c1", namespace="shop", name="stripe", uid="uid-1")
 URL = "https://hooks.example.com/stripe"
@@ -221,13 +221,76 @@ def test_foreign_webhook_is_replaced_only_when_allowed() -> None:
     assert [d.webhook.id for d in result.delete] == ["we_f"]
 
 
-def test_sibling_at_same_url_is_a_conflict_even_with_replace() -> None:
+def test_sibling_at_same_url_blocks_the_newcomer_even_with_replace() -> None:
     sibling = Owner(cluster="c1", namespace="shop", name="other", uid="uid-9")
     result = plan(
         desired(), OWNER, [observed("we_s", owner=sibling)], published_id=None, replace_foreign=True
     )
     assert result.blocked_by_conflict
+    assert not result.create
     assert result.delete == ()
+    assert [w.id for w in result.taken_by] == ["we_s"]
+    assert result.conflicts == ()
+
+
+def test_other_clusters_webhook_with_the_same_name_is_a_sibling_never_a_predecessor() -> None:
+    other_cluster = Owner(cluster="c2", namespace="shop", name="stripe", uid="uid-8")
+    result = plan(desired(), OWNER, [observed("we_c", owner=other_cluster)], published_id=None)
+    assert result.delete == ()
+    assert [w.id for w in result.taken_by] == ["we_c"]
+    assert relation(other_cluster.metadata(), OWNER) is Relation.SIBLING
+
+
+def test_owner_of_a_working_webhook_stays_beside_a_younger_sibling() -> None:
+    """Another connection arriving at the URL never turns the owner's plan into a conflict."""
+    sibling = Owner(cluster="c2", namespace="team-b", name="shop", uid="uid-9")
+    webhooks = [observed("we_s", owner=sibling, created=200), observed("we_1", created=100)]
+    result = plan(desired(), OWNER, webhooks, published_id="we_1", replace_foreign=True)
+    assert result.keep is not None
+    assert result.keep.id == "we_1"
+    assert result.is_noop
+    assert result.conflicts == ()
+    assert result.taken_by == ()
+    assert not result.blocked_by_conflict
+
+
+def test_of_two_created_in_the_same_moment_the_younger_yields() -> None:
+    sibling = Owner(cluster="c1", namespace="team-b", name="shop", uid="uid-9")
+    webhooks = [observed("we_1", created=200), observed("we_s", owner=sibling, created=100)]
+    result = plan(desired(), OWNER, webhooks, published_id="we_1")
+    assert result.keep is None
+    assert not result.create
+    assert result.blocked_by_conflict
+    assert [d.webhook.id for d in result.delete] == ["we_1"]
+    assert "team-b/shop" in result.delete[0].why
+    assert [w.id for w in result.taken_by] == ["we_s"]
+
+
+def test_both_sides_of_a_race_agree_who_yields() -> None:
+    """Without creation times (Checkout.com), or within one second, both order the two by id."""
+    other = Owner(cluster="c1", namespace="team-b", name="shop", uid="uid-9")
+    for created in (None, 100):
+        webhooks = [observed("we_a", created=created), observed("we_b", owner=other, created=created)]
+        ours = plan(desired(), OWNER, webhooks, published_id="we_a")
+        theirs = plan(desired(metadata=other.metadata()), other, webhooks, published_id="we_b")
+        assert ours.keep is not None
+        assert ours.keep.id == "we_a"
+        assert theirs.keep is None
+        assert [d.webhook.id for d in theirs.delete] == ["we_b"]
+
+
+def test_blocked_message_names_the_other_connection_and_gives_only_advice_that_can_help() -> None:
+    same_cluster = Owner(cluster="c1", namespace="team-a", name="shop", uid="uid-9")
+    other_cluster = Owner(cluster="c2", namespace="team-c", name="pay", uid="uid-7")
+    webhooks = [observed("we_s", owner=same_cluster), observed("we_c", owner=other_cluster)]
+    result = plan(desired(), OWNER, webhooks, published_id=None)
+    message = blocked_message(result, OWNER, URL)
+    assert "webhook we_s of connection team-a/shop;" in message
+    assert "webhook we_c of connection team-c/pay in cluster c2" in message
+    assert "Replace" not in message
+
+    foreign = plan(desired(), OWNER, [observed("we_f", owner=None)], published_id=None)
+    assert "conflictPolicy: Replace" in blocked_message(foreign, OWNER, URL)
 
 
 def test_foreign_conflict_does_not_remove_an_existing_keeper() -> None:

@@ -358,6 +358,7 @@ def _observed(item: Mapping[str, Any]) -> ObservedWebhook:
         metadata={str(k): str(v) for k, v in (item.get("metadata") or {}).items()},
         api_version=item.get("api_version") or None,
         status=status,
+        created=item["created"] if isinstance(item.get("created"), int) else None,
     )
 
 

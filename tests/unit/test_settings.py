@@ -1,0 +1,35 @@
+"""Operator settings from the environment: the cluster identity."""
+
+from __future__ import annotations
+
+import pytest
+
+from procon.settings import OperatorSettings, SettingsError
+
+
+def test_no_cluster_name_means_the_kube_system_uid_is_used() -> None:
+    assert OperatorSettings.from_env({}).cluster_name is None
+    assert OperatorSettings.from_env({"PROCON_CLUSTER_NAME": " "}).cluster_name is None
+
+
+@pytest.mark.parametrize(
+    "name", ["prod-eu-1", "Prod_EU.1", "a", "x" * 63, "0f8fad5b-d9cb-469f-a165-70867728950e"]
+)
+def test_a_cluster_name_fit_for_every_processor_is_taken(name: str) -> None:
+    assert OperatorSettings.from_env({"PROCON_CLUSTER_NAME": name}).cluster_name == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "team/prod",  # "/" separates the fields of a Checkout.com workflow name
+        "x" * 64,
+        "-prod",
+        "prod.",
+        "prod eu",
+        "prød",
+    ],
+)
+def test_a_cluster_name_that_does_not_fit_stops_the_operator(name: str) -> None:
+    with pytest.raises(SettingsError, match="PROCON_CLUSTER_NAME"):
+        OperatorSettings.from_env({"PROCON_CLUSTER_NAME": name})
