@@ -91,6 +91,7 @@ class OperatorSettings:
     namespaces: tuple[str, ...] = field(default=())
     metrics_port: int = 9090
     watch_quiet_seconds: float = 300.0
+    reconcile_timeout: float = 120.0
     log_level: str = "info"
     log_format: str = "text"
 
@@ -113,6 +114,9 @@ class OperatorSettings:
         - ``PROCON_METRICS_PORT``: where ``/metrics`` is served (default 9090; 0: not served);
         - ``PROCON_WATCH_QUIET_SECONDS``: liveness fails when a connection changed this long ago
           and its watch event has still not arrived (default 300);
+        - ``PROCON_RECONCILE_TIMEOUT``: seconds one reconcile (or clean-up) of a connection may take
+          before it is abandoned and reported as ``ReconcileTimedOut`` (default 120), so a processor
+          answering slowly or without end cannot hold a connection;
         - ``PROCON_LOG_LEVEL`` (debug|info|warning|error) and ``PROCON_LOG_FORMAT`` (text|json).
         """
         env = os.environ if env is None else env
@@ -132,6 +136,7 @@ class OperatorSettings:
             if env.get("PROCON_METRICS_PORT", "").strip() not in ("0",)
             else 0,
             watch_quiet_seconds=_seconds(env, "PROCON_WATCH_QUIET_SECONDS", cls.watch_quiet_seconds),
+            reconcile_timeout=_seconds(env, "PROCON_RECONCILE_TIMEOUT", cls.reconcile_timeout),
             log_level=_choice(env, "PROCON_LOG_LEVEL", cls.log_level, ("debug", "info", "warning", "error")),
             log_format=_choice(env, "PROCON_LOG_FORMAT", cls.log_format, ("text", "json")),
         )

@@ -165,6 +165,7 @@ def stripe_emulator() -> Iterator[Any]:
 # Long enough that a test waiting less than 0.8 x this proves a reaction came
 # from a watch, not from the drift timer; short enough for drift tests.
 DRIFT_INTERVAL = "10"
+RECONCILE_TIMEOUT = "15"
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +195,9 @@ def operator(
         PROCON_DRIFT_INTERVAL=DRIFT_INTERVAL,
         PROCON_CLUSTER_NAME="integration",
         PROCON_PERMISSION_CACHE_TTL="600",
+        # Short, so a test can show a slow or endless answer ending in ReconcileTimedOut; far
+        # above what a reconcile takes here, faults and their retries included.
+        PROCON_RECONCILE_TIMEOUT=RECONCILE_TIMEOUT,
         # Checkout.com's hosts, account prefixes included, reach the emulator the way
         # egress reaches the internet from many clusters: through a proxy. The operator
         # builds {prefix}.api.checkout.test names as it builds them for the real hosts.

@@ -7,6 +7,12 @@ of these to produce; ``FaultInjector`` holds the plan (tests change it from
 their own thread while the emulator serves), draws from a seedable random
 generator, and logs every request so tests can count the calls the operator made.
 
+Beside the processors' own faults, a plan can ask for *malformed answers*:
+what a proxy, a load balancer or a broken network puts in the place of the
+processor's answer (an HTML error page, a body cut short, one that never
+ends). These are no processor's documented behaviour; they test that the
+operator reads every answer defensively (see ``MalformedKind``).
+
 ``fault_middleware`` applies a plan to an aiohttp application. What a fault
 looks like on the wire differs per processor, so the middleware takes an
 ``ErrorRenderer`` that builds the processor's own error response. Control routes
@@ -58,6 +64,7 @@ class FaultKind(StrEnum):
     COMMIT_THEN_FAIL = "commit_then_fail"  # committed, then a 5xx on the way back (a proxy's)
     DROPPED = "dropped"  # committed, then closed the connection without an answer
     PROCESSOR_ERROR = "processor_error"  # committed, then the processor's own 5xx (saved under its key)
+    MALFORMED = "malformed"  # answered with something that is not the processor's answer
 
 
 # Set on a request by an emulator that applied a fault itself, for the request log.
@@ -93,6 +100,15 @@ class FaultPlan:
     commit_then_fail_method: str = "POST"
     commit_then_fail_path_prefix: str = "/"
     seed: int | None = None
+    # Malformed answers (see MalformedKind): "" for none; the next ``malformed_count`` requests
+    # (None: every one) whose method (""; any) and path match get one.
+    malformed: str = ""
+    malformed_count: int | None = None
+    malformed_method: str = ""
+    malformed_path_prefix: str = "/"
+    malformed_status: int = 200
+    malformed_body: str = ""
+    malformed_interval: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "lock_timeout_rate"):
@@ -110,6 +126,7 @@ class FaultPlan:
                 f"commit_then_fail_mode must be one of {', '.join(get_args(CommitFailureMode))}, "
                 f"not {self.commit_then_fail_mode!r}"
             )
+        _check_malformed(self)
 
     def should_retry(self, fault: FaultKind) -> bool | None:
         """The retry hint to send with an answer for ``fault``."""
@@ -225,6 +242,7 @@ class FaultInjector:
         self._rng = random.Random(seed)  # noqa: S311 - fault draws need reproducibility, not secrecy
         self._plan = FaultPlan()
         self._commit_failures_left = 0
+        self._malformed_left: int | None = None
         self._records: list[RequestRecord] = []
         self.hold = ExecutionGate()
         if plan is not None:
@@ -234,7 +252,7 @@ class FaultInjector:
     def plan(self) -> FaultPlan:
         """The current plan; ``commit_then_fail`` shows how many commit failures are still to come."""
         with self._lock:
-            return dataclasses.replace(self._plan, commit_then_fail=self._commit_failures_left)
+            return self._current()
 
     @plan.setter
     def plan(self, plan: FaultPlan) -> None:
@@ -244,8 +262,7 @@ class FaultInjector:
     def update(self, **changes: Any) -> FaultPlan:
         """Change some fields of the current plan and return the new plan."""
         with self._lock:
-            current = dataclasses.replace(self._plan, commit_then_fail=self._commit_failures_left)
-            plan = dataclasses.replace(current, **changes)
+            plan = dataclasses.replace(self._current(), **changes)
             self._install(plan)
             return plan
 
@@ -257,9 +274,15 @@ class FaultInjector:
         with self._lock:
             self._rng.seed(seed)
 
+    def _current(self) -> FaultPlan:
+        return dataclasses.replace(
+            self._plan, commit_then_fail=self._commit_failures_left, malformed_count=self._malformed_left
+        )
+
     def _install(self, plan: FaultPlan) -> None:
         self._plan = plan
         self._commit_failures_left = plan.commit_then_fail
+        self._malformed_left = plan.malformed_count
         if plan.seed is not None:
             self._rng.seed(plan.seed)
 
@@ -296,6 +319,20 @@ class FaultInjector:
                 return None
             self._commit_failures_left -= 1
             return plan.commit_then_fail_mode
+
+    def claim_malformed(self, method: str, path: str) -> FaultPlan | None:
+        """The plan, if the request to ``path`` gets a malformed answer (using up one of a count)."""
+        with self._lock:
+            plan = self._plan
+            if not plan.malformed or self._malformed_left == 0:
+                return None
+            if plan.malformed_method and method.upper() != plan.malformed_method.upper():
+                return None
+            if not path.startswith(plan.malformed_path_prefix):
+                return None
+            if self._malformed_left is not None:
+                self._malformed_left -= 1
+            return plan
 
     def record(self, record: RequestRecord) -> None:
         with self._lock:
@@ -381,11 +418,18 @@ def fault_middleware(
             answer = render(fault, plan.should_retry(fault))
             log(answer.status, fault)
             return answer
+        malformed = injector.claim_malformed(request.method, request.path)
+        if malformed is not None and malformed.malformed not in AFTER_HANDLING:
+            log(malformed.malformed_status, FaultKind.MALFORMED)
+            return await malformed_answer(request, malformed, None)
         try:
             response = await handler(request)
         except web.HTTPException as error:
             log(error.status, request.get(APPLIED_FAULT))
             raise
+        if malformed is not None and isinstance(response, web.Response):
+            log(response.status, FaultKind.MALFORMED)
+            return await malformed_answer(request, malformed, response)
         if 200 <= response.status < 300:
             # A loss between the processor and the client after the processor saved its answer: a
             # retry that reuses the idempotency key gets the real answer replayed.
@@ -405,3 +449,105 @@ def fault_middleware(
         return response
 
     return middleware
+
+
+# --- malformed answers -------------------------------------------------------------------
+
+
+class MalformedKind(StrEnum):
+    """What a request gets in place of the processor's answer.
+
+    ASSUMPTION: none of these is a processor's documented behaviour. They are
+    what sits between an operator and a processor produces: a proxy's or load
+    balancer's HTML page (with a 5xx, or a 200 from a captive portal), a body
+    cut short by a dropped connection, an empty 200, a body that trickles or
+    never ends. Each tests that the operator reads answers defensively.
+    """
+
+    HTML = "html"  # an HTML page with malformed_status, nothing done
+    INVALID_JSON = "invalid-json"  # JSON cut off mid-object with malformed_status, nothing done
+    EMPTY_200 = "empty-200"  # 200 and no body at all, nothing done
+    BODY = "body"  # malformed_body as JSON with malformed_status, nothing done ("[]", "{}", wrong types)
+    ENDLESS = "endless"  # 200 and a body that never ends, a chunk each malformed_interval, nothing done
+    TRUNCATED = "truncated"  # the real answer (the request was carried out), cut in half
+    SLOW = "slow"  # the real answer (the request was carried out), a byte each malformed_interval
+
+
+# Kinds that carry out the request and then spoil its answer.
+AFTER_HANDLING = frozenset({MalformedKind.TRUNCATED, MalformedKind.SLOW})
+
+_PROXY_PAGE = (
+    "<html>\r\n<head><title>{status} Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+def _check_malformed(plan: FaultPlan) -> None:
+    if plan.malformed and plan.malformed not in {k.value for k in MalformedKind}:
+        kinds = ", ".join(k.value for k in MalformedKind)
+        raise ValueError(f"malformed must be one of {kinds} (or empty), not {plan.malformed!r}")
+    if plan.malformed_count is not None and plan.malformed_count < 0:
+        raise ValueError("malformed_count must not be negative")
+    if not 100 <= plan.malformed_status <= 599:
+        raise ValueError(f"malformed_status must be an HTTP status, not {plan.malformed_status}")
+    if plan.malformed_interval < 0:
+        raise ValueError("malformed_interval must not be negative")
+
+
+async def _stream(
+    request: web.Request, status: int, content_type: str, chunks: Any, interval: float
+) -> web.StreamResponse:
+    """Send ``chunks`` one by one, ``interval`` apart, until they or the client run out."""
+    response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
+    await response.prepare(request)
+    try:
+        for chunk in chunks:
+            await response.write(chunk)
+            await asyncio.sleep(interval)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass  # the client gave up: what this answer is for
+    return response
+
+
+def _forever(chunk: bytes) -> Any:
+    yield b'{"object": "list", "data": ['
+    while True:
+        yield chunk
+
+
+async def malformed_answer(
+    request: web.Request, plan: FaultPlan, real: web.Response | None
+) -> web.StreamResponse:
+    """The answer ``plan.malformed`` asks for; ``real`` is the processor's, for the kinds that spoil one."""
+    kind = MalformedKind(plan.malformed)
+    status = plan.malformed_status
+    if kind is MalformedKind.HTML:
+        page = _PROXY_PAGE.format(status=status)
+        return web.Response(status=status, text=page, content_type="text/html")
+    if kind is MalformedKind.INVALID_JSON:
+        return web.Response(
+            status=status, text='{"object": "list", "data": [{"id": ', content_type="application/json"
+        )
+    if kind is MalformedKind.EMPTY_200:
+        return web.Response(status=200, body=b"", content_type="application/json")
+    if kind is MalformedKind.BODY:
+        return web.Response(status=status, text=plan.malformed_body, content_type="application/json")
+    if kind is MalformedKind.ENDLESS:
+        chunk = b" " * (64 * 1024 if plan.malformed_interval == 0 else 1)
+        return await _stream(request, 200, "application/json", _forever(chunk), plan.malformed_interval)
+    assert real is not None  # the kinds left spoil a real answer
+    body = real.body if isinstance(real.body, bytes) else b""
+    content_type = real.headers.get("Content-Type", "application/json")
+    if kind is MalformedKind.TRUNCATED:
+        spoiled = web.Response(status=real.status, body=body[: len(body) // 2])
+        spoiled.headers["Content-Type"] = content_type
+        return spoiled
+    return await _stream(
+        request,
+        real.status,
+        content_type,
+        (body[i : i + 1] for i in range(len(body))),
+        plan.malformed_interval,
+    )

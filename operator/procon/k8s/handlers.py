@@ -137,7 +137,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["runtime"] = Runtime(
         settings=config,
         kube=kube,
-        reconciler=Reconciler(kube, drivers, cluster_name=cluster),
+        reconciler=Reconciler(
+            kube, drivers, cluster_name=cluster, reconcile_timeout=config.reconcile_timeout
+        ),
     )
     logger.info(
         "procon started: stripe API %s, checkout API %s, drift interval %.0fs, cluster %s",

@@ -45,6 +45,18 @@ class IdempotencyKeySpent(TransientProcessorError):
     reason = "ProcessorUnavailable"
 
 
+class MalformedResponse(TransientProcessorError):
+    """An answer that is not the processor's: not JSON, cut short, too large, or without the fields promised.
+
+    Transient because procon cannot tell a proxy's passing hiccup (an HTML
+    error page, a connection cut mid-body) from a lasting fault, and nothing
+    in the spec or the Secret can fix it: retrying with backoff is the only
+    thing that can help, and the message says what came back.
+    """
+
+    reason = "MalformedResponse"
+
+
 class CredentialsRejected(ProcessorError):
     """The credentials are unusable: invalid, expired, of the wrong mode or account."""
 
@@ -95,6 +107,9 @@ class Credentials:
     """Credential material from the Secret. ``repr`` never shows it."""
 
     values: Mapping[str, str] = field(repr=False)
+    # The fields whose value had leading or trailing whitespace, removed (the
+    # reconciler says so in an event): names only, never values.
+    stripped: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> str:
         return self.values[key]

@@ -50,8 +50,9 @@ class Assessment:
     webhook: Verdict = PENDING
     # Set when only a change outside the operator can help.
     stalled: Verdict | None = None
-    # Set when a transient error interrupted the reconcile.
+    # Set when a transient error interrupted the reconcile; Ready's reason then says what kind.
     retrying: str | None = None
+    retry_reason: str = "ProcessorUnavailable"
     # True on first sight, before anything was checked.
     starting: bool = False
 
@@ -86,7 +87,7 @@ def _summary(assessment: Assessment) -> tuple[Verdict, Verdict, Verdict]:
         )
     if assessment.retrying is not None:
         return (
-            Verdict("False", "ProcessorUnavailable", assessment.retrying),
+            Verdict("False", assessment.retry_reason, assessment.retrying),
             Verdict("True", "RetryingAfterError", assessment.retrying),
             Verdict("False", "NotStalled"),
         )

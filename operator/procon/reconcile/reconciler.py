@@ -26,6 +26,7 @@ live webhook and a failed create leaves the old pair serving.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -58,6 +59,7 @@ from procon.processors.base import (
     TransientProcessorError,
 )
 from procon.processors.stripe.permissions import dashboard_link
+from procon.reconcile import annotations as procon_annotations
 from procon.reconcile import conditions, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
 from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
@@ -75,13 +77,13 @@ from procon.redaction import redact, register_secret
 logger = logging.getLogger(__name__)
 
 # Where earlier versions recorded a create's key; no longer written, removed when found.
-PENDING_CREATE = "procon.dev/pending-create"
+PENDING_CREATE = procon_annotations.PENDING_CREATE
+PAUSED = procon_annotations.PAUSED
+ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
+# How long one reconcile (or one clean-up) may take, however slowly a processor answers.
+DEFAULT_RECONCILE_TIMEOUT = 120.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
-# "true": leave the connection and its webhook alone (no processor calls, no
-# status writes); deleting it then leaves the webhook, as Orphan does.
-PAUSED = "procon.dev/paused"
-ROTATE_SIGNING_SECRET = "procon.dev/rotate-signing-secret"  # also a watch trigger in procon.k8s.kube
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,13 @@ class Reconciler:
         drivers: Mapping[str, ProcessorDriver],
         *,
         cluster_name: str,
+        reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
+        self._timeout = reconcile_timeout
         self._draw = draw  # jitter of retry delays
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
@@ -128,26 +132,99 @@ class Reconciler:
         # The credentials each connection last reconciled with, kept in memory
         # only, for clean-up after its Secret is gone.
         self._last_access: dict[tuple[str, str], tuple[ProcessorDriver, Credentials, Target]] = {}
+        # What each connection was last told about, so a warning or notice comes once per
+        # change, not on every drift check (in memory: a restart says it once more).
+        self._annotation_warnings: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+        self._whitespace_noticed: dict[tuple[str, str], str] = {}
 
     # --- entry points -----------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str) -> Outcome:
-        """Bring one connection to its desired state and report it in status."""
+        """Bring one connection to its desired state and report it in status.
+
+        Whatever goes wrong ends in status: a pass that outlives the deadline
+        (a processor answering slowly, or without end) or fails unexpectedly
+        reports Ready=False and Reconciling=True with the reason, never leaving
+        an earlier Ready=True standing, and the caller retries with backoff.
+        """
         for _ in range(3):
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
                 return Outcome("gone")
             processor = connection.model.spec.processor.value
-            if connection.annotations.get(PAUSED) == "true":
+            await self._warn_about_annotations(connection)
+            if procon_annotations.is_paused(connection.annotations):
                 return Outcome("paused", processor)
+            deadline = asyncio.timeout(self._timeout)
             try:
-                outcome = replace(await self._reconcile(connection), processor=processor)
+                async with deadline:
+                    outcome = replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
                 continue  # changed under us: read again, decide again
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                message = (
+                    f"the reconcile did not finish within {self._timeout:g}s "
+                    "(a processor answer too slow or without end)"
+                )
+                delay = await self._report_failure(connection, "ReconcileTimedOut", message)
+                return Outcome("retrying", processor, retry_in=delay)
+            except Exception as error:
+                # A bug, or an answer no check foresaw: the traceback goes to the log (redacted),
+                # status says that it happened and that procon retries.
+                logger.exception("%s/%s: the reconcile failed", namespace, name)
+                message = (
+                    f"the reconcile failed with an unexpected {type(error).__name__} "
+                    "(details in the operator's log)"
+                )
+                delay = await self._report_failure(connection, "UnexpectedError", message)
+                return Outcome("retrying", processor, retry_in=delay)
             if outcome.state != "retrying":
                 self._failures.pop((namespace, name), None)
             return outcome
         return Outcome("retrying")
+
+    def _next_retry(self, connection: Connection) -> float:
+        """Count one more transient failure in a row; seconds until the next attempt."""
+        key = (connection.namespace, connection.name)
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return retry_delay(failures, self._draw)
+
+    async def _report_failure(self, connection: Connection, reason: str, message: str) -> float:
+        """Status for a pass that ended without a verdict: not Ready, reconciling, why, and when
+        the next attempt is. Returns that delay."""
+        delay = self._next_retry(connection)
+        try:
+            fresh = await self._kube.get_connection(connection.namespace, connection.name) or connection
+            assessment = self._carry_over(
+                fresh,
+                Assessment(retrying=f"{message}; retrying in {delay:.0f}s", retry_reason=reason),
+                None,
+                None,
+            )
+            await self._write_status(
+                fresh, assessment, account=None, webhook=None, missing=(), keep_rest=True
+            )
+        except Exception:
+            # Kubernetes itself failing: nothing more can be reported; the caller retries.
+            logger.exception("%s/%s: could not report the failure", connection.namespace, connection.name)
+        return delay
+
+    async def _warn_about_annotations(self, connection: Connection) -> None:
+        """A Warning event for each procon annotation that is ignored, once per distinct value."""
+        key = (connection.namespace, connection.name)
+        problems = procon_annotations.problems(connection.annotations)
+        told = self._annotation_warnings.get(key, frozenset())
+        for problem in problems:
+            if (problem.annotation, problem.value_digest) not in told:
+                await self._event(connection, "Warning", "AnnotationIgnored", problem.message)
+        current = frozenset((p.annotation, p.value_digest) for p in problems)
+        if current:
+            self._annotation_warnings[key] = current
+        else:
+            self._annotation_warnings.pop(key, None)
 
     async def finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         """Clean up before the object goes. Returns True when the finalizer may be released.
@@ -157,11 +234,13 @@ class Reconciler:
         a Warning event, so an invalid key never traps the object.
         """
         connection = await self._kube.get_connection(namespace, name)
+        self._annotation_warnings.pop((namespace, name), None)
+        self._whitespace_noticed.pop((namespace, name), None)
         if connection is None:
             return True
         spec = connection.model.spec
         metrics.forget_connection(namespace, name, spec.processor.value)
-        if connection.annotations.get(PAUSED) == "true":
+        if procon_annotations.is_paused(connection.annotations):
             kept = await self._keep_signing_secret(connection)
             await self._event(
                 connection,
@@ -182,29 +261,12 @@ class Reconciler:
             return True
         try:
             try:
-                driver, credentials, target = await self._access(connection)
-            except _Stalled:
-                # Deleting a namespace deletes the credentials Secret too, in no set
-                # order: the credentials the last reconcile used still clean up.
-                remembered = self._last_access.get((namespace, name))
-                if remembered is None:
-                    raise
-                driver, credentials, target = remembered
-            owner = self._owner(connection)
-            for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
-                # Its own only: a predecessor's tag is a claim anyone sharing the account (another
-                # cluster under the same name) could make; the reconcile deals with predecessors.
-                if relation(webhook.metadata, owner) is Relation.MINE:
-                    try:
-                        await driver.delete_webhook(credentials, target, webhook.id)
-                    except NotFound:
-                        continue
-                    await self._event(
-                        connection,
-                        "Normal",
-                        "DeletedWebhookEndpoint",
-                        f"deleted webhook {webhook.id}: connection deleted",
-                    )
+                async with asyncio.timeout(self._timeout):
+                    await self._delete_owned(connection)
+            except TimeoutError:
+                raise TransientProcessorError(
+                    f"the clean-up did not finish within {self._timeout:g}s"
+                ) from None
             self._last_access.pop((namespace, name), None)
             return True
         except TransientProcessorError as error:
@@ -219,6 +281,33 @@ class Reconciler:
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
         self._last_access.pop((namespace, name), None)
         return True
+
+    async def _delete_owned(self, connection: Connection) -> None:
+        namespace, name = connection.namespace, connection.name
+        try:
+            driver, credentials, target = await self._access(connection)
+        except _Stalled:
+            # Deleting a namespace deletes the credentials Secret too, in no set
+            # order: the credentials the last reconcile used still clean up.
+            remembered = self._last_access.get((namespace, name))
+            if remembered is None:
+                raise
+            driver, credentials, target = remembered
+        owner = self._owner(connection)
+        for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
+            # Its own only: a predecessor's tag is a claim anyone sharing the account (another
+            # cluster under the same name) could make; the reconcile deals with predecessors.
+            if relation(webhook.metadata, owner) is Relation.MINE:
+                try:
+                    await driver.delete_webhook(credentials, target, webhook.id)
+                except NotFound:
+                    continue
+                await self._event(
+                    connection,
+                    "Normal",
+                    "DeletedWebhookEndpoint",
+                    f"deleted webhook {webhook.id}: connection deleted",
+                )
 
     async def _keep_signing_secret(self, connection: Connection) -> str:
         """The webhook stays, so its signing secret must too: release the Secret from the connection
@@ -255,13 +344,16 @@ class Reconciler:
             )
             await self._warn_on_change(connection, stopped.assessment)
             return Outcome("stalled" if stopped.assessment.stalled else "progressing")
-        except TransientProcessorError as error:
-            key = (connection.namespace, connection.name)
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-            delay = retry_delay(failures, self._draw)
-            message = f"{error}; retrying in {delay:.0f}s"
-            assessment = self._carry_over(connection, Assessment(retrying=message), account, report)
+        except ProcessorError as error:
+            # Transient errors, and any the steps above did not turn into a verdict (an answer
+            # of a kind procon does not know): retrying with backoff is all that can help.
+            delay = self._next_retry(connection)
+            assessment = self._carry_over(
+                connection,
+                Assessment(retrying=f"{error}; retrying in {delay:.0f}s", retry_reason=error.reason),
+                account,
+                report,
+            )
             await self._write_status(
                 connection, assessment, account=account, webhook=None, missing=(), keep_rest=True
             )
@@ -311,6 +403,7 @@ class Reconciler:
             credentials = driver.credentials_from(data, ref.key)
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, f"Secret {ref.name}: {rejected}")) from None
+        await self._notice_whitespace(connection, ref.name, data, credentials.stripped)
         target = Target(
             mode=spec.mode,
             connected_account=spec.stripe.account if spec.stripe else None,
@@ -319,6 +412,30 @@ class Reconciler:
         )
         self._last_access[(connection.namespace, connection.name)] = (driver, credentials, target)
         return driver, credentials, target
+
+    async def _notice_whitespace(
+        self, connection: Connection, secret: str, data: Mapping[str, str], fields: Sequence[str]
+    ) -> None:
+        """A Normal event when key material came with surrounding whitespace, once per value."""
+        key = (connection.namespace, connection.name)
+        if not fields:
+            self._whitespace_noticed.pop(key, None)
+            return
+        # A one-way print of the values as stored: a new value with the same mistake is told again.
+        printed = hashlib.sha256(
+            "\0".join(f"{f}={data.get(f, '')}" for f in sorted(fields)).encode()
+        ).hexdigest()
+        if self._whitespace_noticed.get(key) == printed:
+            return
+        self._whitespace_noticed[key] = printed
+        await self._event(
+            connection,
+            "Normal",
+            "CredentialsWhitespaceStripped",
+            f"Secret {secret}: the value of {', '.join(sorted(fields))} has leading or trailing "
+            "whitespace (a line break from echo?); procon uses it without. No key contains "
+            "whitespace: remove it from the Secret to silence this",
+        )
 
     async def _verify(
         self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
@@ -375,7 +492,7 @@ class Reconciler:
             # connection: never trusted, only removed. What that create left is an owned webhook
             # without a published secret, which the planner deletes.
             connection = await self._kube.set_annotations(connection, {PENDING_CREATE: None})
-        rotation = connection.annotations.get(ROTATE_SIGNING_SECRET)
+        rotation = procon_annotations.rotation(connection.annotations)
         rotate = bool(rotation) and rotation != connection.status.get("signingSecretRotation")
         by_processor = driver.signing_secret_source == "processor"
 

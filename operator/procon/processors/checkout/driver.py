@@ -41,12 +41,14 @@ import httpx
 
 from procon import metrics
 from procon.api.v1alpha1 import Mode
+from procon.processors import key_material
 from procon.processors.base import (
     Account,
     CreatedWebhook,
     Credentials,
     CredentialsRejected,
     DesiredWebhook,
+    MalformedResponse,
     NotFound,
     ObservedWebhook,
     PermissionDenied,
@@ -76,12 +78,15 @@ from procon.processors.checkout.http import (
     TRANSIENT_STATUSES,
     backoff_delay,
     is_idempotent,
+    json_array,
     json_body,
+    json_object,
     raise_for,
     request_id,
     unexpected,
 )
 from procon.processors.checkout.workflows import observed_webhook, workflow_name
+from procon.processors.responses import ResponseTooLarge, read_capped
 from procon.redaction import register_secret
 
 SECRET_KEY_FIELD = "secretKey"
@@ -175,7 +180,12 @@ class CheckoutDriver:
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
             try:
-                response = await self._http().request(method, url, **kwargs)
+                client = self._http()
+                streamed = await client.send(client.build_request(method, url, **kwargs), stream=True)
+                response = await read_capped(streamed, f"Checkout.com's answer to {method} {path}")
+            except ResponseTooLarge:
+                metrics.api_call("checkout", method, path, "error")
+                raise
             except httpx.TransportError as error:
                 metrics.api_call("checkout", method, path, "error")
                 if last or not (retry_unknown_outcome or isinstance(error, NOT_SENT)):
@@ -209,10 +219,19 @@ class CheckoutDriver:
             return cached.value
         response = await self._request_token(credentials, auth, scopes)
         if response.status_code == 200:
-            body = response.json()
-            token = str(body["access_token"])
+            body = json_object(response, "the token request")
+            token = body.get("access_token")
+            if not isinstance(token, str) or not token:
+                raise MalformedResponse("Checkout.com answered the token request without an access_token")
             register_secret(token)
-            lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+            expires_in = body.get("expires_in")
+            if expires_in is not None and (
+                isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 0
+            ):
+                raise MalformedResponse(
+                    "Checkout.com answered the token request with an expires_in that is not a number"
+                )
+            lifetime = float(expires_in or DEFAULT_TOKEN_LIFETIME)
             # Drop tokens that have expired (those of a replaced secret among them).
             self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
             self._tokens[cache_key] = _Token(token, now + max(lifetime - TOKEN_MARGIN, 0.0))
@@ -295,16 +314,18 @@ class CheckoutDriver:
 
     def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
         if key:
-            value = (data.get(key) or "").strip()
-            if not value:
+            if not (data.get(key) or "").strip():
                 raise CredentialsRejected("CredentialsKeyMissing", f"the Secret has no non-empty key {key!r}")
-            return Credentials({SECRET_KEY_FIELD: value})
+            return _checked({SECRET_KEY_FIELD: key}, data)
         if (data.get(SECRET_KEY_FIELD) or "").strip():
-            return Credentials({SECRET_KEY_FIELD: data[SECRET_KEY_FIELD].strip()})
-        key_id = (data.get(ACCESS_KEY_ID_FIELD) or "").strip()
-        secret = (data.get(ACCESS_KEY_SECRET_FIELD) or "").strip()
-        if key_id and secret:
-            return Credentials({ACCESS_KEY_ID_FIELD: key_id, ACCESS_KEY_SECRET_FIELD: secret})
+            return _checked({SECRET_KEY_FIELD: SECRET_KEY_FIELD}, data)
+        if (data.get(ACCESS_KEY_ID_FIELD) or "").strip() and (
+            data.get(ACCESS_KEY_SECRET_FIELD) or ""
+        ).strip():
+            return _checked(
+                {ACCESS_KEY_ID_FIELD: ACCESS_KEY_ID_FIELD, ACCESS_KEY_SECRET_FIELD: ACCESS_KEY_SECRET_FIELD},
+                data,
+            )
         raise CredentialsRejected(
             "CredentialsKeyMissing",
             f"the Secret needs {SECRET_KEY_FIELD!r}, "
@@ -451,11 +472,7 @@ class CheckoutDriver:
             return cached[1]
         response = await self._call("GET", "/workflows/event-types", credentials, target)
         raise_for(response, "listing event types")
-        sources = response.json()
-        if not isinstance(sources, list):
-            raise TransientProcessorError(
-                "Checkout.com answered the event types with something else than a list"
-            )
+        sources = _event_sources(json_array(response, "listing event types"))
         self._event_types[cache_key] = (self._clock() + self._ttl, sources)
         return sources
 
@@ -482,12 +499,21 @@ class CheckoutDriver:
         response = await self._call("GET", "/workflows", credentials, target)
         raise_for(response, "listing workflows")
         # ASSUMPTION: one answer holds every workflow; the spec has no pagination parameter
-        # (reference §3: "[U] Whether GET /workflows paginates").
-        items = (json_body(response).get("data")) or []
+        # (reference §3: "[U] Whether GET /workflows paginates"). Its size is capped like any answer.
+        listing = json_object(response, "listing workflows")
+        # The documented shape is {"data": [...]} (reference §3); anything else is not a listing and
+        # must never read as "no workflows", or procon would create a duplicate.
+        ids: list[str] = []
+        items = listing.get("data")
+        for item in items if isinstance(items, list) else [None]:
+            workflow_id = item.get("id") if isinstance(item, Mapping) else None
+            if not isinstance(workflow_id, str) or not workflow_id:
+                raise MalformedResponse("Checkout.com listed workflows without a list of objects with ids")
+            ids.append(workflow_id)
         observed: list[ObservedWebhook] = []
-        for item in items:
+        for workflow_id in ids:
             try:
-                observed.append(await self._get_workflow(credentials, target, str(item["id"])))
+                observed.append(await self._get_workflow(credentials, target, workflow_id))
             except NotFound:
                 continue  # deleted between the list and the read
         return observed
@@ -497,7 +523,7 @@ class CheckoutDriver:
     ) -> ObservedWebhook:
         response = await self._call("GET", f"/workflows/{workflow_id}", credentials, target)
         raise_for(response, f"reading workflow {workflow_id}")
-        return observed_webhook(json_body(response))
+        return observed_webhook(json_object(response, f"reading workflow {workflow_id}"))
 
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
@@ -523,7 +549,10 @@ class CheckoutDriver:
         }
         response = await self._call("POST", "/workflows", credentials, target, json=body)
         raise_for(response, "creating the workflow")
-        workflow_id = str(json_body(response)["id"])
+        workflow_id = json_object(response, "creating the workflow").get("id")
+        if not isinstance(workflow_id, str) or not workflow_id:
+            # Created, but which one is unknown: the next reconcile finds it by its name.
+            raise MalformedResponse("Checkout.com created the workflow but answered without its id")
         detail = await self._get_workflow(credentials, target, workflow_id)
         return CreatedWebhook(webhook=detail, signing_secret=desired.signing_secret)
 
@@ -618,6 +647,33 @@ class CheckoutDriver:
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         response = await self._call("DELETE", f"/workflows/{webhook_id}", credentials, target)
         raise_for(response, f"deleting workflow {webhook_id}")
+
+
+def _event_sources(sources: list[Any]) -> list[dict[str, Any]]:
+    """The event types answer, checked once so everything that reads it may index it freely."""
+    for source in sources:
+        if not (
+            isinstance(source, dict)
+            and isinstance(source.get("id"), str)
+            and isinstance(source.get("events") or [], list)
+            and all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in source.get("events") or [])
+        ):
+            raise MalformedResponse(
+                "Checkout.com listed event types that are not sources with ids and events with ids"
+            )
+    return sources
+
+
+def _checked(fields: Mapping[str, str], data: Mapping[str, str]) -> Credentials:
+    """Credentials from the Secret's ``data``: each driver field from the Secret key it maps to, checked."""
+    values: dict[str, str] = {}
+    stripped: list[str] = []
+    for name, secret_key in fields.items():
+        checked = key_material.check(secret_key, data[secret_key])
+        values[name] = checked.value
+        if checked.stripped:
+            stripped.append(secret_key)
+    return Credentials(values, stripped=tuple(stripped))
 
 
 def _fingerprint(key: str) -> str:

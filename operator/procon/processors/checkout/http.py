@@ -12,8 +12,15 @@ from typing import Any
 
 import httpx
 
-from procon.processors.base import NotFound, PermissionDenied, ProcessorError, RequestRejected
+from procon.processors.base import (
+    MalformedResponse,
+    NotFound,
+    PermissionDenied,
+    ProcessorError,
+    RequestRejected,
+)
 from procon.processors.checkout import scopes as scope_rules
+from procon.processors.responses import describe_body
 from procon.redaction import redact
 
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
@@ -52,11 +59,46 @@ def is_idempotent(method: str, path: str) -> bool:
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:
+    """An error answer's JSON object, or {} when there is none: for reading error details only."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _parsed(response: httpx.Response, doing: str) -> Any:
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        described = describe_body(response.status_code, response.headers, response.content)
+        raise MalformedResponse(
+            f"Checkout.com answered {doing} with {described}{request_id(response)}"
+        ) from None
+
+
+def json_object(response: httpx.Response, doing: str) -> dict[str, Any]:
+    """A success answer's JSON object; :class:`MalformedResponse` when the body is not one.
+
+    Unlike :func:`json_body`, never returns {} for a body it cannot read: an
+    unreadable listing taken as an empty one would make procon create a duplicate.
+    """
+    body = _parsed(response, doing)
+    if not isinstance(body, dict):
+        raise MalformedResponse(
+            f"Checkout.com answered {doing} with JSON that is not an object{request_id(response)}"
+        )
+    return body
+
+
+def json_array(response: httpx.Response, doing: str) -> list[Any]:
+    """A success answer's top-level JSON array; :class:`MalformedResponse` when the body is not one."""
+    body = _parsed(response, doing)
+    if not isinstance(body, list):
+        raise MalformedResponse(
+            f"Checkout.com answered {doing} with JSON that is not a list{request_id(response)}"
+        )
+    return body
 
 
 def request_id(response: httpx.Response) -> str:

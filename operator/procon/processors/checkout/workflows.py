@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from procon.processors.base import ObservedWebhook
+from procon.processors.base import MalformedResponse, ObservedWebhook
 from procon.reconcile.ownership import CLUSTER, CONNECT, MANAGED_BY, MANAGED_BY_VALUE, NAME, NAMESPACE, UID
 
 NAME_PREFIX = "procon/"
@@ -32,9 +32,33 @@ def metadata_from_name(name: str) -> dict[str, str]:
     return {MANAGED_BY: MANAGED_BY_VALUE, **owner, CONNECT: "false"}
 
 
+def _objects(value: Any, what: str, workflow: str) -> list[Mapping[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise MalformedResponse(
+            f"Checkout.com's workflow {workflow} has {what} that are not a list of objects"
+        )
+    return value
+
+
+def _strings(value: Any, what: str, workflow: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise MalformedResponse(
+            f"Checkout.com's workflow {workflow} has {what} that are not a list of strings"
+        )
+    return value
+
+
 def observed_webhook(body: Mapping[str, Any]) -> ObservedWebhook:
-    conditions = body.get("conditions") or []
-    actions = [a for a in body.get("actions") or [] if a.get("type") == "webhook"]
+    """A workflow as procon sees it; :class:`MalformedResponse` when the answer is not a workflow."""
+    workflow = body.get("id")
+    if not isinstance(workflow, str) or not workflow:
+        raise MalformedResponse("Checkout.com answered with a workflow without an id")
+    conditions = _objects(body.get("conditions"), "conditions", workflow)
+    actions = [a for a in _objects(body.get("actions"), "actions", workflow) if a.get("type") == "webhook"]
     action = actions[0] if actions else {}
     parts: dict[str, str] = {}
     events: list[str] = []
@@ -44,16 +68,28 @@ def observed_webhook(body: Mapping[str, Any]) -> ObservedWebhook:
         kind = condition.get("type")
         parts[f"condition:{kind}"] = str(condition.get("id", ""))
         if kind == "event":
-            events = [e for ids in (condition.get("events") or {}).values() for e in ids]
+            by_source = condition.get("events") or {}
+            if not isinstance(by_source, Mapping):
+                raise MalformedResponse(
+                    f"Checkout.com's workflow {workflow} has events that are not an object"
+                )
+            events = [e for ids in by_source.values() for e in _strings(ids, "event ids", workflow)]
         elif kind == "entity":
-            entities = list(condition.get("entities") or [])
+            entities = _strings(condition.get("entities"), "entities", workflow)
         elif kind == "processing_channel":
-            channels = list(condition.get("processing_channels") or [])
+            channels = _strings(condition.get("processing_channels"), "processing channels", workflow)
     if action:
         parts["action"] = str(action.get("id", ""))
-    active = bool(body.get("active", True))
+    url = action.get("url")
+    if url is not None and not isinstance(url, str):
+        raise MalformedResponse(f"Checkout.com's workflow {workflow} has a webhook URL that is not a string")
+    active = body.get("active", True)
+    if not isinstance(active, bool):
+        raise MalformedResponse(
+            f"Checkout.com's workflow {workflow} has an 'active' that is not true or false"
+        )
     return ObservedWebhook(
-        id=str(body["id"]),
+        id=workflow,
         url=str(action.get("url") or ""),
         events=tuple(sorted(events)),
         description=None,

@@ -16,22 +16,30 @@ An error answered as a replay (``Idempotent-Replayed: true``) is Stripe's
 saved answer to the key's first request: it will come back on every retry
 with that key for a day (docs/processors/stripe.md, "Idempotency"), so it becomes
 :class:`IdempotencyKeySpent` instead, and the reconciler moves to a new key.
+
+Answers are not trusted to be Stripe's: a body is read up to a cap, and one
+that is not JSON, lacks Stripe's error object, or lacks the fields a success
+promises becomes a :class:`MalformedResponse` naming what was wrong, never a
+``KeyError``; a listing that never ends is cut off after a few pages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import stripe
 
 from procon import metrics
 from procon.api.v1alpha1 import Mode
+from procon.processors import key_material
 from procon.processors.base import (
     Account,
     CreatedWebhook,
@@ -41,6 +49,7 @@ from procon.processors.base import (
     EndpointLimitReached,
     IdempotencyConflict,
     IdempotencyKeySpent,
+    MalformedResponse,
     NotFound,
     ObservedWebhook,
     PermissionDenied,
@@ -52,6 +61,7 @@ from procon.processors.base import (
     TransientProcessorError,
     WebhookChanges,
 )
+from procon.processors.responses import ResponseTooLarge, describe_body, read_capped
 from procon.processors.stripe import permissions as perms
 from procon.redaction import redact, register_secret
 
@@ -63,6 +73,10 @@ _KEY_MODE = re.compile(r"^(?:sk|rk)_(test|live)_[A-Za-z0-9]+$")
 _PERMISSION_IN_MESSAGE = re.compile(r"'(?:rak_)?([a-z0-9_]+_(?:read|write))'")
 _ACCOUNT_IN_MESSAGE = re.compile(r"on account '(acct_[A-Za-z0-9]+)'")
 _ENDPOINT_LIMIT = re.compile(r"maximum of \d+ .*webhook endpoints", re.IGNORECASE)
+# An account holds at most 16 webhook endpoints (docs/processors/stripe.md) and procon lists
+# 100 a page, so one page is the norm; a listing still going after this many never ends.
+MAX_LIST_PAGES = 5
+LIST_PAGE_SIZE = 100
 
 
 def key_fingerprint(key: str) -> str:
@@ -74,6 +88,31 @@ def mode_of_key(key: str) -> Mode | None:
     """A secret or restricted key's mode, from its ``_test_``/``_live_`` infix (reference stripe.md §2)."""
     match = _KEY_MODE.match(key)
     return Mode(match.group(1)) if match else None
+
+
+class CappedHTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, reading each answer as a stream up to a size cap.
+
+    The SDK reads a whole body into memory however large; this reads at most
+    :data:`procon.processors.responses.MAX_RESPONSE_BYTES` and raises
+    :class:`ResponseTooLarge` past it (not retried: the same request would
+    bring the same answer). A connection lost mid-body is the SDK's usual
+    retryable connection error.
+    """
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        args, kwargs = self._get_request_args_kwargs(method, url, headers, post_data)
+        doing = f"Stripe's answer to {method.upper()} {urlsplit(url).path}"
+        try:
+            request = self._client_async.build_request(*args, **kwargs)
+            response = await read_capped(await self._client_async.send(request, stream=True), doing)
+        except ResponseTooLarge:
+            raise
+        except Exception as error:  # as the SDK's own client does: a retryable connection error
+            self._handle_request_error(error)
+        return response.content, response.status_code, response.headers
 
 
 @dataclass
@@ -102,7 +141,7 @@ class StripeDriver:
             "sk_test_unused_every_call_passes_its_own_key",
             base_addresses={"api": api_base},
             max_network_retries=max_network_retries,
-            http_client=stripe.HTTPXClient(timeout=timeout),
+            http_client=CappedHTTPXClient(timeout=timeout),
         )
         self._ttl = permission_cache_ttl
         self._clock = clock
@@ -161,19 +200,33 @@ class StripeDriver:
         except stripe.StripeError as error:
             metrics.api_call("stripe", method, path, error.http_status or "error")
             _raise_translated(error)
+        except ProcessorError:
+            raise
+        except Exception as error:
+            # The SDK trips over some answers that are JSON but not Stripe's shape
+            # (an "error" that is not an object, say): still a bad answer, not a bug here.
+            metrics.api_call("stripe", method, path, "error")
+            raise MalformedResponse(
+                f"Stripe's answer to {method} {path} could not be read ({type(error).__name__})"
+            ) from None
         metrics.api_call("stripe", method, path, getattr(response, "code", 200))
         body = response.data if hasattr(response, "data") else response
-        replayed = _header_is_true(getattr(response, "headers", None) or {}, "idempotent-replayed")
-        return (body if isinstance(body, Mapping) else {}), replayed
+        if not isinstance(body, Mapping):
+            raise MalformedResponse(
+                f"Stripe answered {method} {path} with JSON that is not an object "
+                f"({type(body).__name__}){_request_suffix(response)}"
+            )
+        return body, _header_is_true(getattr(response, "headers", None) or {}, "idempotent-replayed")
 
     # --- ProcessorDriver --------------------------------------------------------
 
     def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
         field = key or API_KEY_FIELD
-        value = (data.get(field) or "").strip()
-        if not value:
+        raw = data.get(field) or ""
+        if not raw.strip():
             raise CredentialsRejected("CredentialsKeyMissing", f"the Secret has no non-empty key {field!r}")
-        return Credentials({API_KEY_FIELD: value})
+        checked = key_material.check(field, raw)
+        return Credentials({API_KEY_FIELD: checked.value}, stripped=(field,) if checked.stripped else ())
 
     async def resolve_events(
         self, credentials: Credentials, target: Target, events: Sequence[str]
@@ -212,8 +265,8 @@ class StripeDriver:
                 return denied.account_id
             raise
         account_id = body.get("id")
-        if not isinstance(account_id, str):
-            raise TransientProcessorError("Stripe answered GET /v1/account without an account id")
+        if not isinstance(account_id, str) or not account_id:
+            raise MalformedResponse("Stripe answered GET /v1/account without an account id")
         return account_id
 
     async def check_permissions(
@@ -269,16 +322,31 @@ class StripeDriver:
     ) -> list[ObservedWebhook]:
         webhooks: list[ObservedWebhook] = []
         starting_after: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 100}
+        for _ in range(MAX_LIST_PAGES):
+            params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
             if starting_after:
                 params["starting_after"] = starting_after
             page = await self._request("GET", "/v1/webhook_endpoints", credentials, target, params)
-            data = page.get("data") or []
-            webhooks.extend(_observed(item) for item in data)
-            if not page.get("has_more") or not data:
+            # A listing read wrong must never read as "no endpoints": procon would create a duplicate.
+            data, has_more = page.get("data"), page.get("has_more")
+            if not isinstance(data, list) or not isinstance(has_more, bool):
+                raise MalformedResponse(
+                    "Stripe answered GET /v1/webhook_endpoints without a list "
+                    "(no 'data' array or no 'has_more' flag)"
+                )
+            observed = [_observed(item) for item in data]
+            webhooks.extend(observed)
+            if not has_more:
                 return webhooks
-            starting_after = str(data[-1]["id"])
+            if not observed or observed[-1].id == starting_after:
+                raise MalformedResponse(
+                    "Stripe's listing of webhook endpoints said it had more but did not move on"
+                )
+            starting_after = observed[-1].id
+        raise MalformedResponse(
+            f"Stripe's listing of webhook endpoints did not end after {MAX_LIST_PAGES} pages of "
+            f"{LIST_PAGE_SIZE}; an account holds at most 16"
+        )
 
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
@@ -298,10 +366,8 @@ class StripeDriver:
             "POST", "/v1/webhook_endpoints", credentials, target, params, idempotency_key=idempotency_key
         )
         secret = body.get("secret")
-        if not isinstance(secret, str):
-            raise TransientProcessorError(
-                "Stripe created the webhook endpoint but returned no signing secret"
-            )
+        if not isinstance(secret, str) or not secret:
+            raise MalformedResponse("Stripe created the webhook endpoint but returned no signing secret")
         register_secret(secret)
         return CreatedWebhook(webhook=_observed(body), signing_secret=secret, replayed=replayed)
 
@@ -347,16 +413,39 @@ class StripeDriver:
             del self._cache[cache_key]
 
 
-def _observed(item: Mapping[str, Any]) -> ObservedWebhook:
-    status = str(item.get("status") or "enabled")
+def _observed(item: Any) -> ObservedWebhook:
+    """A webhook endpoint object as procon sees it; :class:`MalformedResponse` when it is not one."""
+    if not isinstance(item, Mapping):
+        raise MalformedResponse(
+            f"Stripe listed a webhook endpoint that is not an object ({type(item).__name__})"
+        )
+    endpoint_id = item.get("id")
+    if not isinstance(endpoint_id, str) or not endpoint_id:
+        raise MalformedResponse("Stripe answered with a webhook endpoint without an id")
+
+    def text(name: str, *, required: bool = False) -> str | None:
+        value = item.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise MalformedResponse(f"Stripe's webhook endpoint {endpoint_id} has no string {name!r}")
+        return value
+
+    events = item.get("enabled_events")
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise MalformedResponse(f"Stripe's webhook endpoint {endpoint_id} has no list of enabled_events")
+    metadata = item.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise MalformedResponse(f"Stripe's webhook endpoint {endpoint_id} has metadata that is not an object")
+    status = text("status") or "enabled"
     return ObservedWebhook(
-        id=str(item["id"]),
-        url=str(item.get("url") or ""),
-        events=tuple(sorted(item.get("enabled_events") or ())),
-        description=item.get("description") or None,
+        id=endpoint_id,
+        url=text("url", required=True) or "",
+        events=tuple(sorted(events)),
+        description=text("description") or None,
         enabled=status == "enabled",
-        metadata={str(k): str(v) for k, v in (item.get("metadata") or {}).items()},
-        api_version=item.get("api_version") or None,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        api_version=text("api_version") or None,
         status=status,
         created=item["created"] if isinstance(item.get("created"), int) else None,
     )
@@ -374,8 +463,34 @@ def _is_replay(error: stripe.StripeError) -> bool:
     return _header_is_true(error.headers or {}, "idempotent-replayed")
 
 
-def _request_suffix(error: stripe.StripeError) -> str:
-    return f" (Stripe request {error.request_id})" if error.request_id else ""
+def _request_suffix(response: Any) -> str:
+    request_id = (getattr(response, "headers", None) or {}).get("request-id")
+    return f" (Stripe request {request_id})" if request_id else ""
+
+
+def _without_stripe_error(error: stripe.StripeError, status: int) -> ProcessorError:
+    """An error answer with no Stripe error object in it: a proxy's page, a cut or empty body.
+
+    The body is never quoted: it is not Stripe's words, and may be anything.
+    A 5xx, 429 or 409 is worth a retry as Stripe's own would be; any other
+    status is a :class:`MalformedResponse` (transient too: see there).
+    """
+    body = error.http_body
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    # The SDK passes the answer's headers where the parsed body would go when the body is not JSON.
+    headers = error.headers or (error.json_body if isinstance(error.json_body, Mapping) else None)
+    if parsed is not None:
+        described = f"HTTP {status} with JSON that is not Stripe's error object"
+    else:
+        described = describe_body(status, headers, body)
+    request_id = error.request_id or (headers or {}).get("request-id")
+    suffix = f" (Stripe request {request_id})" if request_id else ""
+    if status >= 500 or status in (409, 429):
+        return TransientProcessorError(f"Stripe is unavailable: {described}{suffix}")
+    return MalformedResponse(f"Stripe answered {described}{suffix}")
 
 
 def _raise_translated(error: stripe.StripeError) -> NoReturn:
@@ -387,6 +502,9 @@ def _raise_translated(error: stripe.StripeError) -> NoReturn:
             f"the key is spent{_request_suffix(error)}"
         ) from None
     err = getattr(error, "error", None)
+    if err is None and isinstance(error, stripe.APIError):
+        # The SDK's generic error for an answer it could not read as one of Stripe's.
+        raise _without_stripe_error(error, status) from None
     code = getattr(err, "code", None) if err is not None else None
     raw_message = (
         (getattr(err, "message", None) if err is not None else None) or error.user_message or str(error)
