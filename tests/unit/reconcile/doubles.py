@@ -43,8 +43,8 @@ SPEC: dict[str, Any] = {
 }
 
 
-class Crash(Exception):
-    """The operator died here."""
+class Crash(BaseException):
+    """The operator died here: nothing after it runs, not even its error handling."""
 
 
 @dataclass
