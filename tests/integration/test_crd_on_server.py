@@ -183,6 +183,16 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         _mutated("spec.webhook.secretRef", {"name": "x"}),
         ["spec.webhook.secretRef", "field not declared in schema"],
     ),
+    (
+        "url-with-user-and-password",
+        _mutated("spec.webhook.url", "https://user:s3cretpass@hooks.example.com/stripe"),
+        ["spec.webhook.url", "url must not carry credentials before the host"],
+    ),
+    (
+        "url-with-token-as-user",
+        _mutated("spec.webhook.url", "https://tok3nvalue@hooks.example.com/stripe?x=1"),
+        ["spec.webhook.url", "url must not carry credentials before the host"],
+    ),
 ]
 # A stripe block on a checkout connection.
 _stripe_on_checkout = _mutated("spec.processor", "checkout")
@@ -205,6 +215,24 @@ def test_invalid_manifest_is_rejected(
     for fragment in expected:
         assert fragment in result.stderr, f"{fragment!r} not in the server's answer:\n{result.stderr}"
     assert kubectl.get_json("pconn", "-n", namespace)["items"] == []
+
+
+def test_userinfo_is_refused_but_an_at_sign_after_the_host_and_a_query_are_accepted(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    """Only credentials before the host are refused: '@' in a path and a token in the query are
+    the user's URL (the query is redacted wherever it is shown, never refused)."""
+    refused = kubectl.apply(
+        _mutated("spec.webhook.url", "https://user:s3cretpass@hooks.example.com/"),
+        namespace=namespace,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "url must not carry credentials before the host (https://user:password@host)" in refused.stderr
+    accepted = _mutated("spec.webhook.url", "https://hooks.example.com/users/@me?token=abc123secret#x")
+    kubectl.apply(accepted, namespace=namespace)
+    stored = kubectl.get_json("pconn", "shop", "-n", namespace)
+    assert stored["spec"]["webhook"]["url"] == "https://hooks.example.com/users/@me?token=abc123secret#x"
 
 
 def test_there_are_at_least_twelve_invalid_cases() -> None:

@@ -149,11 +149,20 @@ class Webhook(_Model):
             min_length=1,
             max_length=2048,
             description="HTTPS URL the processor delivers events to. Stripe and Checkout.com deliver only "
-            "to public HTTPS URLs.",
+            "to public HTTPS URLs. It may not carry credentials before its host (user:password@). Query "
+            "values are sent to the processor as written but never shown: status, events and logs show "
+            "them as [REDACTED].",
             json_schema_extra=validations(
                 cel(
                     "self.startsWith('https://') && isURL(self) && url(self).getHostname() != ''",
                     "url must be an absolute https:// URL with a host, such as https://hooks.example.com/stripe",
+                ),
+                # Userinfo would be copied wherever the URL is shown; '@' before the first
+                # '/', '?' or '#' is the only place it can be.
+                cel(
+                    "!self.matches('^https://[^/?#]*@')",
+                    "url must not carry credentials before the host (https://user:password@host): "
+                    "they would be shown wherever the URL is; remove them",
                 ),
             ),
         ),

@@ -37,7 +37,7 @@ from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
-from procon.redaction import install_log_redaction, redact
+from procon.redaction import connection_scope, install_log_redaction, redact
 from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 
 logger = logging.getLogger("procon")
@@ -331,7 +331,8 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
     except Exception as error:
         # kopf stores this text in an annotation on the connection: redacted like a message.
         raise kopf.TemporaryError(
-            f"webhook clean-up failed, retrying: {redact(str(error))}", delay=2 ** min(retry, 5)
+            f"webhook clean-up failed, retrying: {redact(str(error), connection_scope(namespace, name))}",
+            delay=2 ** min(retry, 5),
         ) from None
     finally:
         runtime.kube.forget(namespace, name)

@@ -125,10 +125,16 @@ class Account:
 
 @dataclass(frozen=True)
 class PermissionReport:
-    """The outcome of checking the required permissions against the credentials."""
+    """The outcome of checking the required permissions against the credentials.
+
+    ``unknown`` names are not permissions of the processor as procon knows them
+    (a typo, another processor's name): never counted as held. ``unverifiable``
+    ones exist but cannot be checked without side effects.
+    """
 
     missing: tuple[str, ...] = ()
     unverifiable: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
     granted: tuple[str, ...] = ()
     probes: int = 0
 

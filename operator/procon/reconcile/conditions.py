@@ -57,9 +57,12 @@ class Assessment:
     starting: bool = False
 
 
-def message_of(verdict: Verdict) -> str:
-    """A verdict's message as status shows it: redacted (it may carry processor text), capped."""
-    return redact(verdict.message)[:MAX_MESSAGE]
+def message_of(verdict: Verdict, scope: str | None = None) -> str:
+    """A verdict's message as status shows it: redacted (it may carry processor text), capped.
+
+    ``scope`` is the connection's redaction scope: its own secrets are redacted, no one else's.
+    """
+    return redact(verdict.message, scope)[:MAX_MESSAGE]
 
 
 def now() -> str:
@@ -111,7 +114,11 @@ def _summary(assessment: Assessment) -> tuple[Verdict, Verdict, Verdict]:
 
 
 def build(
-    assessment: Assessment, *, generation: int, previous: Iterable[Mapping[str, Any]] = ()
+    assessment: Assessment,
+    *,
+    generation: int,
+    previous: Iterable[Mapping[str, Any]] = (),
+    scope: str | None = None,
 ) -> list[dict[str, Any]]:
     """The full condition list for ``status.conditions``, keeping transition times that did not flip."""
     before = {c.get("type"): c for c in previous}
@@ -134,7 +141,7 @@ def build(
                 "type": kind.value,
                 "status": verdict.status,
                 "reason": verdict.reason,
-                "message": message_of(verdict),
+                "message": message_of(verdict, scope),
                 "lastTransitionTime": stamp
                 if flipped or old is None
                 else old.get("lastTransitionTime", stamp),

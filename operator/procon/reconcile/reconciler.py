@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from procon import metrics
+from procon import metrics, redaction
 from procon.api.v1alpha1 import DeletionPolicy, ProcessorConnectionSpec
 from procon.processors.base import (
     Account,
@@ -72,7 +72,6 @@ from procon.reconcile.ports import (
     StaleObject,
 )
 from procon.reconcile.retry import retry_delay
-from procon.redaction import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +83,10 @@ ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
 DEFAULT_RECONCILE_TIMEOUT = 120.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
+
+# PermissionsValid reasons.
+INSUFFICIENT_PERMISSIONS = "InsufficientPermissions"
+UNKNOWN_PERMISSION = "UnknownPermission"
 
 
 @dataclass(frozen=True)
@@ -150,10 +153,14 @@ class Reconciler:
         for _ in range(3):
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
+                if connection is None:
+                    self._forget_secrets(namespace, name)
                 return Outcome("gone")
             processor = connection.model.spec.processor.value
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
+                # procon makes no call for it: nothing of it can end up in a message.
+                self._forget_secrets(namespace, name)
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
@@ -233,6 +240,16 @@ class Reconciler:
         ``final_attempt``; permanent ones (a revoked key) release at once with
         a Warning event, so an invalid key never traps the object.
         """
+        released = await self._finalize(namespace, name, final_attempt=final_attempt)
+        if released:
+            self._forget_secrets(namespace, name)
+        return released
+
+    def _forget_secrets(self, namespace: str, name: str) -> None:
+        """Stop redacting the connection's secrets: it is gone, paused or orphaned."""
+        redaction.forget(redaction.connection_scope(namespace, name))
+
+    async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         connection = await self._kube.get_connection(namespace, name)
         self._annotation_warnings.pop((namespace, name), None)
         self._whitespace_noticed.pop((namespace, name), None)
@@ -331,6 +348,11 @@ class Reconciler:
 
         account: Account | None = None
         report: PermissionReport | None = None
+        # The URL goes to the processor whole, but what it hides when shown (a token in its
+        # query) is a secret too, caught also where the URL travels encoded.
+        redaction.remember(
+            _scope(connection), redaction.url_secrets(connection.model.spec.webhook.url), part="webhook-url"
+        )
         try:
             driver, credentials, target = await self._access(connection)
             account = await self._verify(connection, driver, credentials, target)
@@ -339,11 +361,12 @@ class Reconciler:
                 connection, driver, credentials, target
             )
         except _Stalled as stopped:
+            assessment = _with_earlier_steps(stopped.assessment, account, report)
             await self._write_status(
-                connection, stopped.assessment, account=account, webhook=None, missing=stopped.missing
+                connection, assessment, account=account, webhook=None, missing=stopped.missing
             )
-            await self._warn_on_change(connection, stopped.assessment)
-            return Outcome("stalled" if stopped.assessment.stalled else "progressing")
+            await self._warn_on_change(connection, assessment)
+            return Outcome("stalled" if assessment.stalled else "progressing")
         except ProcessorError as error:
             # Transient errors, and any the steps above did not turn into a verdict (an answer
             # of a kind procon does not know): retrying with backoff is all that can help.
@@ -397,12 +420,14 @@ class Reconciler:
                     stalled=None,
                 )
             ) from None
-        for value in data.values():
-            register_secret(value)
         try:
             credentials = driver.credentials_from(data, ref.key)
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, f"Secret {ref.name}: {rejected}")) from None
+        # Only the fields the driver uses, and only for this connection: whatever else the
+        # Secret holds is never sent anywhere, and a value a tenant chose must not blank
+        # words out of another tenant's messages. A changed Secret replaces them.
+        redaction.remember(_scope(connection), credentials.values.values(), part="credentials")
         await self._notice_whitespace(connection, ref.name, data, credentials.stripped)
         target = Target(
             mode=spec.mode,
@@ -453,8 +478,12 @@ class Reconciler:
             report = await driver.check_permissions(credentials, target, spec.required_permissions)
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, str(rejected))) from None
-        if report.missing:
-            verdict = Verdict("False", "InsufficientPermissions", _missing_message(spec, report))
+        if report.unknown or report.missing:
+            verdict = (
+                Verdict("False", UNKNOWN_PERMISSION, _unknown_message(spec, report))
+                if report.unknown
+                else Verdict("False", INSUFFICIENT_PERMISSIONS, _missing_message(spec, report))
+            )
             raise _Stalled(
                 Assessment(
                     credentials=Verdict("True", "CredentialsVerified", "the credentials are valid"),
@@ -477,7 +506,7 @@ class Reconciler:
         try:
             published = await self._kube.read_published(connection)
             if published is not None and published.signing_secret:
-                register_secret(published.signing_secret)
+                redaction.remember(_scope(connection), [published.signing_secret], part="signing")
         except SecretNotOwned:
             name = spec.webhook.signing_secret_ref.name
             raise _Stalled(
@@ -781,6 +810,8 @@ class Reconciler:
         request as the key's first (other parameters), or after REPLAY_BUDGET transient failures
         in a row (a saved error a processor does not mark as a replay looks just like that).
         """
+        # Whoever holds it and a key to the account could replay the create: as secret as the secret.
+        redaction.remember(_scope(connection), [pending.key], part="idempotency-key")
         try:
             created = await driver.create_webhook(credentials, target, desired, idempotency_key=pending.key)
         except (IdempotencyKeySpent, IdempotencyConflict) as error:
@@ -807,6 +838,7 @@ class Reconciler:
         await self._kube.write_status(connection, {"signingSecretRotation": rotation})
 
     async def _publish(self, connection: Connection, created: CreatedWebhook) -> None:
+        redaction.remember(_scope(connection), [created.signing_secret], part="signing")
         await self._kube.publish(connection, created.webhook.id, created.signing_secret)
         ref = connection.model.spec.webhook.signing_secret_ref
         await self._event(
@@ -828,7 +860,13 @@ class Reconciler:
         key = (
             published.signing_secret if keep and published and published.signing_secret else new_signing_key()
         )
-        register_secret(key)  # ours, but a secret all the same: never in a log line or a message
+        # Ours, but a secret all the same: never in a log line or a message. Until the
+        # switch is done the webhook may still sign with the published one.
+        redaction.remember(
+            _scope(connection),
+            [key, *([published.signing_secret] if published and published.signing_secret else [])],
+            part="signing",
+        )
         webhook_id = published.webhook_id if published else None
         if published is None or published.signing_secret != key:
             await self._kube.publish(connection, webhook_id or "", key)
@@ -937,7 +975,9 @@ class Reconciler:
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
             "observedGeneration": connection.generation,
-            "conditions": conditions.build(assessment, generation=connection.generation, previous=previous),
+            "conditions": conditions.build(
+                assessment, generation=connection.generation, previous=previous, scope=_scope(connection)
+            ),
             "missingPermissions": sorted(missing),
         }
         if not keep_rest:
@@ -945,7 +985,8 @@ class Reconciler:
             status["webhook"] = (
                 {
                     "id": webhook.id,
-                    "url": webhook.url,
+                    # Shown, so without userinfo or query values; the processor has it whole.
+                    "url": redaction.redact(webhook.url, _scope(connection)),
                     "status": webhook.status,
                     "events": list(webhook.events),
                 }
@@ -982,20 +1023,35 @@ class Reconciler:
         if (
             before.get("status") == "True"
             and before.get("reason") == stalled.reason
-            and before.get("message") == conditions.message_of(stalled)
+            and before.get("message") == conditions.message_of(stalled, _scope(connection))
         ):
             return
         await self._event(connection, "Warning", stalled.reason, stalled.message)
 
     async def _event(self, connection: Connection, type_: str, reason: str, message: str) -> None:
         level = logging.WARNING if type_ == "Warning" else logging.INFO
-        logger.log(level, "%s/%s: %s: %s", connection.namespace, connection.name, reason, redact(message))
+        scope = _scope(connection)
+        message = redaction.redact(message, scope)
+        logger.log(
+            level,
+            "%s/%s: %s: %s",
+            connection.namespace,
+            connection.name,
+            reason,
+            message,
+            extra={redaction.SCOPE_ATTRIBUTE: scope},
+        )
         await self._kube.post_event(
-            connection, "Warning" if type_ == "Warning" else "Normal", reason, redact(message)
+            connection, "Warning" if type_ == "Warning" else "Normal", reason, message
         )
 
 
 # --- pure helpers ---------------------------------------------------------------------
+
+
+def _scope(connection: Connection) -> str:
+    """The redaction scope of a connection's secrets and of everything shown about it."""
+    return redaction.connection_scope(connection.namespace, connection.name)
 
 
 def _desired(spec: ProcessorConnectionSpec, owner: Owner, events: Sequence[str]) -> DesiredWebhook:
@@ -1068,12 +1124,24 @@ def _stalled_credentials(reason: str, message: str) -> Assessment:
 
 
 def _stalled_webhook(reason: str, message: str) -> Assessment:
+    """A webhook problem. Credentials and permissions were checked before it: left pending here,
+    the reconcile fills in what it found (:func:`_with_earlier_steps`), never a blanket "held"."""
     verdict = Verdict("False", reason, message)
-    return Assessment(
-        credentials=Verdict("True", "CredentialsVerified", "the credentials are valid"),
-        permissions=Verdict("True", "PermissionsGranted", "every required permission is held"),
-        webhook=verdict,
-        stalled=verdict,
+    return Assessment(webhook=verdict, stalled=verdict)
+
+
+def _with_earlier_steps(
+    assessment: Assessment, account: Account | None, report: PermissionReport | None
+) -> Assessment:
+    """``assessment`` with the verdicts of the steps that passed before it stopped."""
+    return replace(
+        assessment,
+        credentials=_credentials_ok(account)
+        if assessment.credentials == conditions.PENDING
+        else assessment.credentials,
+        permissions=_permissions_ok(report)
+        if assessment.permissions == conditions.PENDING
+        else assessment.permissions,
     )
 
 
@@ -1094,6 +1162,19 @@ def _permissions_ok(report: PermissionReport | None) -> Verdict:
             "every checkable permission is held; cannot be verified: " + ", ".join(report.unverifiable),
         )
     return Verdict("True", "PermissionsGranted", "every required permission is held")
+
+
+def _unknown_message(spec: ProcessorConnectionSpec, report: PermissionReport) -> str:
+    """Names procon does not know: a typo or another processor's vocabulary; no grant can help."""
+    noun = "permission" if spec.processor.value == "stripe" else "scope"
+    message = (
+        f"not a {spec.processor.value} {noun} procon knows: "
+        + ", ".join(report.unknown)
+        + "; correct or remove it in spec.requiredPermissions"
+    )
+    if report.missing:
+        message += "; the credentials also lack: " + ", ".join(report.missing)
+    return message
 
 
 def _missing_message(spec: ProcessorConnectionSpec, report: PermissionReport) -> str:

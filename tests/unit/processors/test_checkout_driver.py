@@ -491,3 +491,16 @@ def test_no_credential_or_token_appears_in_any_error(emulator: CheckoutEmulator)
     texts = [f"{e} {e!r} {e.args!r}" for e in errors]
     for value in [*SECRETS, "wrong-" + OPERATOR[1], *emulator.issued_tokens()]:
         assert all(value not in text for text in texts)
+
+
+@pytest.mark.parametrize("credential", ["secret-key", "oauth"])
+def test_a_scope_checkout_does_not_publish_is_unknown_never_unverifiable(
+    emulator: CheckoutEmulator, credential: str
+) -> None:
+    driver = make_driver(emulator)
+    creds = secret_key(SK_FULL) if credential == "secret-key" else access_key(OPERATOR)
+    report = run(driver, lambda: driver.check_permissions(creds, SANDBOX, ["disputes:view", "risk"]))
+    assert report.unknown == ("risk",)
+    assert "risk" not in report.unverifiable
+    assert "risk" not in report.granted
+    assert report.missing == ()

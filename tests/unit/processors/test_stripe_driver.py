@@ -353,3 +353,29 @@ def test_a_validation_error_is_sent_once(emulator: StripeEmulator) -> None:
             )
         )
     assert emulator.count("POST", "/v1/webhook_endpoints") == 1
+
+
+@pytest.mark.parametrize("key", [FULL, SECRET])
+def test_a_name_stripe_does_not_publish_is_unknown_never_held(emulator: StripeEmulator, key: str) -> None:
+    """A typo is not a permission: reported as unknown and not probed, even for a secret key
+    (which holds every real permission)."""
+    d = driver(emulator)
+
+    async def scenario() -> Any:
+        await d.verify(creds(key), TEST)
+        return await d.check_permissions(
+            creds(key), TEST, ["rak_charge_raed", "charge_read", "rak_charge_read", "rak_sku_read"]
+        )
+
+    report = run(scenario())
+    assert report.unknown == ("rak_charge_raed", "charge_read")
+    assert "rak_charge_raed" not in report.granted
+    assert "rak_charge_read" in report.granted
+    assert report.unverifiable == (() if key == SECRET else ("rak_sku_read",))
+
+
+def test_every_permission_procon_probes_is_a_published_one() -> None:
+    from procon.processors.stripe import permissions as perms
+
+    probed = {*perms.READ_PROBES, *perms.WRITE_PROBES, *perms.VERIFIED_BY_USE, *perms.UNPROBEABLE}
+    assert probed <= perms.KNOWN_PERMISSIONS

@@ -74,16 +74,16 @@ def test_long_messages_are_capped() -> None:
 def test_messages_are_redacted_whoever_built_them() -> None:
     """A message carrying a key, a signing key registered as secret, or an account id is written
     redacted: the condition list is the last stop before status."""
-    from procon.redaction import register_secret
+    from procon.redaction import remember
 
     signing_key = "procon-generated-signing-key-0123456789"
-    register_secret(signing_key)
+    remember("ns/shop", [signing_key], part="signing")
     leaky = Verdict(
         "False",
         "InvalidCredentials",
         f"Invalid API Key provided: rk_test_51Abcdefghijklmnop on account acct_1PJBLEBBLEfV; {signing_key}",
     )
-    c = by_type(build(Assessment(credentials=leaky, stalled=leaky), generation=1))
+    c = by_type(build(Assessment(credentials=leaky, stalled=leaky), generation=1, scope="ns/shop"))
     for condition in c.values():
         message = str(condition["message"])
         assert "rk_test_51Abc" not in message

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from procon import metrics
+from procon import metrics, redaction
 from procon.api.v1alpha1 import Mode
 from procon.processors import key_material
 from procon.processors.base import (
@@ -87,7 +87,6 @@ from procon.processors.checkout.http import (
 )
 from procon.processors.checkout.workflows import observed_webhook, workflow_name
 from procon.processors.responses import ResponseTooLarge, read_capped
-from procon.redaction import register_secret
 
 SECRET_KEY_FIELD = "secretKey"
 ACCESS_KEY_ID_FIELD = "accessKeyId"
@@ -223,7 +222,6 @@ class CheckoutDriver:
             token = body.get("access_token")
             if not isinstance(token, str) or not token:
                 raise MalformedResponse("Checkout.com answered the token request without an access_token")
-            register_secret(token)
             expires_in = body.get("expires_in")
             if expires_in is not None and (
                 isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in < 0
@@ -232,9 +230,13 @@ class CheckoutDriver:
                     "Checkout.com answered the token request with an expires_in that is not a number"
                 )
             lifetime = float(expires_in or DEFAULT_TOKEN_LIFETIME)
-            # Drop tokens that have expired (those of a replaced secret among them).
-            self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+            # Drop tokens that have expired (those of a replaced secret among them), and stop
+            # redacting them: the register holds the tokens in use, not every token ever seen.
+            for expired in [k for k, t in self._tokens.items() if t.expires_at <= now]:
+                del self._tokens[expired]
+                redaction.forget(_token_scope(expired))
             self._tokens[cache_key] = _Token(token, now + max(lifetime - TOKEN_MARGIN, 0.0))
+            redaction.remember(_token_scope(cache_key), [token], shared=True)
             return token
         error = json_body(response).get("error")
         if error == "invalid_scope":
@@ -287,7 +289,11 @@ class CheckoutDriver:
         except TransientProcessorError:
             return False
         if response.status_code == 200:
-            register_secret(str(json_body(response).get("access_token") or ""))
+            # Never used, but a secret: one per access key, replaced by the next.
+            token = str(json_body(response).get("access_token") or "")
+            redaction.remember(
+                f"checkout-token:other-mode:{_credential_fingerprint(credentials)}", [token], shared=True
+            )
             return True
         return json_body(response).get("error") == "invalid_scope"
 
@@ -394,7 +400,7 @@ class CheckoutDriver:
         missing = await scope_rules.find_missing(wanted, grants)
         return PermissionReport(
             missing=tuple(missing),
-            unverifiable=tuple(unknown),
+            unknown=tuple(unknown),
             granted=tuple(s for s in wanted if s not in missing),
             probes=probes,
         )
@@ -407,7 +413,7 @@ class CheckoutDriver:
         cached = self._granted.get(cache_key)
         already = cached[1] if cached and cached[0] > self._clock() else frozenset()
         missing: list[str] = []
-        unverifiable = list(unknown)
+        unverifiable: list[str] = []
         granted: list[str] = [s for s in wanted if s in already]
         probes = 0
         for scope in wanted:
@@ -441,7 +447,11 @@ class CheckoutDriver:
                 "or holds none of " + ", ".join(missing),
             )
         return PermissionReport(
-            missing=tuple(missing), unverifiable=tuple(unverifiable), granted=tuple(granted), probes=probes
+            missing=tuple(missing),
+            unverifiable=tuple(unverifiable),
+            unknown=tuple(unknown),
+            granted=tuple(granted),
+            probes=probes,
         )
 
     async def resolve_events(
@@ -679,6 +689,12 @@ def _checked(fields: Mapping[str, str], data: Mapping[str, str]) -> Credentials:
 def _fingerprint(key: str) -> str:
     """A one-way stand-in for a credential in cache keys: equal for equal keys, never the key itself."""
     return hashlib.sha256(b"procon-checkout-key:" + key.encode()).hexdigest()[:24]
+
+
+def _token_scope(cache_key: tuple[str, str, frozenset[str]]) -> str:
+    """The redaction scope of a cached token: procon obtained it, so it is redacted everywhere."""
+    fingerprint, auth, scopes = cache_key
+    return f"checkout-token:{fingerprint}:{_fingerprint(auth + ' ' + ' '.join(sorted(scopes)))}"
 
 
 def _credential_fingerprint(credentials: Credentials) -> str:

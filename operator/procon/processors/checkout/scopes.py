@@ -85,7 +85,7 @@ def probe_for(scope: str, entity_id: str | None) -> Probe | None:
 
 
 def split_known(required: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(scopes Checkout.com publishes, scopes it does not and so cannot be checked, e.g. ``risk``)."""
+    """(scopes Checkout.com publishes, names it does not, such as ``risk``: reported as unknown)."""
     known = [s for s in required if s in KNOWN_SCOPES]
     unknown = [s for s in required if s not in KNOWN_SCOPES]
     return known, unknown

@@ -63,7 +63,7 @@ from procon.processors.base import (
 )
 from procon.processors.responses import ResponseTooLarge, describe_body, read_capped
 from procon.processors.stripe import permissions as perms
-from procon.redaction import redact, register_secret
+from procon.redaction import redact
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 API_KEY_FIELD = "apiKey"
@@ -154,8 +154,9 @@ class StripeDriver:
     def _options(
         self, credentials: Credentials, target: Target, idempotency_key: str | None = None
     ) -> dict[str, Any]:
+        # The key is redacted by its shape here, and by its value wherever the connection
+        # using it speaks (the reconciler registers it for that connection).
         key = credentials[API_KEY_FIELD]
-        register_secret(key)
         options: dict[str, Any] = {"api_key": key}
         if target.connected_account:
             options["stripe_account"] = target.connected_account
@@ -280,7 +281,11 @@ class StripeDriver:
         granted: set[str] = set()
         probes = 0
         is_secret_key = key.startswith("sk_")
+        # A name Stripe does not publish is a mistake in the spec, whatever the key holds.
+        unknown = [p for p in required if not perms.is_known(p)]
         for permission in required:
+            if permission in unknown:
+                continue
             if is_secret_key or permission in already or permission in perms.VERIFIED_BY_USE:
                 granted.add(permission)
                 continue
@@ -300,6 +305,7 @@ class StripeDriver:
         return PermissionReport(
             missing=tuple(missing),
             unverifiable=tuple(unverifiable),
+            unknown=tuple(unknown),
             granted=tuple(sorted(granted)),
             probes=probes,
         )
@@ -368,7 +374,6 @@ class StripeDriver:
         secret = body.get("secret")
         if not isinstance(secret, str) or not secret:
             raise MalformedResponse("Stripe created the webhook endpoint but returned no signing secret")
-        register_secret(secret)
         return CreatedWebhook(webhook=_observed(body), signing_secret=secret, replayed=replayed)
 
     async def update_webhook(
