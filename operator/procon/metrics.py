@@ -1,4 +1,5 @@
-"""Prometheus metrics, on their own port (``PROCON_METRICS_PORT``).
+"""Prometheus metrics, on their own port (``PROCON_METRICS_PORT``), to authorized scrapers only
+(:mod:`procon.k8s.metrics_server`).
 
 kopf exports none (reference operator-conventions.md §7), so procon keeps
 its own, named after External Secrets' (§3): reconciles by result and
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -46,6 +47,13 @@ CONNECTION_CONDITION = Gauge(
     ["namespace", "name", "processor", "condition", "status"],
     registry=REGISTRY,
 )
+STATE_ENTRIES = Gauge(
+    "procon_connection_state_entries",
+    "Entries the operator keeps in memory about connections, by store. Each goes with its "
+    "connection: a figure that grows while connections come and go is a leak.",
+    ["store"],
+    registry=REGISTRY,
+)
 _last_watch_event = time.monotonic()
 SECONDS_SINCE_WATCH_EVENT = Gauge(
     "procon_seconds_since_last_watch_event",
@@ -54,12 +62,27 @@ SECONDS_SINCE_WATCH_EVENT = Gauge(
 )
 SECONDS_SINCE_WATCH_EVENT.set_function(lambda: time.monotonic() - _last_watch_event)
 
+SECRET_EVENTS = Counter(
+    "procon_secret_watch_events",
+    "Secret watch events the operator received, by watch: credentials (Secrets labelled "
+    "procon.dev/credentials=true) or signing (procon's own, labelled app.kubernetes.io/managed-by=procon). "
+    "No other Secret reaches the operator.",
+    ["watch"],
+    registry=REGISTRY,
+)
+for _watch in ("credentials", "signing"):
+    SECRET_EVENTS.labels(_watch)
+
 _ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
 
 
 def watch_event_seen() -> None:
     global _last_watch_event
     _last_watch_event = time.monotonic()
+
+
+def secret_event_received(watch: str) -> None:
+    SECRET_EVENTS.labels(watch).inc()
 
 
 def seconds_since_watch_event() -> float:
@@ -90,14 +113,24 @@ def connection_conditions(
             )
 
 
-def forget_connection(namespace: str, name: str, processor: str) -> None:
+def forget_connection(namespace: str, name: str) -> None:
+    """Drop the connection's series (whatever its processor was: the spec may have changed it)."""
     # prometheus_client has no public way to list a metric's label sets.
     for labels in list(CONNECTION_CONDITION._metrics):
-        if labels[:3] == (namespace, name, processor):
+        if labels[:2] == (namespace, name):
             CONNECTION_CONDITION.remove(*labels)
 
 
-def serve(port: int) -> None:
-    """Serve ``/metrics`` on ``port`` from a background thread (0: do not serve)."""
-    if port:
-        start_http_server(port, registry=REGISTRY)
+def connection_series() -> int:
+    """How many label sets the per-connection condition gauge holds."""
+    return len(CONNECTION_CONDITION._metrics)
+
+
+def track_state_entries(entries: Callable[[], Mapping[str, int]]) -> None:
+    """Export ``entries()`` (store -> entries kept about connections), read at each scrape."""
+
+    def reader(store: str) -> Callable[[], float]:
+        return lambda: entries().get(store, 0)
+
+    for store in entries():
+        STATE_ENTRIES.labels(store).set_function(reader(store))

@@ -76,6 +76,14 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _tls_pair(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    cert = (env.get("PROCON_METRICS_CERT_FILE") or "").strip() or None
+    key = (env.get("PROCON_METRICS_KEY_FILE") or "").strip() or None
+    if (cert is None) != (key is None):
+        raise SettingsError("PROCON_METRICS_CERT_FILE and PROCON_METRICS_KEY_FILE go together")
+    return cert, key
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     """What the operator is configured with; see :meth:`from_env` for the variables."""
@@ -90,6 +98,9 @@ class OperatorSettings:
     cluster_name: str | None = None
     namespaces: tuple[str, ...] = field(default=())
     metrics_port: int = 9090
+    # A TLS certificate and key for /metrics (both or neither); without them it is plain HTTP.
+    metrics_cert_file: str | None = None
+    metrics_key_file: str | None = None
     watch_quiet_seconds: float = 300.0
     reconcile_timeout: float = 120.0
     log_level: str = "info"
@@ -111,7 +122,9 @@ class OperatorSettings:
           needed only to keep the identity across a rebuild of the cluster, and must then be unique
           among the clusters sharing an account);
         - ``PROCON_NAMESPACES``: comma-separated namespaces to watch (default: all);
-        - ``PROCON_METRICS_PORT``: where ``/metrics`` is served (default 9090; 0: not served);
+        - ``PROCON_METRICS_PORT``: where ``/metrics`` is served (default 9090; 0: not served), to
+          scrapers the API server authenticates and authorizes (see procon.k8s.metrics_server);
+        - ``PROCON_METRICS_CERT_FILE``, ``PROCON_METRICS_KEY_FILE``: serve it over TLS with these;
         - ``PROCON_WATCH_QUIET_SECONDS``: liveness fails when a connection changed this long ago
           and its watch event has still not arrived (default 300);
         - ``PROCON_RECONCILE_TIMEOUT``: seconds one reconcile (or clean-up) of a connection may take
@@ -135,6 +148,8 @@ class OperatorSettings:
             metrics_port=int(_seconds(env, "PROCON_METRICS_PORT", cls.metrics_port))
             if env.get("PROCON_METRICS_PORT", "").strip() not in ("0",)
             else 0,
+            metrics_cert_file=_tls_pair(env)[0],
+            metrics_key_file=_tls_pair(env)[1],
             watch_quiet_seconds=_seconds(env, "PROCON_WATCH_QUIET_SECONDS", cls.watch_quiet_seconds),
             reconcile_timeout=_seconds(env, "PROCON_RECONCILE_TIMEOUT", cls.reconcile_timeout),
             log_level=_choice(env, "PROCON_LOG_LEVEL", cls.log_level, ("debug", "info", "warning", "error")),

@@ -187,7 +187,7 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
     from procon.dev.processes import free_port
-    from tests.integration.operator_harness import operator_env, start_operator
+    from tests.integration.operator_harness import metrics_reader_token, operator_env, start_operator
 
     env = operator_env(
         cluster.env(),
@@ -209,5 +209,6 @@ def operator(
     )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = start_operator(env, log, [f"--liveness=http://127.0.0.1:{free_port()}/healthz"])
+    process.metrics_token = metrics_reader_token(Kubectl(cluster))
     yield process
     process.stop()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from procon.emulators.stripe import StripeEmulator
 from tests.integration.conftest import Kubectl
 from tests.waiting import wait_for
@@ -41,6 +43,12 @@ class OperatorProcess:
     log_path: Path
     env: dict[str, str]
     args: tuple[str, ...] = ()
+    # A bearer token the API server authorizes to get /metrics (see metrics_reader_token).
+    metrics_token: str | None = None
+
+    def scrape(self) -> str:
+        """``/metrics`` as an authorized scraper sees it."""
+        return scrape_metrics(int(self.env["PROCON_METRICS_PORT"]), self.metrics_token)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -62,6 +70,42 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.process = start_operator(self.env, self.log_path, self.args).process
+
+
+def scrape_metrics(port: int, token: str | None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=5)
+    response.raise_for_status()
+    return response.text
+
+
+def metrics_reader_token(kubectl: Kubectl, *, role: str = "procon-tests-metrics-reader") -> str:
+    """A token of a ServiceAccount bound to a ClusterRole that may get ``/metrics`` (as a
+    Prometheus' would be), for scraping an operator, which asks the API server about every scraper."""
+    namespace, name = "procon-scrapers", "scraper"
+    kubectl.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, namespace="default"
+    )
+    kubectl.apply(
+        [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "procon-tests-metrics-reader"},
+                "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{role}-{namespace}-{name}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            },
+        ],
+        namespace=namespace,
+    )
+    return kubectl.run("create", "token", name, "-n", namespace, "--duration=2h").stdout.strip()
 
 
 def start_operator(env: dict[str, str], log_path: Path, args: Sequence[str] = ()) -> OperatorProcess:
@@ -148,11 +192,15 @@ def connection(
     return body
 
 
-def key_secret(name: str, key: str) -> dict[str, Any]:
+# The label a credentials Secret opts in with: procon reads no other Secret.
+CREDENTIALS_LABELS = {"procon.dev/credentials": "true"}
+
+
+def key_secret(name: str, key: str, *, opted_in: bool = True) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": f"{name}-key"},
+        "metadata": {"name": f"{name}-key", "labels": dict(CREDENTIALS_LABELS) if opted_in else {}},
         "stringData": {"apiKey": key},
     }
 
@@ -301,7 +349,12 @@ def checkout_secret(
         data["secretKey"] = secret_key
     if access_key:
         data["accessKeyId"], data["accessKeySecret"] = access_key
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-key"}, "stringData": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-key", "labels": dict(CREDENTIALS_LABELS)},
+        "stringData": data,
+    }
 
 
 def wait_until_nothing_is_being_deleted(kubectl: Kubectl, timeout: float = 60) -> None:

@@ -46,7 +46,9 @@ from tests.integration.operator_harness import (
     StripeAccount,
     connection,
     key_secret,
+    metrics_reader_token,
     operator_env,
+    scrape_metrics,
     start_operator,
     wait_condition,
 )
@@ -63,6 +65,10 @@ EVERYTHING = (
     "--set=prometheusRule.enabled=true",
     "--set=networkPolicy.enabled=true",
     "--set=networkPolicy.apiServer.cidrs={10.96.0.1/32}",
+    "--set=metrics.tls.secretName=procon-metrics-tls",
+    "--set=metrics.readers[0].kind=ServiceAccount",
+    "--set=metrics.readers[0].name=prometheus",
+    "--set=metrics.readers[0].namespace=monitoring",
 )
 
 
@@ -208,6 +214,11 @@ def test_rbac_modes(helm: Helm, kube_version: str) -> None:
             "verbs": ["list", "watch"],
         },
         cluster_identity,
+        # /metrics: the scraper's token goes to the API server to be reviewed ...
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+        # ... which allows it with this ClusterRole (bound to the scrapers, not the operator).
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]
     env = {
@@ -751,6 +762,109 @@ def test_admission_policy_limits_secret_writes_to_managed_ones(
     assert admin.returncode == 0, admin.stderr
 
 
+def _token_secret(name: str, service_account: str, **extra: Any) -> str:
+    """A ServiceAccount token Secret, labelled as procon's own: the token controller would fill it in."""
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {
+            "name": name,
+            "labels": {MANAGED_BY: "procon"},
+            "annotations": {"kubernetes.io/service-account.name": service_account},
+        },
+    }
+    body.update(extra)
+    return yaml.safe_dump(body)
+
+
+def _typed_secret(name: str, type_: str, data: dict[str, str], annotations: dict[str, str]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": type_,
+            "metadata": {"name": name, "labels": {MANAGED_BY: "procon"}, "annotations": annotations},
+            "stringData": data,
+        }
+    )
+
+
+def test_admission_policy_refuses_token_secrets_in_a_watched_namespace(
+    kubectl: Kubectl, namespaced_release: Release, tmp_path: Path
+) -> None:
+    """Labelled managed-by=procon is not enough: a ServiceAccount token Secret (which the token
+    controller would fill in with a privileged account's token for the operator to read), any other
+    type but Opaque, and a kubernetes.io/ annotation are refused; a plain Opaque Secret is not."""
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    a = release.watched
+
+    def create(manifest: str, namespace: str = a) -> subprocess.CompletedProcess[str]:
+        return sa.run("create", "--dry-run=server", "-n", namespace, "-f", "-", input=manifest, check=False)
+
+    token = _await_denial(lambda: create(_token_secret("stolen", "default")))
+    assert "may only write Secrets of type Opaque" in token.stderr, token.stderr
+    assert "is forbidden" in token.stderr, token.stderr
+
+    annotated = create(
+        _typed_secret("x", "Opaque", {"k": "v"}, {"kubernetes.io/service-account.name": "default"})
+    )
+    assert annotated.returncode != 0
+    assert "may not write Secrets with kubernetes.io/ annotations" in annotated.stderr, annotated.stderr
+    for type_, data in [
+        ("kubernetes.io/dockerconfigjson", {".dockerconfigjson": '{"auths": {}}'}),
+        ("kubernetes.io/basic-auth", {"username": "u", "password": "p"}),
+    ]:
+        refused = create(_typed_secret("x", type_, data, {}))
+        assert refused.returncode != 0, type_
+        assert "may only write Secrets of type Opaque" in refused.stderr, refused.stderr
+
+    # What procon writes still goes through.
+    assert create(_secret("signing", managed=True)).returncode == 0
+    assert create(_typed_secret("signing", "Opaque", {"k": "v"}, {"example.com/note": "x"})).returncode == 0
+
+    # The namespace fence stands even if someone grants the ServiceAccount more than the chart does.
+    b = release.unwatched
+    kubectl.run("create", "role", "extra", "-n", b, "--verb=create", "--resource=secrets")
+    kubectl.run(
+        "create",
+        "rolebinding",
+        "extra",
+        "-n",
+        b,
+        "--role=extra",
+        f"--serviceaccount={release.namespace}:{release.service_account}",
+    )
+    wait_for(lambda: sa.can_i("create", "secrets", b), timeout=10, what="the extra RoleBinding")
+    outside = create(_secret("signing", managed=True), namespace=b)
+    assert outside.returncode != 0
+    assert f"may only write Secrets in the namespaces it watches ({a})" in outside.stderr, outside.stderr
+
+
+def test_admission_policy_refuses_token_secrets_in_kube_system(
+    kubectl: Kubectl, cluster_wide_release: Release, tmp_path: Path
+) -> None:
+    """Cluster-wide, RBAC lets the operator create Secrets in kube-system: the policy refuses a token
+    Secret for a privileged controller's ServiceAccount there."""
+    sa = _as(kubectl, cluster_wide_release, tmp_path)
+    assert sa.can_i("create", "secrets", "kube-system")  # RBAC alone would allow it
+    refused = _await_denial(
+        lambda: sa.run(
+            "create",
+            "--dry-run=server",
+            "-n",
+            "kube-system",
+            "-f",
+            "-",
+            input=_token_secret("stolen", "clusterrole-aggregation-controller"),
+            check=False,
+        )
+    )
+    assert "may only write Secrets of type Opaque" in refused.stderr, refused.stderr
+    assert "is forbidden" in refused.stderr, refused.stderr
+
+
 def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_path: Path) -> None:
     release = cluster_wide_release
     sa = _as(kubectl, release, tmp_path)
@@ -774,6 +888,50 @@ def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_
         )
     )
     assert "ValidatingAdmissionPolicy" in created.stderr, created.stderr
+
+
+def test_metrics_are_served_only_to_authorized_scrapers(
+    kubectl: Kubectl, namespaced_release: Release, stripe_emulator: StripeEmulator, tmp_path: Path
+) -> None:
+    """The operator, with the chart's ServiceAccount token, asks the API server about each scraper:
+    no token or a bad one is 401, a valid token without `get` on /metrics is 403, a token bound
+    to the chart's metrics-reader ClusterRole gets the metrics. The kubelet's liveness probe needs
+    no token."""
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    metrics_port, health_port = free_port(), free_port()
+    env = operator_env(
+        kubectl.cluster.env(),
+        KUBECONFIG=str(sa.kubeconfig),
+        PROCON_STRIPE_API_BASE=stripe_emulator.base_url,
+        PROCON_CLUSTER_NAME=f"metrics-{_suffix()}",
+        PROCON_METRICS_PORT=str(metrics_port),
+    )
+    env["PROCON_NAMESPACES"] = release.watched  # (operator_env drops it)
+    operator = start_operator(
+        env, tmp_path / "operator.log", [f"--liveness=http://127.0.0.1:{health_port}/healthz"]
+    )
+    try:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+        def status(token: str | None) -> int:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return httpx.get(url, headers=headers, timeout=10).status_code
+
+        assert status(None) == 401
+        assert status("not-a-token") == 401
+        nobody = kubectl.run("create", "token", "default", "-n", release.namespace).stdout.strip()
+        assert status(nobody) == 403
+        reader = metrics_reader_token(kubectl, role=f"{release.fullname}-metrics-reader")
+        assert status(reader) == 200
+        assert "procon_secret_watch_events_total" in scrape_metrics(metrics_port, reader)
+        assert status(nobody) == 403  # the cached answer: still refused
+        assert httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=10).status_code == 200
+    finally:
+        operator.stop()
+    log = operator.log()
+    assert "is forbidden: User" not in log, "the chart's RBAC lacks something the metrics need"
+    assert "could not review" not in log
 
 
 # ------------------------------------------------------------ the operator with the ServiceAccount's token
@@ -806,8 +964,8 @@ def _deployment_env(kubectl: Kubectl, release: Release) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container["env"]}
 
 
-def _metric_samples(port: int) -> list[tuple[str, dict[str, str], float]]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+def _metric_samples(port: int, token: str) -> list[tuple[str, dict[str, str], float]]:
+    text = scrape_metrics(port, token)
     return [
         (sample.name, dict(sample.labels), sample.value)
         for family in text_string_to_metric_families(text)
@@ -879,7 +1037,9 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
         assert published["metadata"]["labels"][MANAGED_BY] == "procon"
 
         # The series the chart's alerts select exist, with the labels the alerts use.
-        samples = _metric_samples(metrics_port)
+        samples = _metric_samples(
+            metrics_port, metrics_reader_token(kubectl, role=f"{release.fullname}-metrics-reader")
+        )
         ready = {
             "namespace": release.watched,
             "name": "shop",

@@ -20,6 +20,7 @@ from procon.emulators.stripe import StripeEmulator
 from tests.integration.conftest import RECONCILE_TIMEOUT, Kubectl
 from tests.integration.operator_harness import (
     ANALYTICS_PERMISSIONS,
+    CREDENTIALS_LABELS,
     CheckoutClient,
     OperatorProcess,
     StripeAccount,
@@ -225,7 +226,12 @@ def test_a_checkout_key_that_cannot_be_a_key_stalls_saying_why(
 ) -> None:
     client = CheckoutClient(checkout_emulator)
     values = data(client.secret_key(), client.access_key())
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "eu-key"}, "stringData": values}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "eu-key", "labels": dict(CREDENTIALS_LABELS)},
+        "stringData": values,
+    }
     kubectl.apply([secret, checkout_connection("eu", client)], namespace=namespace)
     obj = wait_condition(kubectl, namespace, "eu", "Stalled", "True", "InvalidCredentials")
     credentials = next(c for c in obj["status"]["conditions"] if c["type"] == "CredentialsValid")

@@ -28,8 +28,7 @@ from tests.waiting import wait_for
 
 
 def scrape(operator: OperatorProcess) -> str:
-    port = operator.env["PROCON_METRICS_PORT"]
-    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return operator.scrape()
 
 
 def sample(text: str, metric: str, **labels: str) -> float:

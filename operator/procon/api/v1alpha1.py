@@ -327,7 +327,13 @@ class ProcessorConnectionSpec(_Model):
     ]
     credentials_secret_ref: Annotated[
         SecretKeySelector,
-        Field(description="The Secret holding the processor credentials, in the same namespace."),
+        Field(
+            description=(
+                "The Secret holding the processor credentials, in the same namespace. It must opt in "
+                'with the label procon.dev/credentials: "true", and may list the connections allowed '
+                "to use it in the annotation procon.dev/allowed-connections (comma-separated names)."
+            )
+        ),
     ]
     required_permissions: Annotated[
         list[PermissionName],

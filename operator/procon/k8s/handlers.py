@@ -7,13 +7,21 @@ at once), a backoff after a transient error, or a wake-up, whichever comes
 first. Wake-ups come from:
 
 - the connection itself, when its generation changes (a spec edit);
-- a Secret it references (credentials, or the signing secret it publishes):
+- a Secret it references: its credentials Secret, through kopf's Secret watch,
   an ``on.event`` handler, not ``on.create``/``on.update``, because those
-  store a copy of the object, Secret data included, in an annotation
-  (reference operator-conventions.md §0.8).
+  store a copy of the object, Secret data included, in an annotation; the
+  signing secret it publishes, through a metadata-only watch of procon's own
+  Secrets (:mod:`procon.k8s.secret_watch`). Both are filtered by label on the
+  API server, so no other Secret reaches the operator.
 
 Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
 its finalizer) after kopf has stopped the daemon.
+
+What the operator keeps in memory about a connection goes with it, on every
+path: the daemon's exit, the on.delete handler, and the watch's DELETED
+event (the one sure sign, whether procon released the finalizer or someone
+else did). Watch events only wake a running loop, never create state for a
+connection that has none.
 """
 
 from __future__ import annotations
@@ -27,14 +35,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon import metrics
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
-from procon.k8s.kube import Kube, api_client
+from procon.k8s import metrics_server
+from procon.k8s.bookkeeping import NoDiffBase
+from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
+from procon.k8s.secret_watch import watch_managed_secrets
 from procon.processors.base import ProcessorDriver
 from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
+from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
 from procon.redaction import connection_scope, install_log_redaction, redact
@@ -43,6 +56,7 @@ from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 logger = logging.getLogger("procon")
 
 FINALIZER = "procon.dev/finalizer"
+SECRETS = ("", "v1", "secrets")
 DELETE_RETRIES = 6
 
 
@@ -84,9 +98,29 @@ class Runtime:
     kube: Kube
     reconciler: Reconciler
     wakeups: dict[tuple[str, str], Wakeup] = field(default_factory=dict)
+    signing_watch: asyncio.Task[None] | None = None
+    metrics_server: web.AppRunner | None = None
 
-    def wakeup(self, namespace: str, name: str) -> Wakeup:
-        return self.wakeups.setdefault((namespace, name), Wakeup())
+    def wake(self, namespace: str, name: str, still_new: Callable[[], bool]) -> None:
+        """Wake the connection's loop, if it runs (a loop that starts later reads everything anyway)."""
+        wakeup = self.wakeups.get((namespace, name))
+        if wakeup is not None:
+            wakeup.set(still_new)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The connection is gone: drop everything kept about it (its loop drops its own wake-up)."""
+        self.kube.forget(namespace, name)
+        self.reconciler.forget(namespace, name)
+        metrics.forget_connection(namespace, name)
+
+    def state_entries(self) -> dict[str, int]:
+        """How many entries each per-connection store holds: all go back to 0 with the connections."""
+        return {
+            "wakeups": len(self.wakeups),
+            **self.kube.state_entries(),
+            **self.reconciler.state_entries(),
+            "condition_series": metrics.connection_series(),
+        }
 
 
 def _ns(namespace: str | None) -> str:
@@ -110,16 +144,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # kopf's own bookkeeping carries procon's name, not kopf's.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="procon.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="procon.dev", key="last-handled-configuration"
-    )
+    # No copy of the object in its annotations: procon.k8s.bookkeeping says why.
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Only the events procon posts itself (see procon.k8s.kube), never log lines.
     settings.posting.enabled = False
     # Re-establish watches that went silent behind a load balancer (kopf >= 1.44).
     settings.watching.inactivity_timeout = 70
     settings.watching.server_timeout = 300
+    # Only credentials Secrets that opted in, filtered by the API server: the
+    # data of every other Secret never reaches the operator (handler-level
+    # `labels=` filters would only drop events after receiving them).
+    settings.watching.label_selectors[SECRETS] = CREDENTIALS_SELECTOR
 
-    kube = Kube(await api_client())
+    api = await api_client()
+    kube = Kube(api)
     cluster = config.cluster_name or await _cluster_identity(kube)
     if cluster == LEGACY_DEFAULT_CLUSTER_NAME:
         logger.warning(
@@ -133,14 +171,24 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             config.checkout_api_base, config.checkout_auth_base, cache_ttl=config.permission_cache_ttl
         ),
     }
-    metrics.serve(config.metrics_port)
-    memo["runtime"] = Runtime(
+    runtime = Runtime(
         settings=config,
         kube=kube,
         reconciler=Reconciler(
             kube, drivers, cluster_name=cluster, reconcile_timeout=config.reconcile_timeout
         ),
     )
+    metrics.track_state_entries(runtime.state_entries)
+    runtime.metrics_server = await metrics_server.serve(
+        api, config.metrics_port, cert_file=config.metrics_cert_file, key_file=config.metrics_key_file
+    )
+    runtime.signing_watch = asyncio.create_task(
+        watch_managed_secrets(
+            kube.core, config.namespaces, lambda type_, meta: _signing_secret_changed(runtime, type_, meta)
+        ),
+        name="procon signing-secret watch",
+    )
+    memo["runtime"] = runtime
     logger.info(
         "procon started: stripe API %s, checkout API %s, drift interval %.0fs, cluster %s",
         config.stripe_api_base,
@@ -177,7 +225,18 @@ def referenced_secrets(
     return refs
 
 
-@kopf.on.event("", "v1", "secrets")
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if not isinstance(runtime, Runtime):
+        return
+    if runtime.signing_watch is not None:
+        runtime.signing_watch.cancel()
+    if runtime.metrics_server is not None:
+        await runtime.metrics_server.cleanup()
+
+
+@kopf.on.event(*SECRETS)
 async def secret_changed(
     type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED)
     namespace: str | None,
@@ -187,35 +246,66 @@ async def secret_changed(
     referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
     **_: Any,
 ) -> None:
+    """A credentials Secret (labelled procon.dev/credentials=true) changed: wake its connections."""
     metrics.watch_event_seen()
+    metrics.secret_event_received("credentials")
     runtime = memo.get("runtime")
     if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
-    kube = runtime.kube
-    version = str(meta.get("resourceVersion"))
-
-    def still_new() -> bool:
-        if type == "DELETED":
-            return kube.secret_believed_present(namespace, name)
-        return not kube.has_seen_secret(namespace, name, version)
-
+    still_new = _secret_still_new(runtime.kube, type, namespace, name, str(meta.get("resourceVersion")))
     if not still_new():
         return  # a reconcile has read (or written) this very version
     for connection in referenced_secrets.get((namespace, name), []):
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type)
-        runtime.wakeup(namespace, connection).set(still_new)
+        runtime.wake(namespace, connection, still_new)
+
+
+def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[str, Any]) -> None:
+    """A Secret labelled managed-by=procon changed: wake the connection its label names, if it runs."""
+    metrics.watch_event_seen()
+    metrics.secret_event_received("signing")
+    namespace, name = meta.get("namespace"), meta.get("name")
+    connection = (meta.get("labels") or {}).get(CONNECTION_LABEL)
+    if not (namespace and name and connection):
+        return
+    version = str(meta.get("resourceVersion"))
+    still_new = _secret_still_new(runtime.kube, type_, str(namespace), str(name), version)
+    if still_new():
+        logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type_)
+        runtime.wake(str(namespace), str(connection), still_new)
+
+
+def _secret_still_new(
+    kube: Kube, type_: str | None, namespace: str, name: str, version: str
+) -> Callable[[], bool]:
+    """Whether a Secret event is still news: a reconcile may have read (or written) that version."""
+
+    def still_new() -> bool:
+        if type_ == "DELETED":
+            return kube.secret_believed_present(namespace, name)
+        return not kube.has_seen_secret(namespace, name, version)
+
+    return still_new
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def connection_changed(
-    namespace: str | None, name: str, meta: Mapping[str, Any], memo: kopf.Memo, **_: Any
+    type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED)
+    namespace: str | None,
+    name: str,
+    meta: Mapping[str, Any],
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     metrics.watch_event_seen()
     runtime = memo.get("runtime")
     if not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
+    if type == "DELETED":
+        runtime.forget(namespace, name)
+        return
     runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
     # Status writes and procon's own annotations do not bump the generation,
     # so they never wake the loop that made them; nor does a generation the
@@ -229,7 +319,7 @@ async def connection_changed(
 
     if still_new():
         logger.debug("%s/%s: generation %s or a trigger annotation is new", namespace, name, generation)
-        runtime.wakeup(namespace, name).set(still_new)
+        runtime.wake(namespace, name, still_new)
 
 
 class _Backoff:
@@ -260,7 +350,24 @@ async def connection_loop(
 ) -> None:
     runtime = _runtime(memo)
     namespace = _ns(namespace)
-    wakeup = runtime.wakeup(namespace, name)
+    key = (namespace, name)
+    wakeup = runtime.wakeups[key] = Wakeup()
+    try:
+        await _run_loop(runtime, namespace, name, spec, stopped, wakeup)
+    finally:
+        # A successor (the same name, re-created) may have registered its own meanwhile.
+        if runtime.wakeups.get(key) is wakeup:
+            del runtime.wakeups[key]
+
+
+async def _run_loop(
+    runtime: Runtime,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    stopped: kopf.DaemonStopped,
+    wakeup: Wakeup,
+) -> None:
     backoff = _Backoff()
     while not stopped:
         wakeup.begin()
@@ -287,7 +394,6 @@ async def connection_loop(
             backoff.reset()
             delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
         await _sleep_until_woken(wakeup.event, stopped, delay)
-    runtime.wakeups.pop((namespace, name), None)
 
 
 async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
@@ -334,5 +440,5 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
             f"webhook clean-up failed, retrying: {redact(str(error), connection_scope(namespace, name))}",
             delay=2 ** min(retry, 5),
         ) from None
-    finally:
-        runtime.kube.forget(namespace, name)
+    # Not before: a retry still needs the credentials remembered for it.
+    runtime.forget(namespace, name)

@@ -29,8 +29,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.k8s.liveness import UnwatchedChanges
+from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.ports import (
     Connection,
+    CredentialsSecret,
     EventType,
     PendingCreate,
     PublishedSecret,
@@ -54,6 +56,10 @@ PENDING_CREATE_KEY = "pendingCreate"
 # a JSON merge patch. (`_content_type` is accepted at run time but missing
 # from the client's type hints.)
 AS_MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
+# Ask the API server for an object's metadata only, never its data; the raw
+# response is read by the caller (the client's models have no such type).
+METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"}
+AS_RAW_METADATA: dict[str, Any] = {"_headers": METADATA_ONLY, "_preload_content": False}
 
 
 async def api_client() -> client.ApiClient:
@@ -65,6 +71,19 @@ async def api_client() -> client.ApiClient:
     else:
         await config.load_kube_config()
     return client.ApiClient()
+
+
+def raise_for_status(response: Any) -> None:
+    """A raw (``_preload_content=False``) response is not checked by the client: check it here."""
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=str(response.reason))
+
+
+async def raw_json(response: Any) -> Any:
+    """The JSON body of a raw response, after :func:`raise_for_status`."""
+    async with response:
+        raise_for_status(response)
+        return json.loads(await response.read())
 
 
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
@@ -154,6 +173,7 @@ class Kube:
 
     def __init__(self, api: client.ApiClient, *, component: str = "procon") -> None:
         self._core = client.CoreV1Api(api)
+        self.core = self._core  # for the watch of procon's own Secrets
         self._custom = client.CustomObjectsApi(api)
         self._component = component
         self._instance = socket.gethostname()
@@ -161,6 +181,9 @@ class Kube:
         # has already read does not trigger another reconcile.
         self._seen_generation: dict[tuple[str, str], tuple[int, tuple[str | None, ...]]] = {}
         self._seen_secret_version: dict[tuple[str, str], str] = {}
+        # The Secrets each connection referenced when last read: a Secret's seen
+        # version is dropped once no connection that is still known refers to it.
+        self._secret_refs: dict[tuple[str, str], frozenset[str]] = {}
         # For liveness: reads that found a version the watch has not delivered.
         self.unwatched = UnwatchedChanges()
 
@@ -183,8 +206,26 @@ class Kube:
         return (namespace, name) in self._seen_secret_version
 
     def forget(self, namespace: str, name: str) -> None:
-        self._seen_generation.pop((namespace, name), None)
-        self.unwatched.forget((namespace, name))
+        """The connection is gone: drop what was kept about it, and about Secrets only it referenced."""
+        key = (namespace, name)
+        self._seen_generation.pop(key, None)
+        self.unwatched.forget(key)
+        self._drop_unreferenced(namespace, self._secret_refs.pop(key, frozenset()))
+
+    def _drop_unreferenced(self, namespace: str, secrets: frozenset[str]) -> None:
+        """Forget the seen versions of those of ``secrets`` that no known connection refers to."""
+        referenced = set().union(*(refs for (ns, _), refs in self._secret_refs.items() if ns == namespace))
+        for secret in secrets - referenced:
+            self._seen_secret_version.pop((namespace, secret), None)
+
+    def state_entries(self) -> dict[str, int]:
+        """Sizes of the per-connection stores (for the operator's own metrics)."""
+        return {
+            "seen_generations": len(self._seen_generation),
+            "seen_secrets": len(self._seen_secret_version),
+            "secret_references": len(self._secret_refs),
+            **self.unwatched.state_entries(),
+        }
 
     async def cluster_uid(self) -> str:
         """The UID of the kube-system namespace: created with the cluster, unique to it, never changed."""
@@ -196,6 +237,7 @@ class Kube:
             obj = await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as error:
             if error.status == 404:
+                self.forget(namespace, name)
                 return None
             raise
         connection = connection_from_object(obj)
@@ -204,18 +246,46 @@ class Kube:
             connection.generation,
             tuple(connection.annotations.get(a) for a in TRIGGER_ANNOTATIONS),
         )
+        spec = connection.model.spec
+        refs = frozenset((spec.credentials_secret_ref.name, spec.webhook.signing_secret_ref.name))
+        before = self._secret_refs.get((namespace, name), refs)
+        self._secret_refs[(namespace, name)] = refs
+        if before != refs:  # the spec names other Secrets now
+            self._drop_unreferenced(namespace, before - refs)
         return connection
 
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+    async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
+        """The credentials Secret, read through the opt-in label selector.
+
+        The API server filters: a Secret without ``procon.dev/credentials:
+        "true"`` comes back as an empty list, its data never sent. Only then is
+        its metadata read (no data), to tell a missing Secret from one that
+        did not opt in.
+        """
+        listed = await self._core.list_namespaced_secret(
+            namespace, field_selector=f"metadata.name={name}", label_selector=CREDENTIALS_SELECTOR
+        )
+        if listed.items:
+            secret = listed.items[0]
+            self._saw_secret(secret)
+            annotations = dict(secret.metadata.annotations or {})
+            return CredentialsSecret(opted_in=True, annotations=annotations, data=_decode(secret.data))
+        meta = await self._read_metadata(namespace, name)
+        if meta is None:
+            self._seen_secret_version.pop((namespace, name), None)
+            return None
+        self._seen_secret_version[(namespace, name)] = str(meta.get("resourceVersion"))
+        return CredentialsSecret(opted_in=False, annotations=dict(meta.get("annotations") or {}))
+
+    async def _read_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret's metadata only (PartialObjectMetadata), or None when it does not exist."""
         try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
+            body = await raw_json(await self._core.read_namespaced_secret(name, namespace, **AS_RAW_METADATA))
         except ApiException as error:
             if error.status == 404:
-                self._seen_secret_version.pop((namespace, name), None)
                 return None
             raise
-        self._saw_secret(secret)
-        return _decode(secret.data)
+        return dict(body.get("metadata") or {})
 
     def _saw_secret(self, secret: client.V1Secret) -> None:
         meta = secret.metadata

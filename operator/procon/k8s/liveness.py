@@ -38,6 +38,9 @@ class UnwatchedChanges:
         self._delivered.pop(key, None)
         self._unseen_since.pop(key, None)
 
+    def state_entries(self) -> dict[str, int]:
+        return {"watch_delivered": len(self._delivered), "watch_unseen": len(self._unseen_since)}
+
     def longest(self) -> float:
         """Seconds the oldest undelivered change has waited (0 when the watch is up to date)."""
         if not self._unseen_since:

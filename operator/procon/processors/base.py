@@ -294,3 +294,12 @@ class ProcessorDriver(Protocol):
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         """Delete it; an already-deleted webhook raises :class:`NotFound`."""
         ...
+
+    def forget(self, credentials: Credentials, target: Target) -> None:
+        """Drop whatever is cached for these credentials and target (their connection is gone, or a
+        refusal proved the cache stale): a cache must not outlive the connections that fill it."""
+        ...
+
+    def cached_entries(self) -> int:
+        """How many entries the driver's caches hold (for the operator's own metrics)."""
+        ...

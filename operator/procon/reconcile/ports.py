@@ -65,6 +65,20 @@ class PendingCreate:
 
 
 @dataclass(frozen=True)
+class CredentialsSecret:
+    """A credentials Secret as the reconciler may see it.
+
+    ``data`` is filled only when the Secret opted in with the
+    ``procon.dev/credentials: "true"`` label: the data of any other Secret is
+    never handed to the reconciler (the adapter reads it filtered by that label).
+    """
+
+    opted_in: bool
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class PublishedSecret:
     """What the signing-secret Secret holds."""
 
@@ -76,8 +90,8 @@ class PublishedSecret:
 class KubePort(Protocol):
     async def get_connection(self, namespace: str, name: str) -> Connection | None: ...
 
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        """The decoded data of a Secret, or None when it does not exist."""
+    async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
+        """A credentials Secret (its data only if it opted in), or None when it does not exist."""
         ...
 
     async def read_published(self, connection: Connection) -> PublishedSecret | None:

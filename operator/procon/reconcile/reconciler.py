@@ -60,7 +60,7 @@ from procon.processors.base import (
 )
 from procon.processors.stripe.permissions import dashboard_link
 from procon.reconcile import annotations as procon_annotations
-from procon.reconcile import conditions, webhook_plan
+from procon.reconcile import conditions, credentials_access, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
 from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import (
@@ -130,8 +130,8 @@ class Reconciler:
         self._draw = draw  # jitter of retry delays
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
-        # Transient failures per idempotency key (see _send_create).
-        self._replays: dict[str, int] = {}
+        # Per connection: the key of its pending create and its transient failures (see _send_create).
+        self._replays: dict[tuple[str, str], tuple[str, int]] = {}
         # The credentials each connection last reconciled with, kept in memory
         # only, for clean-up after its Secret is gone.
         self._last_access: dict[tuple[str, str], tuple[ProcessorDriver, Credentials, Target]] = {}
@@ -159,8 +159,10 @@ class Reconciler:
             processor = connection.model.spec.processor.value
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
-                # procon makes no call for it: nothing of it can end up in a message.
+                # procon makes no call for it: nothing of it can end up in a message,
+                # and no credentials are kept for calls.
                 self._forget_secrets(namespace, name)
+                self._forget_access(namespace, name)
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
@@ -239,24 +241,54 @@ class Reconciler:
         Transient failures raise (the caller retries with backoff) until
         ``final_attempt``; permanent ones (a revoked key) release at once with
         a Warning event, so an invalid key never traps the object.
+        Once released, nothing is kept about the connection (:meth:`forget`).
         """
         released = await self._finalize(namespace, name, final_attempt=final_attempt)
         if released:
-            self._forget_secrets(namespace, name)
+            self.forget(namespace, name)
         return released
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop everything kept in memory for a connection: it is gone."""
+        self._forget_access(namespace, name)
+        self._forget_secrets(namespace, name)
+        self._annotation_warnings.pop((namespace, name), None)
+        self._whitespace_noticed.pop((namespace, name), None)
+        self._failures.pop((namespace, name), None)
+        self._replays.pop((namespace, name), None)
 
     def _forget_secrets(self, namespace: str, name: str) -> None:
         """Stop redacting the connection's secrets: it is gone, paused or orphaned."""
         redaction.forget(redaction.connection_scope(namespace, name))
 
+    def _forget_access(self, namespace: str, name: str) -> None:
+        """Drop the credentials kept for a connection and what the driver cached for them.
+
+        Another connection with the same key only misses the driver's cache once.
+        """
+        remembered = self._last_access.pop((namespace, name), None)
+        if remembered is not None:
+            driver, credentials, target = remembered
+            driver.forget(credentials, target)
+
+    def state_entries(self) -> dict[str, int]:
+        """Sizes of the per-connection stores (for the operator's own metrics)."""
+        return {
+            "remembered_credentials": len(self._last_access),
+            "annotation_warnings": len(self._annotation_warnings),
+            "whitespace_noticed": len(self._whitespace_noticed),
+            "retry_schedules": len(self._failures),
+            "create_replays": len(self._replays),
+            "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
+            "redacted_values": redaction.registered_count(),
+        }
+
     async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
         connection = await self._kube.get_connection(namespace, name)
-        self._annotation_warnings.pop((namespace, name), None)
-        self._whitespace_noticed.pop((namespace, name), None)
         if connection is None:
             return True
         spec = connection.model.spec
-        metrics.forget_connection(namespace, name, spec.processor.value)
+        metrics.forget_connection(namespace, name)
         if procon_annotations.is_paused(connection.annotations):
             kept = await self._keep_signing_secret(connection)
             await self._event(
@@ -284,7 +316,6 @@ class Reconciler:
                 raise TransientProcessorError(
                     f"the clean-up did not finish within {self._timeout:g}s"
                 ) from None
-            self._last_access.pop((namespace, name), None)
             return True
         except TransientProcessorError as error:
             if not final_attempt:
@@ -296,7 +327,6 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
-        self._last_access.pop((namespace, name), None)
         return True
 
     async def _delete_owned(self, connection: Connection) -> None:
@@ -410,8 +440,8 @@ class Reconciler:
                 )
             )
         ref = spec.credentials_secret_ref
-        data = await self._kube.read_secret(connection.namespace, ref.name)
-        if data is None:
+        secret = await self._kube.read_credentials(connection.namespace, ref.name)
+        if secret is None:
             # Not stalled: in GitOps the Secret often lands after the connection,
             # and its arrival wakes the reconcile.
             raise _Stalled(
@@ -420,6 +450,12 @@ class Reconciler:
                     stalled=None,
                 )
             ) from None
+        refused = credentials_access.refusal(
+            ref.name, opted_in=secret.opted_in, annotations=secret.annotations, connection=connection.name
+        )
+        if refused is not None:
+            raise _Stalled(_stalled_credentials(refused.reason, refused.message))
+        data = secret.data
         try:
             credentials = driver.credentials_from(data, ref.key)
         except CredentialsRejected as rejected:
@@ -818,18 +854,20 @@ class Reconciler:
             await self._drop_pending(connection, pending)
             raise IdempotencyKeySpent(str(error)) from None
         except TransientProcessorError as error:
-            tries = self._replays.get(pending.key, 0) + 1
-            self._replays[pending.key] = tries
+            key = (connection.namespace, connection.name)
+            counted_key, counted = self._replays.get(key, (pending.key, 0))
+            tries = (counted if counted_key == pending.key else 0) + 1
+            self._replays[key] = (pending.key, tries)
             if tries < REPLAY_BUDGET:
                 raise
             await self._drop_pending(connection, pending)
             raise IdempotencyKeySpent(f"{error} (after {tries} attempts under one idempotency key)") from None
-        self._replays.pop(pending.key, None)
+        self._replays.pop((connection.namespace, connection.name), None)
         return created
 
     async def _drop_pending(self, connection: Connection, pending: PendingCreate) -> None:
         """Forget a create's key for good: it is never sent again."""
-        self._replays.pop(pending.key, None)
+        self._replays.pop((connection.namespace, connection.name), None)
         await self._kube.record_pending(connection, None)
 
     async def _mark_rotated(self, connection: Connection, rotation: str) -> None:

@@ -504,3 +504,38 @@ def test_a_scope_checkout_does_not_publish_is_unknown_never_unverifiable(
     assert "risk" not in report.unverifiable
     assert "risk" not in report.granted
     assert report.missing == ()
+
+
+# Caches
+
+
+def test_forget_drops_tokens_scopes_and_catalog_of_the_credentials(emulator: CheckoutEmulator) -> None:
+    """A cache keyed by credential fingerprints must not outlive the connections that fill it."""
+    driver = make_driver(emulator)
+
+    async def scenario() -> list[int]:
+        await driver.resolve_events(access_key(OPERATOR), SANDBOX, ["payment_approved"])
+        await driver.check_permissions(secret_key(SK_FULL), SANDBOX, ["disputes:view"])
+        before = driver.cached_entries()
+        driver.forget(access_key(OPERATOR), SANDBOX)
+        driver.forget(secret_key(SK_FULL), SANDBOX)
+        return [before, driver.cached_entries()]
+
+    before, after = run(driver, scenario)
+    assert before >= 3  # a token, the key's scopes, the event catalog
+    assert after == 0
+
+
+def test_expired_scope_and_catalog_entries_are_swept_out(emulator: CheckoutEmulator) -> None:
+    clock = Clock()
+    driver = make_driver(emulator, clock=clock, cache_ttl=60)
+
+    async def scenario() -> int:
+        await driver.check_permissions(secret_key(SK_FULL), SANDBOX, ["disputes:view"])
+        await driver.resolve_events(secret_key(SK_FULL), SANDBOX, ["payment_approved"])
+        clock.now += 61
+        await driver.check_permissions(secret_key(SK_WORKFLOWS), SANDBOX, ["flow:workflows"])
+        await driver.resolve_events(secret_key(SK_WORKFLOWS), SANDBOX, ["payment_approved"])
+        return driver.cached_entries()
+
+    assert run(driver, scenario) == 2  # the new key's scopes and the fresh catalog, nothing expired

@@ -379,3 +379,25 @@ def test_every_permission_procon_probes_is_a_published_one() -> None:
 
     probed = {*perms.READ_PROBES, *perms.WRITE_PROBES, *perms.VERIFIED_BY_USE, *perms.UNPROBEABLE}
     assert probed <= perms.KNOWN_PERMISSIONS
+
+
+def test_forget_drops_what_is_cached_for_a_key_and_expired_entries_go(emulator: StripeEmulator) -> None:
+    """A cache keyed by key fingerprints must not outlive the connections that fill it."""
+    now = [0.0]
+    d = driver(emulator, permission_cache_ttl=60, clock=lambda: now[0])
+
+    async def scenario() -> list[int]:
+        sizes = []
+        await d.verify(creds(FULL), TEST)
+        await d.check_permissions(creds(FULL), TEST, ["rak_charge_read"])
+        sizes.append(d.cached_entries())
+        d.forget(creds(FULL), TEST)
+        sizes.append(d.cached_entries())
+        probes = (await d.check_permissions(creds(FULL), TEST, ["rak_charge_read"])).probes
+        assert probes == 1  # forgotten: probed afresh
+        now[0] = 61  # FULL's entry has expired; caching another key sweeps it out
+        await d.verify(creds(NARROW), TEST)
+        sizes.append(d.cached_entries())
+        return sizes
+
+    assert run(scenario()) == [1, 0, 1]

@@ -28,7 +28,14 @@ from procon.processors.base import (
     TransientProcessorError,
     WebhookChanges,
 )
-from procon.reconcile.ports import Connection, EventType, PendingCreate, PublishedSecret, StaleObject
+from procon.reconcile.ports import (
+    Connection,
+    CredentialsSecret,
+    EventType,
+    PendingCreate,
+    PublishedSecret,
+    StaleObject,
+)
 
 SPEC: dict[str, Any] = {
     "processor": "stripe",
@@ -84,8 +91,9 @@ class MemoryKube:
             status=dict(self.status),
         )
 
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        return self.secrets.get(name)
+    async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
+        data = self.secrets.get(name)
+        return CredentialsSecret(opted_in=True, data=data) if data is not None else None
 
     async def read_published(self, connection: Connection) -> PublishedSecret | None:
         if self.published is None and self.pending is None:
@@ -222,6 +230,12 @@ class FakeStripe:
         self.calls.append("delete")
         if self.webhooks.pop(webhook_id, None) is None:
             raise NotFound(webhook_id)
+
+    def forget(self, credentials: Credentials, target: Target) -> None:
+        return None
+
+    def cached_entries(self) -> int:
+        return 0
 
     def owned(self) -> list[str]:
         return sorted(self.webhooks)

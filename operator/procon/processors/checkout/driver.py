@@ -438,7 +438,9 @@ class CheckoutDriver:
             # unconfirmed): both mean missing; anything else means held.
             (missing if response.status_code in (401, 403) else granted).append(scope)
         if granted:
-            expires = cached[0] if cached and cached[0] > self._clock() else self._clock() + self._ttl
+            now = self._clock()
+            expires = cached[0] if cached and cached[0] > now else now + self._ttl
+            self._granted = {k: v for k, v in self._granted.items() if v[0] > now}  # expired ones go
             self._granted[cache_key] = (expires, already | frozenset(granted))
         if missing and not granted:
             raise CredentialsRejected(
@@ -483,7 +485,9 @@ class CheckoutDriver:
         response = await self._call("GET", "/workflows/event-types", credentials, target)
         raise_for(response, "listing event types")
         sources = _event_sources(json_array(response, "listing event types"))
-        self._event_types[cache_key] = (self._clock() + self._ttl, sources)
+        now = self._clock()
+        self._event_types = {k: v for k, v in self._event_types.items() if v[0] > now}  # expired ones go
+        self._event_types[cache_key] = (now + self._ttl, sources)
         return sources
 
     def _source_map(self, sources: list[dict[str, Any]], events: Sequence[str]) -> dict[str, list[str]]:
@@ -657,6 +661,24 @@ class CheckoutDriver:
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         response = await self._call("DELETE", f"/workflows/{webhook_id}", credentials, target)
         raise_for(response, f"deleting workflow {webhook_id}")
+
+    # --- cache ------------------------------------------------------------------
+
+    def forget(self, credentials: Credentials, target: Target) -> None:
+        """Drop the tokens and scopes cached for these credentials, and the target's event catalog."""
+        values = credentials.values
+        if SECRET_KEY_FIELD in values:
+            printed = _fingerprint(values[SECRET_KEY_FIELD])
+            self._granted = {k: v for k, v in self._granted.items() if k[0] != printed}
+        if ACCESS_KEY_ID_FIELD in values and ACCESS_KEY_SECRET_FIELD in values:
+            printed = _credential_fingerprint(credentials)
+            for dropped in [k for k in self._tokens if k[0] == printed]:
+                del self._tokens[dropped]
+                redaction.forget(_token_scope(dropped))  # no longer used, so never in a message
+        self._event_types.pop((self._api(target), target.client_id), None)
+
+    def cached_entries(self) -> int:
+        return len(self._tokens) + len(self._granted) + len(self._event_types)
 
 
 def _event_sources(sources: list[Any]) -> list[dict[str, Any]]:

@@ -405,17 +405,23 @@ class StripeDriver:
     def _remember(self, key: str, target: Target, account: Account, granted: frozenset[str]) -> None:
         cache_key = (key_fingerprint(key), target.connected_account)
         existing = self._cache.get(cache_key)
-        expires_at = existing.expires_at if existing and existing.expires_at > self._clock() else None
+        now = self._clock()
+        expires_at = existing.expires_at if existing and existing.expires_at > now else None
+        # Expired entries go here, so keys nobody uses any more do not pile up.
+        self._cache = {k: entry for k, entry in self._cache.items() if entry.expires_at > now}
         self._cache[cache_key] = _CachedAccess(
             account=account, granted=granted, expires_at=expires_at or self._clock() + self._ttl
         )
 
-    def forget(self, credentials: Credentials) -> None:
-        """Drop cached results for a key (after a refusal proved them stale)."""
+    def forget(self, credentials: Credentials, target: Target) -> None:
+        """Drop cached results for a key, for every account it acts on."""
         key = credentials.values.get(API_KEY_FIELD, "")
         printed = key_fingerprint(key)
         for cache_key in [k for k in self._cache if k[0] == printed]:
             del self._cache[cache_key]
+
+    def cached_entries(self) -> int:
+        return len(self._cache)
 
 
 def _observed(item: Any) -> ObservedWebhook:

@@ -1,0 +1,46 @@
+"""What kopf keeps on a connection for its own use: nothing copied from the object.
+
+kopf's default diff base (``AnnotationsDiffBaseStorage``) writes the object's
+spec, labels and annotations, as JSON, into an annotation of the object, so
+that it can tell on.create from on.update and give handlers a diff. The
+copy counts towards the same 256 KiB limit on all annotations as the
+originals: a connection carrying more than half of that in (legal)
+annotations of its own can never be patched by kopf again, so its
+finalizer is never removed, and it, and its namespace, stay Terminating.
+
+procon needs no diff. The connection is reconciled level-based by a daemon
+that reads it afresh each time; the only change handler is on.delete, which
+kopf picks by the deletion timestamp, not by a diff; on.event handlers and
+daemons never look at one (a diff would only reset the idle timer of a
+daemon with ``idle=``, which procon does not use). So procon's diff base
+remembers nothing and writes nothing: to kopf every object looks exactly as
+it was when last handled, which makes ordinary changes no-ops, the first
+sight of an object after a start a resume, and a deletion a deletion.
+
+kopf's progress records (which handler ran, how many retries) stay in
+annotations: a few hundred bytes, written only while an on.delete retries,
+and removed when it succeeds. (The ``procon.dev/last-handled-configuration``
+annotation that earlier releases wrote is no longer read or updated.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import kopf
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff base that keeps no copy of the object: every object looks unchanged since last handled."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        # Not None: kopf reads None as "never handled" and would see a creation in every event.
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
