@@ -564,19 +564,25 @@ def test_converges_under_server_errors_and_lost_answers(
 ) -> None:
     clients = [CheckoutClient(checkout_emulator) for _ in range(3)]
     secrets = [checkout_secret(f"c{i}", secret_key=c.secret_key()) for i, c in enumerate(clients)]
-    checkout_emulator.set_faults(error_rate=0.3)
+    checkout_emulator.set_faults(
+        error_rate=0.3,
+        commit_then_fail=3,
+        commit_then_fail_mode="processor_error",
+        commit_then_fail_method="POST",
+        commit_then_fail_path_prefix="/workflows",
+    )
     try:
         for i, c in enumerate(clients):
             apply(kubectl, namespace, f"c{i}", c, secrets[i])
         for i in range(len(clients)):
-            wait_condition(kubectl, namespace, f"c{i}", "Ready", "True", timeout=120)
+            wait_condition(kubectl, namespace, f"c{i}", "Ready", "True", timeout=90)
     finally:
         checkout_emulator.set_faults()
     for i, c in enumerate(clients):
         assert_one_workflow_signed_with_published_key(kubectl, namespace, f"c{i}", c)
 
-    # A create that commits but whose answer is lost: no idempotency for workflows,
-    # so the orphan is found by its name and removed.
+    # A create that commits but whose answer is lost: no idempotency for workflows, but the
+    # workflow signs with the key already published, so it is adopted (see below).
     lost = CheckoutClient(checkout_emulator)
     checkout_emulator.set_faults(
         commit_then_fail=1,
@@ -587,9 +593,51 @@ def test_converges_under_server_errors_and_lost_answers(
     try:
         apply(kubectl, namespace, "lost", lost, checkout_secret("lost", secret_key=lost.secret_key()))
         wait_condition(kubectl, namespace, "lost", "Ready", "True", timeout=60)
-        wait_for(
-            lambda: len(lost.workflows()) == 1, timeout=DRIFT_TIMEOUT, what="the orphaned workflow to go"
-        )
+        wait_for(lambda: len(lost.workflows()) == 1, timeout=DRIFT_TIMEOUT, what="one workflow")
     finally:
         checkout_emulator.set_faults()
     assert_one_workflow_signed_with_published_key(kubectl, namespace, "lost", lost)
+
+
+@pytest.mark.parametrize("mode", ["drop", "processor_error"])
+def test_create_committed_but_not_answered_is_adopted_not_recreated(
+    kubectl: Kubectl, namespace: str, client: CheckoutClient, checkout_emulator: CheckoutEmulator, mode: str
+) -> None:
+    """Workflows take no idempotency key, so a retried create would be a second workflow; but the one
+    whose answer was lost signs with the key procon published first: it is procon's own, adopted."""
+    creates = checkout_emulator.count("POST", "/workflows")
+    checkout_emulator.set_faults(
+        commit_then_fail=1,
+        commit_then_fail_mode=mode,
+        commit_then_fail_method="POST",
+        commit_then_fail_path_prefix="/workflows",
+    )
+    try:
+        apply(kubectl, namespace, "eu", client, checkout_secret("eu", secret_key=client.secret_key()))
+        wait_condition(kubectl, namespace, "eu", "Ready", "True", timeout=60)
+    finally:
+        checkout_emulator.set_faults()
+    assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    assert checkout_emulator.count("POST", "/workflows") == creates + 1  # never created a second time
+    wait_for_events(kubectl, namespace, "eu", "AdoptedWebhookEndpoint")
+    assert "DeletedWebhookEndpoint" not in {e["reason"] for e in events(kubectl, namespace, "eu")}
+
+
+def test_url_change_creates_the_new_workflow_before_deleting_the_old(
+    kubectl: Kubectl, namespace: str, client: CheckoutClient, checkout_emulator: CheckoutEmulator
+) -> None:
+    secret = checkout_secret("eu", secret_key=client.secret_key())
+    apply(kubectl, namespace, "eu", client, secret)
+    wait_condition(kubectl, namespace, "eu", "Ready", "True")
+    old = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    wait_until_nothing_is_being_deleted(kubectl)
+    with checkout_emulator.hold_writes() as gate:
+        apply(kubectl, namespace, "eu", client, secret, url="https://hooks.example.com/v2")
+        assert gate.wait_for_waiting(1, timeout=30), "the operator never sent its create"
+        # The replacement's create is in flight: the old workflow and its published id are intact.
+        assert [w["id"] for w in client.workflows()] == [old["id"]]
+        assert signing_secret(kubectl, namespace, "eu")["endpointId"] == old["id"]
+    wait_condition(kubectl, namespace, "eu", "Ready", "True")
+    new = assert_one_workflow_signed_with_published_key(kubectl, namespace, "eu", client)
+    assert new["id"] != old["id"]
+    assert webhook_action(new)["url"] == "https://hooks.example.com/v2"

@@ -6,6 +6,7 @@ Secrets in Kubernetes, and the endpoints in the emulator.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -532,52 +533,96 @@ def test_endpoint_deleted_while_being_restored_is_recreated_in_the_same_pass(
     assert f"reconcile of {namespace}/shop failed" not in operator.log()[log_offset:]
 
 
-def test_create_that_commits_then_fails_converges(
+@pytest.mark.parametrize(
+    ("mode", "fault"),
+    [("error", FaultKind.COMMIT_THEN_FAIL), ("drop", FaultKind.DROPPED)],
+    ids=["proxy-5xx", "dropped-connection"],
+)
+def test_create_whose_answer_is_lost_replays_to_the_original_secret(
+    kubectl: Kubectl,
+    namespace: str,
+    account: StripeAccount,
+    stripe_emulator: StripeEmulator,
+    mode: str,
+    fault: FaultKind,
+) -> None:
+    """Lost on the way back after Stripe saved its success: the replay under the same key returns it."""
+    injected = stripe_emulator.count(fault=fault)
+    stripe_emulator.set_faults(
+        commit_then_fail=2,
+        commit_then_fail_mode=mode,
+        commit_then_fail_method="POST",
+        commit_then_fail_path_prefix="/v1/webhook_endpoints",
+    )
+    try:
+        apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+        wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=60)
+    finally:
+        stripe_emulator.set_faults()
+    assert stripe_emulator.count(fault=fault) == injected + 2  # the creates did fail after committing
+    assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    # One create, one key: the original endpoint and its secret, nothing deleted or created again.
+    assert len(stripe_emulator.state.idempotency.keys(account.id)) == 1
+    reasons = [e["reason"] for e in events(kubectl, namespace, "shop")]
+    assert "DeletedWebhookEndpoint" not in reasons
+
+
+def test_create_whose_500_is_saved_and_replayed_converges_without_waiting_for_the_key(
     kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
 ) -> None:
-    for mode, fault in (("error", FaultKind.COMMIT_THEN_FAIL), ("drop", FaultKind.DROPPED)):
-        name = f"shop-{mode}"
-        injected = stripe_emulator.count(fault=fault)
-        stripe_emulator.set_faults(
-            commit_then_fail=2,
-            commit_then_fail_mode=mode,
-            commit_then_fail_method="POST",
-            commit_then_fail_path_prefix="/v1/webhook_endpoints",
-        )
-        try:
-            apply_connection(
-                kubectl,
-                namespace,
-                name,
-                account.key(ANALYTICS_PERMISSIONS),
-                url=f"https://hooks.example.com/{mode}",
-            )
-            wait_condition(kubectl, namespace, name, "Ready", "True", timeout=60)
-        finally:
-            stripe_emulator.set_faults()
-        assert stripe_emulator.count(fault=fault) == injected + 2  # the creates did fail after committing
-        mine = [e for e in account.endpoints() if e["metadata"].get("procon-name") == name]
-        assert len(mine) == 1, mine
-        published = signing_secret(kubectl, namespace, name)
-        assert published["endpointId"] == mine[0]["id"]
-        assert published["signingSecret"] == stripe_emulator.endpoint_secret(mine[0]["id"])
+    """Stripe's own 500 after it began work is saved and replayed to every retry with the key, for a
+    day: the key is spent. The endpoint the create may have left is deleted and a new key used."""
+    injected = stripe_emulator.count(fault=FaultKind.PROCESSOR_ERROR)
+    replayed_500s = stripe_emulator.count("POST", "/v1/webhook_endpoints", 500)
+    stripe_emulator.set_faults(
+        commit_then_fail=2,
+        commit_then_fail_mode="processor_error",
+        commit_then_fail_method="POST",
+        commit_then_fail_path_prefix="/v1/webhook_endpoints",
+    )
+    try:
+        apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+        # Well within the retry cap, nowhere near the 24 hours the saved answers are kept.
+        wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=60)
+    finally:
+        stripe_emulator.set_faults()
+    assert stripe_emulator.count(fault=FaultKind.PROCESSOR_ERROR) == injected + 2
+    # The SDK's retries under the first keys received the saved 500 again.
+    assert stripe_emulator.count("POST", "/v1/webhook_endpoints", 500) > replayed_500s + 2
+    endpoint = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    keys = stripe_emulator.state.idempotency.keys(account.id)
+    assert len(keys) == len(set(keys)) == 3  # two spent, one that worked: never a key twice
+    # Both committed creates left an endpoint; both were deleted as leftovers.
+    deleted = wait_for_events(kubectl, namespace, "shop", "DeletedWebhookEndpoint", count=2)
+    assert all(endpoint["id"] not in e["message"] for e in deleted)
 
 
 def test_connections_converge_under_server_errors(
     kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator
 ) -> None:
-    accounts = [StripeAccount(stripe_emulator) for _ in range(4)]
+    """30% 5xx answers, and creates that commit and then fail with a saved 500: every connection is
+    Ready within a bounded wait (the retry delay is capped; a spent key never waits out its day)."""
+    accounts = [StripeAccount(stripe_emulator) for _ in range(6)]
     keys = [a.key(ANALYTICS_PERMISSIONS) for a in accounts]
     injected = stripe_emulator.count(fault=FaultKind.SERVER_ERROR)
-    stripe_emulator.set_faults(error_rate=0.3)
+    committed = stripe_emulator.count(fault=FaultKind.PROCESSOR_ERROR)
+    stripe_emulator.set_faults(
+        error_rate=0.3,
+        seed=9,
+        commit_then_fail=4,
+        commit_then_fail_mode="processor_error",
+        commit_then_fail_method="POST",
+        commit_then_fail_path_prefix="/v1/webhook_endpoints",
+    )
     try:
         for i, key in enumerate(keys):
             apply_connection(kubectl, namespace, f"shop{i}", key)
         for i in range(len(keys)):
-            wait_condition(kubectl, namespace, f"shop{i}", "Ready", "True", timeout=120)
+            wait_condition(kubectl, namespace, f"shop{i}", "Ready", "True", timeout=90)
     finally:
         stripe_emulator.set_faults()
     assert stripe_emulator.count(fault=FaultKind.SERVER_ERROR) > injected  # the faults did happen
+    assert stripe_emulator.count(fault=FaultKind.PROCESSOR_ERROR) == committed + 4
     for i, acct in enumerate(accounts):
         assert_one_endpoint_with_published_secret(kubectl, namespace, f"shop{i}", acct)
 
@@ -685,9 +730,14 @@ def test_crash_between_create_and_publish_loses_nothing(
     # The gate is open: the held create commits at the processor.
     created = wait_for(account.endpoints, timeout=10, what="the orphaned create to commit")
     assert len(created) == 1
+    # The write-ahead record is in the signing Secret, beside what it is for, not on the connection.
     obj = kubectl.get_json("pconn", "shop", "-n", namespace)
-    assert "procon.dev/pending-create" in obj["metadata"]["annotations"]
-    assert kubectl.run("get", "secret", "shop-webhook", "-n", namespace, check=False).returncode != 0
+    assert "procon.dev/pending-create" not in obj["metadata"].get("annotations", {})
+    written_ahead = signing_secret(kubectl, namespace, "shop")
+    assert set(written_ahead) == {"pendingCreate"}
+    assert json.loads(written_ahead["pendingCreate"])["key"] in stripe_emulator.state.idempotency.keys(
+        account.id
+    )
     if not replay_available:
         stripe_emulator.state.idempotency.clear()  # as if Stripe had pruned the key (after 24 h)
 
@@ -698,8 +748,131 @@ def test_crash_between_create_and_publish_loses_nothing(
         assert endpoint["id"] == created[0]["id"]  # recovered, secret included
     else:
         assert endpoint["id"] != created[0]["id"]  # replaced; the orphan was deleted
-    obj = kubectl.get_json("pconn", "shop", "-n", namespace)
-    assert "procon.dev/pending-create" not in obj["metadata"].get("annotations", {})
+    assert "pendingCreate" not in signing_secret(kubectl, namespace, "shop")
+
+
+def test_idempotency_keys_are_random_and_kept_off_the_connection(
+    kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator
+) -> None:
+    accounts = [StripeAccount(stripe_emulator) for _ in range(2)]
+    for i, acct in enumerate(accounts):
+        apply_connection(kubectl, namespace, f"shop{i}", acct.key(ANALYTICS_PERMISSIONS))
+    for i in range(2):
+        wait_condition(kubectl, namespace, f"shop{i}", "Ready", "True")
+    keys = [stripe_emulator.state.idempotency.keys(acct.id) for acct in accounts]
+    assert [len(k) for k in keys] == [1, 1]
+    assert keys[0] != keys[1]
+    for i in range(2):
+        obj = kubectl.get_json("pconn", f"shop{i}", "-n", namespace)
+        text = json.dumps(obj)
+        assert keys[i][0] not in text
+        assert "procon.dev/pending-create" not in text
+        assert obj["metadata"]["uid"] not in keys[i][0]
+        assert "pendingCreate" not in signing_secret(kubectl, namespace, f"shop{i}")
+
+
+@pytest.mark.parametrize("change", ["url", "rotation"])
+def test_replacement_whose_create_fails_keeps_the_old_pair_until_the_new_one_exists(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator, change: str
+) -> None:
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    old = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    old_published = signing_secret(kubectl, namespace, "shop")
+
+    injected = stripe_emulator.count(fault=FaultKind.PROCESSOR_ERROR)
+    stripe_emulator.set_faults(
+        commit_then_fail=1000,
+        commit_then_fail_mode="processor_error",
+        commit_then_fail_method="POST",
+        commit_then_fail_path_prefix="/v1/webhook_endpoints",
+    )
+    try:
+        if change == "url":
+            apply_connection(kubectl, namespace, "shop", account.keys[-1], url="https://hooks.example.com/v2")
+        else:
+            kubectl.run("annotate", "pconn", "shop", "-n", namespace, "procon.dev/rotate-signing-secret=r1")
+        wait_for(
+            lambda: stripe_emulator.count(fault=FaultKind.PROCESSOR_ERROR) >= injected + 3,
+            timeout=30,
+            what="several replacement creates to fail",
+        )
+        reconciling = wait_condition(kubectl, namespace, "shop", "Reconciling", "True")
+        message = next(c for c in reconciling["status"]["conditions"] if c["type"] == "Reconciling")[
+            "message"
+        ]
+        assert "retrying in" in message
+        # The old endpoint still serves, and the Secret still holds its secret.
+        assert old["id"] in [e["id"] for e in account.endpoints()]
+        published = signing_secret(kubectl, namespace, "shop")
+        assert (published["endpointId"], published["signingSecret"]) == (
+            old_published["endpointId"],
+            old_published["signingSecret"],
+        )
+    finally:
+        stripe_emulator.set_faults()
+    wait_for(
+        lambda: (
+            [e["id"] for e in account.endpoints()] not in ([], [old["id"]])
+            and len(account.endpoints()) == 1
+            and signing_secret(kubectl, namespace, "shop")["endpointId"] != old["id"]
+        ),
+        timeout=45,
+        what="the replacement to be published and the old endpoint deleted",
+    )
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    new = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert new["id"] != old["id"]
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "replacement-deleted"])
+def test_crash_between_a_rotations_create_and_its_publish_never_publishes_a_deleted_endpoint(
+    kubectl: Kubectl,
+    namespace: str,
+    account: StripeAccount,
+    stripe_emulator: StripeEmulator,
+    operator: OperatorProcess,
+    meanwhile: str,
+) -> None:
+    apply_connection(kubectl, namespace, "shop", account.key(ANALYTICS_PERMISSIONS))
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    old = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    old_published = signing_secret(kubectl, namespace, "shop")
+    wait_until_nothing_is_being_deleted(kubectl)
+    with stripe_emulator.hold_writes() as gate:
+        kubectl.run("annotate", "pconn", "shop", "-n", namespace, "procon.dev/rotate-signing-secret=r1")
+        assert gate.wait_for_waiting(1, timeout=30), "the operator never sent its create"
+        operator.crash()  # the replacement's create is in flight; its answer will reach no one
+    endpoints = wait_for(
+        lambda: (lambda found: found if len(found) == 2 else None)(account.endpoints()),
+        timeout=10,
+        what="the replacement's create to commit",
+    )
+    (replacement,) = [e for e in endpoints if e["id"] != old["id"]]
+    # Crashed after the create, before the publish: the old pair is intact.
+    published = signing_secret(kubectl, namespace, "shop")
+    assert published["endpointId"] == old["id"]
+    assert published["signingSecret"] == old_published["signingSecret"]
+    if meanwhile == "replacement-deleted":
+        stripe_emulator.delete_endpoint(replacement["id"])
+
+    operator.restart()
+    wait_for(
+        lambda: (
+            kubectl.get_json("pconn", "shop", "-n", namespace)["status"].get("signingSecretRotation") == "r1"
+        ),
+        timeout=30,
+        what="the rotation to be carried out",
+    )
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=30)
+    final = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+    assert final["id"] != old["id"]
+    if meanwhile == "nothing":
+        assert final["id"] == replacement["id"]  # recovered by the replay, secret included
+    else:
+        assert final["id"] != replacement["id"]  # the replay named a deleted endpoint: not published
+        keys = stripe_emulator.state.idempotency.keys(account.id)
+        assert len(keys) == len(set(keys)) == 3  # the first create, the interrupted one, a new one
 
 
 def test_deleted_signing_secret_is_republished_with_a_fresh_endpoint(

@@ -17,6 +17,19 @@ operator reads every answer defensively (see ``MalformedKind``).
 looks like on the wire differs per processor, so the middleware takes an
 ``ErrorRenderer`` that builds the processor's own error response. Control routes
 (``/_emulator/...``) are never faulted nor counted.
+
+A write that commits and then fails comes in two kinds, and they differ for a
+client that retries with an idempotency key:
+
+- lost on the way back (``"error"``: a proxy's 5xx; ``"drop"``: the connection
+  closes without an answer): the processor saved its success, so a replay of
+  the key receives it;
+- the processor's own 5xx after it began work (``"processor_error"``): Stripe
+  saves that 500 as the key's answer and replays it, marked as a replay, to
+  every retry with the key (docs/processors/stripe.md, "Idempotency"). An emulator with an
+  idempotency layer applies this kind itself, where it saves answers; for one
+  without (Checkout.com's workflows take no key) it looks the same on the wire
+  as a proxy's 5xx, and the middleware renders it.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol, get_args
@@ -38,7 +51,9 @@ from aiohttp.typedefs import Handler, Middleware
 CONTROL_PREFIX = "/_emulator/"
 UNMATCHED_ROUTE = "<unmatched>"
 
-CommitFailureMode = Literal["error", "drop"]
+CommitFailureMode = Literal["error", "drop", "processor_error"]
+# The commit failures that happen between the processor and the client.
+LOST_ON_THE_WAY_BACK: tuple[CommitFailureMode, ...] = ("error", "drop")
 
 
 class FaultKind(StrEnum):
@@ -47,9 +62,14 @@ class FaultKind(StrEnum):
     SERVER_ERROR = "server_error"  # answered 5xx before doing anything
     RATE_LIMITED = "rate_limited"  # answered 429 before doing anything
     LOCK_TIMEOUT = "lock_timeout"  # answered 429 "object busy" before doing anything
-    COMMIT_THEN_FAIL = "commit_then_fail"  # committed, then answered 5xx
+    COMMIT_THEN_FAIL = "commit_then_fail"  # committed, then a 5xx on the way back (a proxy's)
     DROPPED = "dropped"  # committed, then closed the connection without an answer
+    PROCESSOR_ERROR = "processor_error"  # committed, then the processor's own 5xx (saved under its key)
     MALFORMED = "malformed"  # answered with something that is not the processor's answer
+
+
+# Set on a request by an emulator that applied a fault itself, for the request log.
+APPLIED_FAULT = web.RequestKey("applied_fault", FaultKind)
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,9 @@ class FaultPlan:
     the processor has one. ``path_prefix`` limits latency and the random faults
     to matching paths. ``commit_then_fail`` counts down over the next successful
     requests whose method and path match: each is executed and committed, and
-    then answered with a 5xx (mode "error") or not at all (mode "drop").
+    then answered with a proxy's 5xx (mode "error"), not at all (mode "drop"), or
+    the processor's own 5xx, saved under the idempotency key where the processor
+    saves answers (mode "processor_error").
     """
 
     error_rate: float = 0.0
@@ -106,7 +128,8 @@ class FaultPlan:
             raise ValueError("commit_then_fail must not be negative")
         if self.commit_then_fail_mode not in get_args(CommitFailureMode):
             raise ValueError(
-                f"commit_then_fail_mode must be 'error' or 'drop', not {self.commit_then_fail_mode!r}"
+                f"commit_then_fail_mode must be one of {', '.join(get_args(CommitFailureMode))}, "
+                f"not {self.commit_then_fail_mode!r}"
             )
         _check_malformed(self)
 
@@ -310,11 +333,16 @@ class FaultInjector:
         with self._lock:
             return plan.latency_seconds + self._rng.uniform(0.0, plan.latency_jitter_seconds)
 
-    def claim_commit_failure(self, method: str, path: str) -> CommitFailureMode | None:
-        """Use up one commit failure if the (already committed) request matches."""
+    def claim_commit_failure(
+        self, method: str, path: str, modes: Collection[CommitFailureMode] | None = None
+    ) -> CommitFailureMode | None:
+        """Use up one commit failure if the (already committed) request matches, and the plan's
+        mode is one of ``modes`` (any when None)."""
         with self._lock:
             plan = self._plan
             if self._commit_failures_left <= 0:
+                return None
+            if modes is not None and plan.commit_then_fail_mode not in modes:
                 return None
             if method.upper() != plan.commit_then_fail_method.upper():
                 return None
@@ -410,8 +438,15 @@ def _drop_connection(request: web.Request) -> None:
         transport.abort()
 
 
-def fault_middleware(injector: FaultInjector, render: ErrorRenderer) -> Middleware:
-    """Middleware applying ``injector``'s plan and logging every non-control request."""
+def fault_middleware(
+    injector: FaultInjector, render: ErrorRenderer, *, saves_answers: bool = False
+) -> Middleware:
+    """Middleware applying ``injector``'s plan and logging every non-control request.
+
+    ``saves_answers``: the application has an idempotency layer and applies
+    ``"processor_error"`` commit failures itself, where it saves answers.
+    """
+    modes: tuple[CommitFailureMode, ...] | None = LOST_ON_THE_WAY_BACK if saves_answers else None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -450,25 +485,27 @@ def fault_middleware(injector: FaultInjector, render: ErrorRenderer) -> Middlewa
         try:
             response = await handler(request)
         except web.HTTPException as error:
-            log(error.status, None)
+            log(error.status, request.get(APPLIED_FAULT))
             raise
         if malformed is not None and isinstance(response, web.Response):
             log(response.status, FaultKind.MALFORMED)
             return await malformed_answer(request, malformed, response)
         if 200 <= response.status < 300:
-            # ASSUMPTION: a commit failure models a loss between the processor and the client (a proxy's
-            # 5xx, a dropped connection) after the processor saved its answer, so a retry that reuses the
-            # idempotency key gets the real answer replayed.
-            mode = injector.claim_commit_failure(request.method, request.path)
+            # A loss between the processor and the client after the processor saved its answer: a
+            # retry that reuses the idempotency key gets the real answer replayed.
+            mode = injector.claim_commit_failure(request.method, request.path, modes)
             if mode == "drop":
                 log(None, FaultKind.DROPPED)
                 _drop_connection(request)
                 return response
-            if mode == "error":
-                answer = render(FaultKind.COMMIT_THEN_FAIL, plan.should_retry(FaultKind.COMMIT_THEN_FAIL))
-                log(answer.status, FaultKind.COMMIT_THEN_FAIL)
+            if mode in ("error", "processor_error"):
+                # ASSUMPTION (for "processor_error" here): without an idempotency layer, the
+                # processor's own 5xx after committing reaches the client like a proxy's.
+                kind = FaultKind.COMMIT_THEN_FAIL if mode == "error" else FaultKind.PROCESSOR_ERROR
+                answer = render(kind, plan.should_retry(kind))
+                log(answer.status, kind)
                 return answer
-        log(response.status, None)
+        log(response.status, request.get(APPLIED_FAULT))
         return response
 
     return middleware

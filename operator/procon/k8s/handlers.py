@@ -49,6 +49,7 @@ from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.stripe import StripeDriver
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
+from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
 from procon.redaction import connection_scope, install_log_redaction, redact
 from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 
@@ -322,9 +323,11 @@ async def connection_changed(
 
 
 class _Backoff:
-    """Jittered exponential backoff for transient failures: 1 s doubling to 5 min."""
+    """Jittered exponential backoff for reconciles that failed unexpectedly (an exception, not a
+    processor error, whose retry the reconciler schedules and reports itself): 1 s doubling to
+    the same cap, so no connection falls minutes behind."""
 
-    def __init__(self, initial: float = 1.0, maximum: float = 300.0) -> None:
+    def __init__(self, initial: float = FIRST_DELAY, maximum: float = MAX_DELAY) -> None:
         self._initial, self._maximum, self._next = initial, maximum, initial
 
     def next(self) -> float:
@@ -370,9 +373,10 @@ async def _run_loop(
         wakeup.begin()
         started = time.monotonic()
         processor = str(spec.get("processor", "unknown"))
+        retry_in: float | None = None
         try:
             outcome = await runtime.reconciler.reconcile(namespace, name)
-            state, processor = outcome.state, outcome.processor
+            state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
         except Exception:
             logger.exception("reconcile of %s/%s failed", namespace, name)
             state = "error"
@@ -382,7 +386,9 @@ async def _run_loop(
         wakeup.settle()
         if state == "gone":
             return
-        if state == "retrying":
+        if state == "retrying" and retry_in is not None:
+            delay = retry_in  # the delay the status announces
+        elif state == "retrying":
             delay = backoff.next()
         else:
             backoff.reset()

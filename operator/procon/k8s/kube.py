@@ -34,6 +34,7 @@ from procon.reconcile.ports import (
     Connection,
     CredentialsSecret,
     EventType,
+    PendingCreate,
     PublishedSecret,
     SecretNotOwned,
     StaleObject,
@@ -48,6 +49,9 @@ OWNER_UID_LABEL = "procon.dev/owner-uid"
 # On a signing-secret Secret its connection left behind: "<namespace>/<name> (uid <uid>)".
 ORPHANED_FROM_ANNOTATION = "procon.dev/orphaned-from"
 WEBHOOK_ID_KEY = "endpointId"
+# The write-ahead record of a create not yet published (see PendingCreate): in the Secret that
+# holds the signing secret, so it is exactly as readable as what it could be used to obtain.
+PENDING_CREATE_KEY = "pendingCreate"
 # The generated client picks a patch type from the body; procon always means
 # a JSON merge patch. (`_content_type` is accepted at run time but missing
 # from the client's type hints.)
@@ -88,6 +92,45 @@ def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
 
 def _encode(data: Mapping[str, str]) -> dict[str, str]:
     return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+
+
+def _encode_patch(data: Mapping[str, str | None]) -> dict[str, str | None]:
+    """For a merge patch: None removes the key."""
+    return {k: (base64.b64encode(v.encode()).decode() if v is not None else None) for k, v in data.items()}
+
+
+def pending_to_json(pending: PendingCreate) -> str:
+    return json.dumps(
+        {
+            "key": pending.key,
+            "params": pending.params,
+            "replaces": pending.replaces,
+            "rotation": pending.rotation,
+        },
+        separators=(",", ":"),
+    )
+
+
+def pending_from_json(raw: str | None) -> PendingCreate | None:
+    """The record, or None when absent or not one procon wrote (then it is ignored, not trusted)."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    key, params = data.get("key"), data.get("params")
+    replaces, rotation = data.get("replaces"), data.get("rotation")
+    if not (isinstance(key, str) and key and isinstance(params, str)):
+        return None
+    return PendingCreate(
+        key=key,
+        params=params,
+        replaces=replaces if isinstance(replaces, str) and replaces else None,
+        rotation=rotation if isinstance(rotation, str) and rotation else None,
+    )
 
 
 def connection_from_object(obj: Mapping[str, Any]) -> Connection:
@@ -285,11 +328,25 @@ class Kube:
             return None
         data = _decode(secret.data)
         key = connection.model.spec.webhook.signing_secret_ref.key
-        return PublishedSecret(webhook_id=data.get(WEBHOOK_ID_KEY), signing_secret=data.get(key))
+        return PublishedSecret(
+            webhook_id=data.get(WEBHOOK_ID_KEY),
+            signing_secret=data.get(key),
+            pending=pending_from_json(data.get(PENDING_CREATE_KEY)),
+        )
 
     async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
         ref = connection.model.spec.webhook.signing_secret_ref
-        data = _encode({ref.key: signing_secret, WEBHOOK_ID_KEY: webhook_id})
+        await self._write_signing_secret(
+            connection, {ref.key: signing_secret, WEBHOOK_ID_KEY: webhook_id, PENDING_CREATE_KEY: None}
+        )
+
+    async def record_pending(self, connection: Connection, pending: PendingCreate | None) -> None:
+        value = pending_to_json(pending) if pending is not None else None
+        await self._write_signing_secret(connection, {PENDING_CREATE_KEY: value})
+
+    async def _write_signing_secret(self, connection: Connection, values: Mapping[str, str | None]) -> None:
+        """Create the signing-secret Secret with ``values``, or merge them into it (None removes a key)."""
+        ref = connection.model.spec.webhook.signing_secret_ref
         metadata = {
             "name": ref.name,
             "labels": {
@@ -300,13 +357,15 @@ class Kube:
             "ownerReferences": [self._owner_reference(connection)],
         }
         existing = await self._read_owned(connection)
+        if existing is None and all(v is None for v in values.values()):
+            return  # nothing to remove from a Secret that does not exist
         if existing is None:
             body: Any = {
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "type": "Opaque",
                 "metadata": metadata,
-                "data": data,
+                "data": _encode({k: v for k, v in values.items() if v is not None}),
             }
             try:
                 created = await self._core.create_namespaced_secret(connection.namespace, body)
@@ -317,7 +376,7 @@ class Kube:
                     raise
                 existing = await self._read_owned(connection)  # created meanwhile: ours, or refuse
         # Merge: other keys someone added to the Secret are kept.
-        patch: dict[str, Any] = {"metadata": {"labels": metadata["labels"]}, "data": data}
+        patch: dict[str, Any] = {"metadata": {"labels": metadata["labels"]}, "data": _encode_patch(values)}
         owners = {r.uid for r in (existing.metadata.owner_references if existing else None) or []}
         if existing is not None and connection.uid not in owners:
             # Left behind by an earlier connection of this name: this one takes it over.

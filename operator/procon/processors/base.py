@@ -32,6 +32,19 @@ class TransientProcessorError(ProcessorError):
     reason = "ProcessorUnavailable"
 
 
+class IdempotencyKeySpent(TransientProcessorError):
+    """A create's idempotency key answers only with a saved error: it is of no more use.
+
+    The create may or may not have happened, and its result (for Stripe, the
+    signing secret) cannot be had under this key. Retrying with the same key
+    would get the same saved answer until the processor prunes the key, so the
+    caller drops it, cleans up what the create may have left, and creates
+    afresh under a new key (docs/processors/stripe.md, "Idempotency").
+    """
+
+    reason = "ProcessorUnavailable"
+
+
 class MalformedResponse(TransientProcessorError):
     """An answer that is not the processor's: not JSON, cut short, too large, or without the fields promised.
 
@@ -174,6 +187,9 @@ class CreatedWebhook:
 
     webhook: ObservedWebhook
     signing_secret: str = field(repr=False)
+    # Whether the processor says this answer is a replay of an earlier create under the same
+    # idempotency key (True), a fresh create (False), or cannot tell (None).
+    replayed: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,22 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class PendingCreate:
+    """The write-ahead record of a webhook create whose result is not published yet.
+
+    Kept in the signing Secret, beside what it will replace, so only those
+    who may read the signing secret can see the key: anyone else holding a
+    key to the same processor account could otherwise replay the create and
+    receive its signing secret.
+    """
+
+    key: str = field(repr=False)  # the idempotency key the create is sent with
+    params: str  # digest of the create's parameters: a replay must match them
+    replaces: str | None = None  # the webhook the new one replaces, deleted once it is published
+    rotation: str | None = None  # the rotation request the create carries out, if any
+
+
+@dataclass(frozen=True)
 class CredentialsSecret:
     """A credentials Secret as the reconciler may see it.
 
@@ -68,6 +84,7 @@ class PublishedSecret:
 
     webhook_id: str | None
     signing_secret: str | None = field(repr=False)
+    pending: PendingCreate | None = None
 
 
 class KubePort(Protocol):
@@ -82,7 +99,15 @@ class KubePort(Protocol):
         ...
 
     async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
-        """Create or update the signing-secret Secret, owned by and labelled for the connection."""
+        """Create or update the signing-secret Secret, owned by and labelled for the connection.
+
+        Clears the pending-create record in the same write: what it was for is now published.
+        """
+        ...
+
+    async def record_pending(self, connection: Connection, pending: PendingCreate | None) -> None:
+        """Write (None: remove) the pending-create record in the signing-secret Secret, creating
+        the Secret if needed; what is published there is left as it is."""
         ...
 
     async def release_published(self, connection: Connection) -> bool:

@@ -8,14 +8,20 @@ Secret change, the periodic drift check, a restart.
 
 The create of a processor webhook is the one step a crash can split: the
 processor returns the signing secret once, and a crash before it is
-published would lose it. So, before the call, the idempotency key of the
-create is recorded on the connection (written conditionally on the
-resourceVersion, so a stale read never creates). After a crash the next run
-replays the create under the same key, and the processor answers with the
-original response, secret included. If the replay cannot help (the key
-expired, the spec changed), the unpublished webhook is just another owned
-webhook without a published secret, and the planner deletes it and creates
-a fresh one. Either way the published secret belongs to the live webhook.
+published would lose it. So, before the call, a random idempotency key for
+the create is recorded in the signing Secret (never on the connection: a
+reader of the connection holding a key to the same account could replay the
+create and receive its secret). After a crash the next run replays the
+create under the same key, and the processor answers with the original
+response, secret included; the answer is published only if the account
+still lists that webhook. If the replay cannot help (the key is spent on a
+saved error, expired, or the spec changed), the key is dropped for good, the
+unpublished webhook is just another owned webhook without a published
+secret, and the planner deletes it and creates a fresh one under a new key.
+
+Replacements are made before they break: the new webhook is created and its
+secret published before the old one is deleted, so the Secret always names a
+live webhook and a failed create leaves the old pair serving.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 import secrets
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,6 +47,7 @@ from procon.processors.base import (
     DesiredWebhook,
     EndpointLimitReached,
     IdempotencyConflict,
+    IdempotencyKeySpent,
     NotFound,
     ObservedWebhook,
     PermissionDenied,
@@ -54,15 +63,26 @@ from procon.reconcile import annotations as procon_annotations
 from procon.reconcile import conditions, credentials_access, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
 from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
-from procon.reconcile.ports import Connection, KubePort, PublishedSecret, SecretNotOwned, StaleObject
+from procon.reconcile.ports import (
+    Connection,
+    KubePort,
+    PendingCreate,
+    PublishedSecret,
+    SecretNotOwned,
+    StaleObject,
+)
+from procon.reconcile.retry import retry_delay
 
 logger = logging.getLogger(__name__)
 
+# Where earlier versions recorded a create's key; no longer written, removed when found.
 PENDING_CREATE = procon_annotations.PENDING_CREATE
 PAUSED = procon_annotations.PAUSED
 ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
 # How long one reconcile (or one clean-up) may take, however slowly a processor answers.
 DEFAULT_RECONCILE_TIMEOUT = 120.0
+# Transient failures of a create under one idempotency key before the key counts as spent.
+REPLAY_BUDGET = 2
 
 # PermissionsValid reasons.
 INSUFFICIENT_PERMISSIONS = "InsufficientPermissions"
@@ -75,6 +95,8 @@ class Outcome:
 
     state: str  # "ready" | "stalled" | "progressing" | "retrying" | "paused" | "gone"
     processor: str = "unknown"
+    # For "retrying": seconds until the next attempt, as the status says.
+    retry_in: float | None = None
 
 
 class _Stalled(Exception):
@@ -99,11 +121,17 @@ class Reconciler:
         *,
         cluster_name: str,
         reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
         self._timeout = reconcile_timeout
+        self._draw = draw  # jitter of retry delays
+        # Transient failures in a row, per connection: the retry schedule.
+        self._failures: dict[tuple[str, str], int] = {}
+        # Per connection: the key of its pending create and its transient failures (see _send_create).
+        self._replays: dict[tuple[str, str], tuple[str, int]] = {}
         # The credentials each connection last reconciled with, kept in memory
         # only, for clean-up after its Secret is gone.
         self._last_access: dict[tuple[str, str], tuple[ProcessorDriver, Credentials, Target]] = {}
@@ -139,7 +167,7 @@ class Reconciler:
             deadline = asyncio.timeout(self._timeout)
             try:
                 async with deadline:
-                    return replace(await self._reconcile(connection), processor=processor)
+                    outcome = replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
                 continue  # changed under us: read again, decide again
             except TimeoutError:
@@ -147,28 +175,43 @@ class Reconciler:
                     raise
                 message = (
                     f"the reconcile did not finish within {self._timeout:g}s "
-                    "(a processor answer too slow or without end); retrying"
+                    "(a processor answer too slow or without end)"
                 )
-                await self._report_failure(connection, "ReconcileTimedOut", message)
-                return Outcome("retrying", processor)
+                delay = await self._report_failure(connection, "ReconcileTimedOut", message)
+                return Outcome("retrying", processor, retry_in=delay)
             except Exception as error:
                 # A bug, or an answer no check foresaw: the traceback goes to the log (redacted),
                 # status says that it happened and that procon retries.
                 logger.exception("%s/%s: the reconcile failed", namespace, name)
                 message = (
                     f"the reconcile failed with an unexpected {type(error).__name__} "
-                    "(details in the operator's log); retrying"
+                    "(details in the operator's log)"
                 )
-                await self._report_failure(connection, "UnexpectedError", message)
-                return Outcome("retrying", processor)
+                delay = await self._report_failure(connection, "UnexpectedError", message)
+                return Outcome("retrying", processor, retry_in=delay)
+            if outcome.state != "retrying":
+                self._failures.pop((namespace, name), None)
+            return outcome
         return Outcome("retrying")
 
-    async def _report_failure(self, connection: Connection, reason: str, message: str) -> None:
-        """Status for a pass that ended without a verdict: not Ready, reconciling, and why."""
+    def _next_retry(self, connection: Connection) -> float:
+        """Count one more transient failure in a row; seconds until the next attempt."""
+        key = (connection.namespace, connection.name)
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return retry_delay(failures, self._draw)
+
+    async def _report_failure(self, connection: Connection, reason: str, message: str) -> float:
+        """Status for a pass that ended without a verdict: not Ready, reconciling, why, and when
+        the next attempt is. Returns that delay."""
+        delay = self._next_retry(connection)
         try:
             fresh = await self._kube.get_connection(connection.namespace, connection.name) or connection
             assessment = self._carry_over(
-                fresh, Assessment(retrying=message, retry_reason=reason), None, None
+                fresh,
+                Assessment(retrying=f"{message}; retrying in {delay:.0f}s", retry_reason=reason),
+                None,
+                None,
             )
             await self._write_status(
                 fresh, assessment, account=None, webhook=None, missing=(), keep_rest=True
@@ -176,6 +219,7 @@ class Reconciler:
         except Exception:
             # Kubernetes itself failing: nothing more can be reported; the caller retries.
             logger.exception("%s/%s: could not report the failure", connection.namespace, connection.name)
+        return delay
 
     async def _warn_about_annotations(self, connection: Connection) -> None:
         """A Warning event for each procon annotation that is ignored, once per distinct value."""
@@ -210,6 +254,8 @@ class Reconciler:
         self._forget_secrets(namespace, name)
         self._annotation_warnings.pop((namespace, name), None)
         self._whitespace_noticed.pop((namespace, name), None)
+        self._failures.pop((namespace, name), None)
+        self._replays.pop((namespace, name), None)
 
     def _forget_secrets(self, namespace: str, name: str) -> None:
         """Stop redacting the connection's secrets: it is gone, paused or orphaned."""
@@ -231,6 +277,8 @@ class Reconciler:
             "remembered_credentials": len(self._last_access),
             "annotation_warnings": len(self._annotation_warnings),
             "whitespace_noticed": len(self._whitespace_noticed),
+            "retry_schedules": len(self._failures),
+            "create_replays": len(self._replays),
             "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
             "redacted_values": redaction.registered_count(),
         }
@@ -385,13 +433,17 @@ class Reconciler:
         except ProcessorError as error:
             # Transient errors, and any the steps above did not turn into a verdict (an answer
             # of a kind procon does not know): retrying with backoff is all that can help.
+            delay = self._next_retry(connection)
             assessment = self._carry_over(
-                connection, Assessment(retrying=str(error), retry_reason=error.reason), account, report
+                connection,
+                Assessment(retrying=f"{error}; retrying in {delay:.0f}s", retry_reason=error.reason),
+                account,
+                report,
             )
             await self._write_status(
                 connection, assessment, account=account, webhook=None, missing=(), keep_rest=True
             )
-            return Outcome("retrying")
+            return Outcome("retrying", retry_in=delay)
 
         assessment = Assessment(
             credentials=_credentials_ok(account),
@@ -533,84 +585,73 @@ class Reconciler:
                     "choose another webhook.signingSecretRef or delete that Secret",
                 )
             ) from None
+        if PENDING_CREATE in connection.annotations:
+            # Where earlier versions kept the create's key, readable by anyone who can read the
+            # connection: never trusted, only removed. What that create left is an owned webhook
+            # without a published secret, which the planner deletes.
+            connection = await self._kube.set_annotations(connection, {PENDING_CREATE: None})
         rotation = procon_annotations.rotation(connection.annotations)
         rotate = bool(rotation) and rotation != connection.status.get("signingSecretRotation")
+        by_processor = driver.signing_secret_source == "processor"
 
         try:
             events = await driver.resolve_events(credentials, target, spec.webhook.events)
             desired = _desired(spec, owner, events)
             new_secret: str | None = None
-            if driver.signing_secret_source == "operator":
+            if not by_processor:
                 desired, published, new_secret = await self._write_ahead(
                     connection, desired, published, rotate
                 )
-            else:
-                published, connection = await self._recover_pending_create(
-                    connection, driver, credentials, target, desired, published
-                )
-                if rotate:
-                    # Stripe has no API to roll a secret: a new endpoint brings a new one.
-                    published = None
-            observed = await driver.list_webhooks(credentials, target, owner.metadata())
-            plan = webhook_plan.plan(
-                desired,
-                owner,
-                observed,
-                published_id=published.webhook_id if published else None,
-                replace_foreign=spec.webhook.conflict_policy.value == "Replace",
-                signing_secret=new_secret,
-            )
-            drift = self._is_drift(connection)
-
-            for deletion in plan.delete:
-                try:
-                    await driver.delete_webhook(credentials, target, deletion.webhook.id)
-                except NotFound:
-                    continue
-                await self._event(
-                    connection,
-                    "Normal",
-                    "DeletedWebhookEndpoint",
-                    f"deleted webhook {deletion.webhook.id}: {deletion.why}",
-                )
-
-            if plan.blocked_by_conflict:
-                raise _Stalled(
-                    _stalled_webhook(
-                        "EndpointConflict", webhook_plan.blocked_message(plan, owner, spec.webhook.url)
+            rotated = False
+            keeper: ObservedWebhook | None = None
+            plan: webhook_plan.WebhookPlan | None = None
+            # A spent idempotency key is dropped by the create that found it; the second round
+            # looks at the account again and creates afresh under a new key, in this very pass.
+            for round_ in range(2):
+                observed = await driver.list_webhooks(credentials, target, owner.metadata())
+                if by_processor and published is not None and published.pending is not None:
+                    published, recovered, recovered_rotation = await self._recover_pending_create(
+                        connection, driver, credentials, target, desired, published, observed
                     )
+                    if recovered is not None and recovered.id not in {w.id for w in observed}:
+                        observed = [*observed, recovered]  # created by the replay itself, just now
+                    if rotate and recovered is not None and recovered_rotation == rotation:
+                        rotate, rotated = False, True  # the interrupted create was this rotation's
+                plan = webhook_plan.plan(
+                    desired,
+                    owner,
+                    observed,
+                    published_id=published.webhook_id if published else None,
+                    replace_foreign=spec.webhook.conflict_policy.value == "Replace",
+                    signing_secret=new_secret,
+                    # Stripe cannot roll a secret: a new endpoint brings a new one.
+                    replace_published=rotate and by_processor,
+                    adopt=not by_processor,
                 )
-
-            keeper = plan.keep
-            vanished = False
-            if keeper is not None and plan.update is not None:
                 try:
-                    keeper = await driver.update_webhook(credentials, target, keeper.id, plan.update)
-                except NotFound:
-                    # Deleted between the list and the update (a person or a script cleaning
-                    # up): nothing is left to update, so this pass creates it instead of
-                    # failing and leaving the connection without a webhook until a retry.
-                    vanished = True
-            if plan.create or vanished:
-                keeper = await self._create(connection, driver, credentials, target, desired, drift=drift)
-            elif keeper is not None and plan.update is not None:
-                what = ", ".join(plan.update.describe())
-                tagged = (plan.keep.metadata if plan.keep else {}).get(CLUSTER)
-                if tagged != owner.cluster:
-                    # Its own by UID, tagged under an earlier cluster identity (the old default
-                    # "default", a renamed cluster): an upgrade, not a change made outside procon.
-                    what += f" (cluster identity {tagged} is now {owner.cluster})"
-                if drift and tagged == owner.cluster:
-                    await self._event(
+                    keeper = await self._carry_out(
                         connection,
-                        "Normal",
-                        "DriftCorrected",
-                        f"webhook {keeper.id} was changed outside procon; restored {what}",
+                        driver,
+                        credentials,
+                        target,
+                        desired,
+                        plan,
+                        rotation=rotation if rotate else None,
                     )
-                else:
-                    await self._event(
-                        connection, "Normal", "UpdatedWebhookEndpoint", f"updated webhook {keeper.id}: {what}"
+                except IdempotencyKeySpent:
+                    if round_:
+                        raise
+                    logger.info(
+                        "%s/%s: the create's idempotency key is spent; creating afresh",
+                        connection.namespace,
+                        connection.name,
                     )
+                    if published is not None:
+                        published = replace(published, pending=None)
+                    continue
+                if rotate:
+                    rotated = True
+                break
         except PermissionDenied as denied:
             permission = _as_required(denied.permission, spec.required_permissions)
             missing = permission or "a webhook permission"
@@ -637,9 +678,11 @@ class Reconciler:
         except RequestRejected as error:
             raise _Stalled(_stalled_webhook("WebhookRejected", str(error))) from None
 
-        assert keeper is not None  # a plan without conflict either keeps or creates
-        handled = rotation if rotate else None
-        if rotate:
+        # A plan without conflict either keeps or creates.
+        assert keeper is not None
+        assert plan is not None
+        handled = rotation if rotated else None
+        if rotated:
             await self._event(
                 connection,
                 "Normal",
@@ -655,6 +698,124 @@ class Reconciler:
         )
         return keeper, verdict, handled
 
+    async def _carry_out(
+        self,
+        connection: Connection,
+        driver: ProcessorDriver,
+        credentials: Credentials,
+        target: Target,
+        desired: DesiredWebhook,
+        plan: webhook_plan.WebhookPlan,
+        *,
+        rotation: str | None,
+    ) -> ObservedWebhook | None:
+        """Act on ``plan``: delete leftovers, create or update, publish, and only then retire."""
+        spec = connection.model.spec
+        drift = self._is_drift(connection)
+        for deletion in plan.delete:
+            await self._delete(connection, driver, credentials, target, deletion)
+
+        if plan.blocked_by_conflict:
+            raise _Stalled(
+                _stalled_webhook(
+                    "EndpointConflict",
+                    webhook_plan.blocked_message(plan, self._owner(connection), spec.webhook.url),
+                )
+            )
+
+        keeper = plan.keep
+        vanished = False
+        if keeper is not None and plan.update is not None:
+            try:
+                keeper = await driver.update_webhook(credentials, target, keeper.id, plan.update)
+            except NotFound:
+                # Deleted between the list and the update (a person or a script cleaning
+                # up): nothing is left to update, so this pass creates it instead of
+                # failing and leaving the connection without a webhook until a retry.
+                vanished = True
+        retire = plan.retire
+        if plan.create or vanished:
+            try:
+                keeper = await self._create(
+                    connection,
+                    driver,
+                    credentials,
+                    target,
+                    desired,
+                    drift=drift,
+                    plan=plan,
+                    rotation=rotation,
+                )
+            except EndpointLimitReached:
+                if retire is None:
+                    raise
+                # No room for the new webhook beside the old: the old one goes first after all.
+                await self._delete(
+                    connection, driver, credentials, target, retire, "to make room for its replacement"
+                )
+                retire = None
+                keeper = await self._create(
+                    connection,
+                    driver,
+                    credentials,
+                    target,
+                    desired,
+                    drift=drift,
+                    plan=plan,
+                    rotation=rotation,
+                )
+        elif keeper is not None and plan.adopt:
+            assert desired.signing_secret is not None  # adopt is only planned with procon's key
+            await self._publish(connection, CreatedWebhook(keeper, desired.signing_secret))
+            await self._event(
+                connection,
+                "Normal",
+                "AdoptedWebhookEndpoint",
+                f"webhook {keeper.id} was created by procon but its id never published; adopted it",
+            )
+        elif keeper is not None and plan.update is not None:
+            what = ", ".join(plan.update.describe())
+            owner = self._owner(connection)
+            tagged = (plan.keep.metadata if plan.keep else {}).get(CLUSTER)
+            if tagged != owner.cluster:
+                # Its own by UID, tagged under an earlier cluster identity (the old default
+                # "default", a renamed cluster): an upgrade, not a change made outside procon.
+                what += f" (cluster identity {tagged} is now {owner.cluster})"
+            if drift and tagged == owner.cluster:
+                await self._event(
+                    connection,
+                    "Normal",
+                    "DriftCorrected",
+                    f"webhook {keeper.id} was changed outside procon; restored {what}",
+                )
+            else:
+                await self._event(
+                    connection, "Normal", "UpdatedWebhookEndpoint", f"updated webhook {keeper.id}: {what}"
+                )
+        if retire is not None and keeper is not None:
+            await self._delete(
+                connection, driver, credentials, target, retire, f"its replacement {keeper.id} is published"
+            )
+        return keeper
+
+    async def _delete(
+        self,
+        connection: Connection,
+        driver: ProcessorDriver,
+        credentials: Credentials,
+        target: Target,
+        deletion: webhook_plan.Deletion,
+        when: str = "",
+    ) -> None:
+        try:
+            await driver.delete_webhook(credentials, target, deletion.webhook.id)
+        except NotFound:
+            return
+        why = f"{deletion.why}; {when}" if when else deletion.why
+        await self._event(
+            connection, "Normal", "DeletedWebhookEndpoint", f"deleted webhook {deletion.webhook.id}: {why}"
+        )
+
     async def _create(
         self,
         connection: Connection,
@@ -664,19 +825,33 @@ class Reconciler:
         desired: DesiredWebhook,
         *,
         drift: bool,
+        plan: webhook_plan.WebhookPlan,
+        rotation: str | None,
     ) -> ObservedWebhook:
-        key = idempotency_key(connection, desired)
-        write_ahead = driver.signing_secret_source == "processor"
-        if write_ahead:
-            # The secret comes back once: record how to ask for it again first.
-            pending = json.dumps({"key": key, "params": _params_digest(desired)}, separators=(",", ":"))
-            connection = await self._kube.set_annotations(connection, {PENDING_CREATE: pending})
-        created = await driver.create_webhook(credentials, target, desired, idempotency_key=key)
+        replaces = plan.retire.webhook.id if plan.retire else None
+        if driver.signing_secret_source == "processor":
+            # The secret comes back once: record how to ask for it again first, where only
+            # those who may read the signing secret can read it.
+            pending = PendingCreate(
+                key=new_idempotency_key(),
+                params=_params_digest(desired),
+                replaces=replaces,
+                rotation=rotation,
+            )
+            await self._kube.record_pending(connection, pending)
+            created = await self._send_create(connection, driver, credentials, target, desired, pending)
+        else:
+            # Procon's key is published already; Workflows take no idempotency key
+            # (docs/processors/checkout.md, "Idempotency and retries"): a lost answer
+            # is adopted by the next pass.
+            created = await driver.create_webhook(
+                credentials, target, desired, idempotency_key=new_idempotency_key()
+            )
         await self._publish(connection, created)
-        if write_ahead:
-            await self._kube.set_annotations(connection, {PENDING_CREATE: None})
+        if rotation is not None:
+            await self._mark_rotated(connection, rotation)
         previous_id = (connection.status.get("webhook") or {}).get("id")
-        if drift and previous_id:
+        if drift and previous_id and rotation is None:  # a rotation is asked for, not drift
             await self._event(
                 connection,
                 "Normal",
@@ -688,6 +863,50 @@ class Reconciler:
                 connection, "Normal", "CreatedWebhookEndpoint", f"created webhook {created.webhook.id}"
             )
         return created.webhook
+
+    async def _send_create(
+        self,
+        connection: Connection,
+        driver: ProcessorDriver,
+        credentials: Credentials,
+        target: Target,
+        desired: DesiredWebhook,
+        pending: PendingCreate,
+    ) -> CreatedWebhook:
+        """Send (or replay) the recorded create; drop its key once it can give nothing more.
+
+        A key is spent when the processor replays a saved error, when it no longer accepts the
+        request as the key's first (other parameters), or after REPLAY_BUDGET transient failures
+        in a row (a saved error a processor does not mark as a replay looks just like that).
+        """
+        # Whoever holds it and a key to the account could replay the create: as secret as the secret.
+        redaction.remember(_scope(connection), [pending.key], part="idempotency-key")
+        try:
+            created = await driver.create_webhook(credentials, target, desired, idempotency_key=pending.key)
+        except (IdempotencyKeySpent, IdempotencyConflict) as error:
+            await self._drop_pending(connection, pending)
+            raise IdempotencyKeySpent(str(error)) from None
+        except TransientProcessorError as error:
+            key = (connection.namespace, connection.name)
+            counted_key, counted = self._replays.get(key, (pending.key, 0))
+            tries = (counted if counted_key == pending.key else 0) + 1
+            self._replays[key] = (pending.key, tries)
+            if tries < REPLAY_BUDGET:
+                raise
+            await self._drop_pending(connection, pending)
+            raise IdempotencyKeySpent(f"{error} (after {tries} attempts under one idempotency key)") from None
+        self._replays.pop((connection.namespace, connection.name), None)
+        return created
+
+    async def _drop_pending(self, connection: Connection, pending: PendingCreate) -> None:
+        """Forget a create's key for good: it is never sent again."""
+        self._replays.pop((connection.namespace, connection.name), None)
+        await self._kube.record_pending(connection, None)
+
+    async def _mark_rotated(self, connection: Connection, rotation: str) -> None:
+        """Record at once that the rotation is done: a crash before the status write at the end
+        of the pass must not rotate a second time."""
+        await self._kube.write_status(connection, {"signingSecretRotation": rotation})
 
     async def _publish(self, connection: Connection, created: CreatedWebhook) -> None:
         redaction.remember(_scope(connection), [created.signing_secret], part="signing")
@@ -732,27 +951,46 @@ class Reconciler:
         credentials: Credentials,
         target: Target,
         desired: DesiredWebhook,
-        published: PublishedSecret | None,
-    ) -> tuple[PublishedSecret | None, Connection]:
-        """Finish a create that a crash (or a lost response) left unpublished."""
-        raw = connection.annotations.get(PENDING_CREATE)
-        if not raw:
-            return published, connection
-        # A malformed record is ignored (the Warning came with the pass) and removed below.
-        pending = procon_annotations.pending_create(raw)
-        if pending is not None and pending.params == _params_digest(desired):
-            try:
-                created = await driver.create_webhook(
-                    credentials, target, desired, idempotency_key=pending.key
-                )
-            except (IdempotencyConflict, RequestRejected, NotFound):
-                created = None  # the planner deletes whatever the lost create left
-            if created is not None:
-                logger.info("recovered webhook %s from an interrupted create", created.webhook.id)
-                await self._publish(connection, created)
-                published = PublishedSecret(created.webhook.id, created.signing_secret)
-        connection = await self._kube.set_annotations(connection, {PENDING_CREATE: None})
-        return published, connection
+        published: PublishedSecret,
+        observed: Sequence[ObservedWebhook],
+    ) -> tuple[PublishedSecret | None, ObservedWebhook | None, str | None]:
+        """Finish a create that a crash (or a lost answer) left unpublished, by replaying it.
+
+        Returns what is published now, the webhook recovered (if any), and the rotation the
+        recovered create carried out. A
+        replayed webhook is published only if the account still has it: a deleted one is never
+        reported, and its key is dropped, never used again.
+        """
+        pending = published.pending
+        assert pending is not None
+        after = replace(published, pending=None) if published.webhook_id or published.signing_secret else None
+        if pending.params != _params_digest(desired):
+            # The spec changed since: whatever that create left is an owned webhook without a
+            # published secret, and the planner deletes it.
+            await self._drop_pending(connection, pending)
+            return after, None, None
+        try:
+            created = await self._send_create(connection, driver, credentials, target, desired, pending)
+        except IdempotencyKeySpent:
+            return after, None, None  # dropped: the planner deletes the leftover and creates afresh
+        except (RequestRejected, NotFound):
+            await self._drop_pending(connection, pending)
+            return after, None, None
+        # A fresh create (the first attempt was never saved) made a webhook the list cannot show yet.
+        if created.replayed is not False and created.webhook.id not in {w.id for w in observed}:
+            logger.info(
+                "%s/%s: the replayed create answers with webhook %s, which is gone; dropping its key",
+                connection.namespace,
+                connection.name,
+                created.webhook.id,
+            )
+            await self._drop_pending(connection, pending)
+            return after, None, None
+        logger.info("recovered webhook %s from an interrupted create", created.webhook.id)
+        await self._publish(connection, created)
+        if pending.rotation is not None:
+            await self._mark_rotated(connection, pending.rotation)
+        return PublishedSecret(created.webhook.id, created.signing_secret), created.webhook, pending.rotation
 
     # --- helpers ------------------------------------------------------------------
 
@@ -908,17 +1146,13 @@ def new_signing_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def idempotency_key(connection: Connection, desired: DesiredWebhook) -> str:
-    """The key of a webhook create: the same inputs give the same key.
+def new_idempotency_key() -> str:
+    """A fresh key for one webhook create: random, so nobody can derive it from the connection.
 
-    Made of the connection's UID, the create's parameters and the webhook it
-    replaces, so a retry of one create reuses its key while a create for a new
-    situation (the spec changed, the previous webhook was deleted outside
-    procon) gets a fresh one and is never answered with an old response.
+    A V4 UUID, as Stripe suggests (docs/processors/stripe.md, "Idempotency"). A retry of the same
+    create reuses it from the write-ahead record; a new create always gets a new one.
     """
-    previous = (connection.status.get("webhook") or {}).get("id") or "none"
-    digest = hashlib.sha256(f"{connection.uid}|{_params_digest(desired)}|{previous}".encode()).hexdigest()
-    return f"procon-{digest[:40]}"
+    return f"procon-{uuid.uuid4()}"
 
 
 def _params_digest(desired: DesiredWebhook) -> str:

@@ -14,6 +14,15 @@ The rules:
   receiver could not verify its deliveries.
 - Every other owned webhook is deleted (old URL, duplicates, leftovers of a
   crash), and so is every webhook of an earlier object with the same name.
+- Except the published one: when it must be replaced (its URL, API version or
+  Connect setting changed, or its secret is rotated at a processor that
+  cannot roll one), it is *retired*, deleted only after its replacement's
+  secret is published. Make before break: a crash at any step leaves the old
+  pair or the new pair intact, and a failed create leaves the old one serving.
+- Where procon chooses the signing key (``adopt``), an owned webhook that
+  matches the spec but whose id is not published is procon's own create whose
+  answer was lost, signing with the key already published: it is adopted
+  (its id published, its key set again) instead of deleted and recreated.
 - The keeper is updated in place for what can change (events, description,
   enabled, its ownership tag).
 - A webhook procon does not own at the same URL is a conflict: reported,
@@ -46,7 +55,7 @@ class Deletion:
 
 @dataclass(frozen=True)
 class WebhookPlan:
-    """What to do, in order: delete, then create or update."""
+    """What to do, in order: delete, then create or update (and publish), then retire."""
 
     keep: ObservedWebhook | None = None
     update: WebhookChanges | None = None
@@ -56,6 +65,10 @@ class WebhookPlan:
     conflicts: tuple[ObservedWebhook, ...] = field(default=())
     # Webhooks of other procon connections holding the URL (only when nothing is kept).
     taken_by: tuple[ObservedWebhook, ...] = field(default=())
+    # The published webhook being replaced: deleted once the new one's secret is published.
+    retire: Deletion | None = None
+    # ``keep`` is an unpublished webhook of procon's own: publish its id once its key is set.
+    adopt: bool = False
 
     @property
     def blocked_by_conflict(self) -> bool:
@@ -63,7 +76,13 @@ class WebhookPlan:
 
     @property
     def is_noop(self) -> bool:
-        return self.keep is not None and self.update is None and not self.delete
+        return (
+            self.keep is not None
+            and self.update is None
+            and not self.delete
+            and self.retire is None
+            and not self.adopt
+        )
 
 
 def _replaceable_fields_match(webhook: ObservedWebhook, desired: DesiredWebhook) -> str | None:
@@ -115,26 +134,36 @@ def plan(
     published_id: str | None,
     replace_foreign: bool = False,
     signing_secret: str | None = None,
+    replace_published: bool = False,
+    adopt: bool = False,
 ) -> WebhookPlan:
     """The actions that leave exactly one owned webhook serving ``owner`` as ``desired``.
 
     ``signing_secret``, when given, is a new key the kept webhook must switch to.
+    ``replace_published``: the published webhook must be replaced by a new one even if it
+    matches (a secret rotation where only a new webhook brings a new secret).
+    ``adopt``: procon chose the published key (``desired.signing_secret``) and wrote it before
+    any create, so an owned, matching, unpublished webhook is adopted rather than deleted.
     """
     deletions: list[Deletion] = []
     conflicts: list[ObservedWebhook] = []
     siblings: list[ObservedWebhook] = []
     keeper: ObservedWebhook | None = None
+    retire: Deletion | None = None
+    unpublished: list[ObservedWebhook] = []
 
     for webhook in observed:
         rel = relation(webhook.metadata, owner)
         if rel is Relation.MINE:
             mismatch = _replaceable_fields_match(webhook, desired)
-            if mismatch:
+            if published_id and webhook.id == published_id and (mismatch or replace_published):
+                if retire is None:
+                    why = f"replaced: {mismatch}" if mismatch else "replaced: its signing secret is rotated"
+                    retire = Deletion(webhook, why)
+            elif mismatch:
                 deletions.append(Deletion(webhook, f"stale: {mismatch}"))
             elif webhook.id != published_id:
-                deletions.append(
-                    Deletion(webhook, "its signing secret is not published (duplicate or crash leftover)")
-                )
+                unpublished.append(webhook)
             elif keeper is None:
                 keeper = webhook
             else:  # the processor listed one id twice; nothing to do for the copy
@@ -149,6 +178,14 @@ def plan(
             else:
                 conflicts.append(webhook)
 
+    adopted = keeper is None and adopt and bool(unpublished) and desired.signing_secret is not None
+    if adopted:
+        keeper, unpublished = unpublished[0], unpublished[1:]
+    deletions.extend(
+        Deletion(webhook, "its signing secret is not published (duplicate or crash leftover)")
+        for webhook in unpublished
+    )
+
     holders = [s for s in siblings if keeper is None or _older(s, keeper)]
     if keeper is not None and holders:
         # Both connections created in the same moment: the older webhook holds the URL.
@@ -159,24 +196,30 @@ def plan(
                 "is older at the same URL",
             )
         )
-        keeper = None
+        keeper, adopted = None, False
 
     if keeper is not None:
         update = _changes(keeper, desired)
         if signing_secret is not None:
             # A rotation: the processor must sign with the key just published.
             update = replace(update or WebhookChanges(), signing_secret=signing_secret)
+        elif adopted:
+            # Its key cannot be read back (it may be masked): set the published one.
+            update = replace(update or WebhookChanges(), signing_secret=desired.signing_secret)
         return WebhookPlan(
             keep=keeper,
             update=update,
             delete=tuple(deletions),
             conflicts=tuple(conflicts),
+            retire=retire,
+            adopt=adopted,
         )
     return WebhookPlan(
         create=not conflicts and not holders,
         delete=tuple(deletions),
         conflicts=tuple(conflicts),
         taken_by=tuple(holders),
+        retire=retire,
     )
 
 

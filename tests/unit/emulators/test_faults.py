@@ -228,6 +228,53 @@ def test_commit_then_drop_closes_the_connection_after_committing(
     assert create(client, "create-2").id == emu.endpoints(PLATFORM)[0]["id"]
 
 
+def test_processor_error_after_commit_is_saved_and_replayed_to_every_retry(
+    emu: StripeEmulator, make_client: ClientFactory
+) -> None:
+    """Stripe's own 500 once execution began is the key's saved answer.
+
+    See docs/processors/stripe.md, "Idempotency".
+    """
+    client = make_client()
+    emu.set_faults(
+        commit_then_fail=1, commit_then_fail_mode="processor_error", commit_then_fail_path_prefix=ENDPOINTS
+    )
+    with pytest.raises(stripe.APIError) as caught:
+        create(client, "create-3")
+    assert caught.value.http_status == 500
+    assert "Idempotent-Replayed" not in caught.value.headers
+    [stored] = emu.endpoints(PLATFORM)  # committed all the same
+    assert emu.count("POST", ENDPOINTS, 500, fault=FaultKind.PROCESSOR_ERROR) == 1
+    for _ in range(3):  # no more faults planned: the saved 500 itself comes back
+        with pytest.raises(stripe.APIError) as again:
+            create(client, "create-3")
+        assert again.value.http_status == 500
+        assert again.value.headers["Idempotent-Replayed"] == "true"
+    assert emu.endpoints(PLATFORM) == [stored]
+    # A new key is a new create.
+    assert create(client, "create-4").id != stored["id"]
+
+
+def test_the_sdks_own_retries_receive_the_saved_500_marked_as_a_replay(
+    emu: StripeEmulator, make_client: ClientFactory
+) -> None:
+    emu.set_faults(
+        commit_then_fail=1, commit_then_fail_mode="processor_error", commit_then_fail_path_prefix=ENDPOINTS
+    )
+    with pytest.raises(stripe.APIError) as caught:
+        create(make_client(max_network_retries=2), "create-5")
+    assert caught.value.headers["Idempotent-Replayed"] == "true"
+    assert emu.count("POST", ENDPOINTS, 500) == 3
+    assert len(emu.endpoints(PLATFORM)) == 1
+
+
+def test_processor_error_without_an_idempotency_layer_looks_like_a_proxys() -> None:
+    injector = FaultInjector(FaultPlan(commit_then_fail=1, commit_then_fail_mode="processor_error"))
+    # An application that saves answers claims this kind itself; the middleware leaves it alone.
+    assert injector.claim_commit_failure("POST", "/workflows", ("error", "drop")) is None
+    assert injector.claim_commit_failure("POST", "/workflows") == "processor_error"
+
+
 def test_failed_validation_does_not_use_up_a_commit_failure(emu: StripeEmulator, http: httpx.Client) -> None:
     emu.set_faults(commit_then_fail=1)
     refused = http.post(

@@ -15,6 +15,7 @@ from procon.processors.base import (
     CredentialsRejected,
     DesiredWebhook,
     EndpointLimitReached,
+    IdempotencyKeySpent,
     NotFound,
     PermissionDenied,
     RequestRejected,
@@ -167,9 +168,11 @@ def test_webhook_lifecycle(emulator: StripeEmulator) -> None:
     async def scenario() -> None:
         created = await d.create_webhook(creds(FULL), TEST, desired, idempotency_key="k-1")
         assert created.signing_secret.startswith("whsec_")
+        assert created.replayed is False
         replay = await d.create_webhook(creds(FULL), TEST, desired, idempotency_key="k-1")
         assert replay.webhook.id == created.webhook.id
         assert replay.signing_secret == created.signing_secret
+        assert replay.replayed is True
         listed = await d.list_webhooks(creds(FULL), TEST)
         assert [w.id for w in listed] == [created.webhook.id]
         updated = await d.update_webhook(
@@ -296,6 +299,33 @@ def test_a_dropped_create_is_retried_with_its_idempotency_key(emulator: StripeEm
     assert [e["id"] for e in endpoints] == [created.webhook.id]
     assert created.signing_secret == emulator.endpoint_secret(created.webhook.id)
     assert emulator.count("POST", "/v1/webhook_endpoints") == 2
+
+
+def test_a_saved_500_spends_the_idempotency_key(emulator: StripeEmulator) -> None:
+    """Stripe saved its own 500 under the key: the SDK's retry gets it replayed, and so would every
+    later retry for a day. The driver says so, distinctly from an ordinary transient error."""
+    emulator.set_faults(
+        commit_then_fail=1,
+        commit_then_fail_mode="processor_error",
+        commit_then_fail_path_prefix="/v1/webhook_endpoints",
+    )
+    desired = DesiredWebhook(
+        url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
+    )
+    with pytest.raises(IdempotencyKeySpent) as caught:
+        run(driver(emulator).create_webhook(creds(FULL), TEST, desired, idempotency_key="k-saved"))
+    assert isinstance(caught.value, TransientProcessorError)  # retrying can help, under a new key
+    assert "k-saved" not in str(caught.value)
+    assert len(emulator.endpoints(ACCOUNT)) == 1  # it did commit
+    # A 500 that was not saved (before execution) is an ordinary transient error.
+    emulator.set_faults(error_rate=1.0)
+    with pytest.raises(TransientProcessorError) as plain:
+        run(
+            driver(emulator, max_network_retries=1).create_webhook(
+                creds(FULL), TEST, desired, idempotency_key="k-2"
+            )
+        )
+    assert not isinstance(plain.value, IdempotencyKeySpent)
 
 
 def test_permanent_errors_are_sent_once(emulator: StripeEmulator) -> None:

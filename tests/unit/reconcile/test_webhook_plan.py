@@ -77,20 +77,97 @@ def test_tampered_ownership_metadata_is_restored() -> None:
     assert result.update.metadata == OWNER.metadata()
 
 
-def test_url_change_recreates() -> None:
+def test_url_change_recreates_before_retiring_the_published_one() -> None:
     result = plan(desired(url="https://hooks.example.com/v2"), OWNER, [observed("we_1")], published_id="we_1")
     assert result.create
-    assert [(d.webhook.id, d.why) for d in result.delete] == [("we_1", "stale: its URL changed")]
+    # Make before break: the published webhook goes only after its replacement is published.
+    assert result.delete == ()
+    assert result.retire is not None
+    assert (result.retire.webhook.id, result.retire.why) == ("we_1", "replaced: its URL changed")
 
 
 def test_api_version_and_connect_changes_recreate() -> None:
     result = plan(desired(api_version="2026-06-24.dahlia"), OWNER, [observed("we_1")], published_id="we_1")
     assert result.create
-    assert result.delete[0].why == "stale: its API version changed"
+    assert result.retire is not None
+    assert result.retire.why == "replaced: its API version changed"
     connect = desired(connect=True, metadata=OWNER.metadata(connect=True))
     result = plan(connect, OWNER, [observed("we_1")], published_id="we_1")
     assert result.create
-    assert result.delete[0].why == "stale: its Connect setting changed"
+    assert result.retire is not None
+    assert result.retire.why == "replaced: its Connect setting changed"
+
+
+def test_stale_unpublished_webhooks_are_deleted_first() -> None:
+    # Not published, so nobody can verify their deliveries: nothing to keep them for.
+    webhooks = [observed("we_old", url="https://old.example.com"), observed("we_1")]
+    result = plan(desired(url="https://hooks.example.com/v2"), OWNER, webhooks, published_id="we_1")
+    assert [(d.webhook.id, d.why) for d in result.delete] == [("we_old", "stale: its URL changed")]
+    assert result.retire is not None
+    assert result.retire.webhook.id == "we_1"
+
+
+def test_rotation_by_a_new_webhook_retires_the_published_one_after() -> None:
+    result = plan(desired(), OWNER, [observed("we_1")], published_id="we_1", replace_published=True)
+    assert result.create
+    assert result.keep is None
+    assert result.delete == ()
+    assert result.retire is not None
+    assert (result.retire.webhook.id, result.retire.why) == (
+        "we_1",
+        "replaced: its signing secret is rotated",
+    )
+
+
+def test_a_conflict_at_the_new_url_keeps_the_old_webhook_serving() -> None:
+    foreign = observed("we_f", owner=None, url="https://hooks.example.com/v2")
+    result = plan(
+        desired(url="https://hooks.example.com/v2"), OWNER, [observed("we_1"), foreign], published_id="we_1"
+    )
+    assert result.blocked_by_conflict
+    assert result.delete == ()  # the published webhook is not deleted: nothing replaces it
+
+
+def test_lost_create_is_adopted_where_procon_chose_the_key() -> None:
+    # Checkout.com: the key was published before the create; the create's answer was lost.
+    want = desired(signing_secret="k1")
+    result = plan(want, OWNER, [observed("wf_1")], published_id=None, adopt=True)
+    assert not result.create
+    assert result.adopt
+    assert result.keep is not None
+    assert result.keep.id == "wf_1"
+    assert result.delete == ()
+    # Its key cannot be read back: it is set again, to the published one.
+    assert result.update is not None
+    assert result.update.signing_secret == "k1"
+    assert not result.is_noop
+
+
+def test_adoption_keeps_one_and_deletes_other_duplicates() -> None:
+    want = desired(signing_secret="k1")
+    result = plan(want, OWNER, [observed("wf_1"), observed("wf_2")], published_id=None, adopt=True)
+    assert result.keep is not None
+    assert result.keep.id == "wf_1"
+    assert [d.webhook.id for d in result.delete] == ["wf_2"]
+
+
+def test_adoption_after_a_url_change_retires_the_old_one() -> None:
+    want = desired(url="https://hooks.example.com/v2", signing_secret="k1")
+    webhooks = [observed("wf_old"), observed("wf_new", url="https://hooks.example.com/v2")]
+    result = plan(want, OWNER, webhooks, published_id="wf_old", adopt=True)
+    assert result.adopt
+    assert result.keep is not None
+    assert result.keep.id == "wf_new"
+    assert result.retire is not None
+    assert result.retire.webhook.id == "wf_old"
+
+
+def test_no_adoption_where_the_processor_chose_the_secret() -> None:
+    # Stripe: an unpublished endpoint's secret is unknowable.
+    result = plan(desired(), OWNER, [observed("we_1")], published_id=None, adopt=False)
+    assert result.create
+    assert not result.adopt
+    assert [d.webhook.id for d in result.delete] == ["we_1"]
 
 
 def test_duplicates_are_deleted_and_the_published_one_kept() -> None:

@@ -22,7 +22,14 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from procon.emulators.faults import CONTROL_PREFIX, FaultInjector, FaultKind, fault_middleware
+from procon.emulators.faults import (
+    APPLIED_FAULT,
+    CONTROL_PREFIX,
+    CommitFailureMode,
+    FaultInjector,
+    FaultKind,
+    fault_middleware,
+)
 from procon.emulators.stripe import access, catalog, errors, probes, webhooks
 from procon.emulators.stripe.access import Caller
 from procon.emulators.stripe.control import add_control_routes
@@ -45,7 +52,11 @@ def create_app(state: StripeState, faults: FaultInjector | None = None) -> web.A
     """An application serving ``state``; ``faults`` (a fresh injector if None) drives fault injection."""
     injector = faults if faults is not None else FaultInjector()
     app = web.Application(
-        middlewares=[_request_id_middleware, fault_middleware(injector, render_fault), _api_middleware]
+        middlewares=[
+            _request_id_middleware,
+            fault_middleware(injector, render_fault, saves_answers=True),
+            _api_middleware,
+        ]
     )
     app[STATE] = state
     app[FAULTS] = injector
@@ -166,13 +177,19 @@ async def _execute_write(
     Without a key (or for DELETE, where Stripe ignores it) the request just runs.
     With one: a saved answer is replayed, other parameters are a 400, a request
     still executing is a 409. Only answers from execution are saved: 2xx and
-    5xx, never the 4xx of validation.
+    5xx, never the 4xx of validation (docs/processors/stripe.md, "Idempotency").
+
+    A planned "processor_error" commit failure happens here: the write is
+    done, and then Stripe's own 500 is the answer, saved under the key like
+    any answer from execution, and so replayed to every retry with the key.
     """
     state, faults = request.app[STATE], request.app[FAULTS]
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key:
         await faults.hold.pass_through()
-        return stripe_response(200, execute())
+        body = execute()
+        _fail_after_commit(request)
+        return stripe_response(200, body)
     scope = caller.idempotency_scope
     decision = state.idempotency.begin(scope, key, fingerprint(request.method, request.path, params))
     if decision.outcome is Outcome.IN_FLIGHT:
@@ -188,6 +205,7 @@ async def _execute_write(
     try:
         await faults.hold.pass_through()
         body = execute()
+        _fail_after_commit(request)
     except StripeError as error:
         # ASSUMPTION: every 4xx raised while executing (validation, the endpoint cap, a 404) counts as
         # "failed validation" and is not saved; only 5xx are.
@@ -201,6 +219,16 @@ async def _execute_write(
         raise
     state.idempotency.save(scope, key, SavedResponse(200, body, request_id))
     return stripe_response(200, body, {"Original-Request": request_id})
+
+
+_SAVED_COMMIT_FAILURES: tuple[CommitFailureMode, ...] = ("processor_error",)
+
+
+def _fail_after_commit(request: web.Request) -> None:
+    """Raise Stripe's own 500 for a committed write, if the fault plan asks for one."""
+    if request.app[FAULTS].claim_commit_failure(request.method, request.path, _SAVED_COMMIT_FAILURES):
+        request[APPLIED_FAULT] = FaultKind.PROCESSOR_ERROR
+        raise errors.api_error()
 
 
 # Routes

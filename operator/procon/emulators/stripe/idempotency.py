@@ -87,6 +87,12 @@ class IdempotencyStore:
         with self._lock:
             self._entries.clear()
 
+    def keys(self, account_id: str) -> list[str]:
+        """The keys used by requests acting on ``account_id``, oldest first (for tests)."""
+        with self._lock:
+            ordered = sorted(self._entries.items(), key=lambda item: item[1].created)
+            return [key for (scope, key), _ in ordered if isinstance(scope, tuple) and account_id in scope]
+
     def in_flight(self) -> int:
         with self._lock:
             return sum(1 for entry in self._entries.values() if entry.response is None)

@@ -9,8 +9,13 @@ must not be able to send the operator's keys elsewhere.
 Retries of transient failures (5xx, dropped connections, 409 idempotency
 conflicts, 429 with ``Stripe-Should-Retry: true``, lock timeouts) are the
 SDK's own: jittered exponential backoff, reusing the request's idempotency
-key (reference stripe.md §5, "Retries"). What is still failing after them
+key (docs/processors/stripe.md, "SDK retries"). What is still failing after them
 becomes a :class:`TransientProcessorError`, and the reconciler backs off.
+
+An error answered as a replay (``Idempotent-Replayed: true``) is Stripe's
+saved answer to the key's first request: it will come back on every retry
+with that key for a day (docs/processors/stripe.md, "Idempotency"), so it becomes
+:class:`IdempotencyKeySpent` instead, and the reconciler moves to a new key.
 
 Answers are not trusted to be Stripe's: a body is read up to a cap, and one
 that is not JSON, lacks Stripe's error object, or lacks the fields a success
@@ -43,6 +48,7 @@ from procon.processors.base import (
     DesiredWebhook,
     EndpointLimitReached,
     IdempotencyConflict,
+    IdempotencyKeySpent,
     MalformedResponse,
     NotFound,
     ObservedWebhook,
@@ -168,6 +174,25 @@ class StripeDriver:
         *,
         idempotency_key: str | None = None,
     ) -> Mapping[str, Any]:
+        body, _ = await self._request_with_replay(
+            method, path, credentials, target, params, idempotency_key=idempotency_key
+        )
+        return body
+
+    async def _request_with_replay(
+        self,
+        method: str,
+        path: str,
+        credentials: Credentials,
+        target: Target,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[Mapping[str, Any], bool]:
+        """The answer's body, and whether Stripe marked it as a replay.
+
+        See docs/processors/stripe.md, "Idempotency".
+        """
         options = self._options(credentials, target, idempotency_key)
         try:
             response = await self._client.raw_request_async(
@@ -192,7 +217,7 @@ class StripeDriver:
                 f"Stripe answered {method} {path} with JSON that is not an object "
                 f"({type(body).__name__}){_request_suffix(response)}"
             )
-        return body
+        return body, _header_is_true(getattr(response, "headers", None) or {}, "idempotent-replayed")
 
     # --- ProcessorDriver --------------------------------------------------------
 
@@ -343,13 +368,13 @@ class StripeDriver:
             params["api_version"] = desired.api_version
         if desired.connect:
             params["connect"] = True
-        body = await self._request(
+        body, replayed = await self._request_with_replay(
             "POST", "/v1/webhook_endpoints", credentials, target, params, idempotency_key=idempotency_key
         )
         secret = body.get("secret")
         if not isinstance(secret, str) or not secret:
             raise MalformedResponse("Stripe created the webhook endpoint but returned no signing secret")
-        return CreatedWebhook(webhook=_observed(body), signing_secret=secret)
+        return CreatedWebhook(webhook=_observed(body), signing_secret=secret, replayed=replayed)
 
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
@@ -437,6 +462,18 @@ def _observed(item: Any) -> ObservedWebhook:
     )
 
 
+def _header_is_true(headers: Mapping[str, Any], name: str) -> bool:
+    return any(k.lower() == name and str(v).lower() == "true" for k, v in headers.items())
+
+
+def _is_replay(error: stripe.StripeError) -> bool:
+    """Whether the error is a saved answer replayed under its key.
+
+    See docs/processors/stripe.md, "Idempotency".
+    """
+    return _header_is_true(error.headers or {}, "idempotent-replayed")
+
+
 def _request_suffix(response: Any) -> str:
     request_id = (getattr(response, "headers", None) or {}).get("request-id")
     return f" (Stripe request {request_id})" if request_id else ""
@@ -470,6 +507,11 @@ def _without_stripe_error(error: stripe.StripeError, status: int) -> ProcessorEr
 def _raise_translated(error: stripe.StripeError) -> NoReturn:
     """Map a Stripe SDK error to a driver error, with a redacted message."""
     status = error.http_status or 0
+    if _is_replay(error):
+        raise IdempotencyKeySpent(
+            f"Stripe replayed the saved answer {status} to this idempotency key: "
+            f"the key is spent{_request_suffix(error)}"
+        ) from None
     err = getattr(error, "error", None)
     if err is None and isinstance(error, stripe.APIError):
         # The SDK's generic error for an answer it could not read as one of Stripe's.
