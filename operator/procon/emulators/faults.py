@@ -38,6 +38,7 @@ import asyncio
 import dataclasses
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -94,6 +95,10 @@ class FaultPlan:
     # ASSUMPTION: lock timeouts are marked retryable (the reference: "presumably via Stripe-Should-Retry").
     lock_timeout_should_retry: bool | None = True
     latency_seconds: float = 0.0
+    # Each request waits latency_seconds plus a uniform draw up to this: calls to a processor
+    # take tens to hundreds of milliseconds, varying, not a local emulator's microseconds. The
+    # request is read whole first, so a client that goes away meanwhile does not stop it.
+    latency_jitter_seconds: float = 0.0
     path_prefix: str = "/"
     commit_then_fail: int = 0
     commit_then_fail_mode: CommitFailureMode = "error"
@@ -117,8 +122,8 @@ class FaultPlan:
                 raise ValueError(f"{name} must be between 0 and 1, not {rate}")
         if self.error_rate + self.rate_limit_rate + self.lock_timeout_rate > 1.0:
             raise ValueError("error_rate + rate_limit_rate + lock_timeout_rate must not exceed 1")
-        if self.latency_seconds < 0:
-            raise ValueError("latency_seconds must not be negative")
+        if self.latency_seconds < 0 or self.latency_jitter_seconds < 0:
+            raise ValueError("latency_seconds and latency_jitter_seconds must not be negative")
         if self.commit_then_fail < 0:
             raise ValueError("commit_then_fail must not be negative")
         if self.commit_then_fail_mode not in get_args(CommitFailureMode):
@@ -168,13 +173,29 @@ def _check_field_type(name: str, annotation: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request the emulator received: ``route`` is the path template, ``status`` None if dropped."""
+    """One request the emulator received: ``route`` is the path template, ``status`` None if dropped.
+
+    ``received`` and ``answered`` are ``time.monotonic()`` readings (one clock for every process on
+    the machine), so a test can tell whether something it did, such as killing the client, fell
+    while this request was being served.
+    """
 
     method: str
     path: str
     route: str
     status: int | None
     fault: FaultKind | None
+    received: float = 0.0
+    answered: float = 0.0
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A request being served: received, not answered yet."""
+
+    method: str
+    path: str
+    received: float
 
 
 class ExecutionGate:
@@ -244,6 +265,7 @@ class FaultInjector:
         self._commit_failures_left = 0
         self._malformed_left: int | None = None
         self._records: list[RequestRecord] = []
+        self._in_flight: dict[int, InFlight] = {}
         self.hold = ExecutionGate()
         if plan is not None:
             self.plan = plan
@@ -302,6 +324,15 @@ class FaultInjector:
             return FaultKind.LOCK_TIMEOUT, plan
         return None, plan
 
+    def latency(self, plan: FaultPlan, path: str) -> float:
+        """How long the request to ``path`` waits before it is handled."""
+        if not path.startswith(plan.path_prefix):
+            return 0.0
+        if plan.latency_jitter_seconds <= 0:
+            return plan.latency_seconds
+        with self._lock:
+            return plan.latency_seconds + self._rng.uniform(0.0, plan.latency_jitter_seconds)
+
     def claim_commit_failure(
         self, method: str, path: str, modes: Collection[CommitFailureMode] | None = None
     ) -> CommitFailureMode | None:
@@ -334,9 +365,24 @@ class FaultInjector:
                 self._malformed_left -= 1
             return plan
 
-    def record(self, record: RequestRecord) -> None:
+    def begin(self, request: InFlight) -> int:
+        """Note a request that arrived; returns the token that ``record`` ends it with."""
         with self._lock:
+            token = id(request)
+            self._in_flight[token] = request
+            return token
+
+    def record(self, record: RequestRecord, token: int | None = None) -> None:
+        with self._lock:
+            if token is not None:
+                self._in_flight.pop(token, None)
             self._records.append(record)
+
+    @property
+    def in_flight(self) -> list[InFlight]:
+        """The requests being served now (received, not answered), oldest first."""
+        with self._lock:
+            return sorted(self._in_flight.values(), key=lambda r: r.received)
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -407,13 +453,27 @@ def fault_middleware(
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
         route = route_template(request)
+        arrival = InFlight(request.method, request.path, time.monotonic())
+        token = injector.begin(arrival)
 
         def log(status: int | None, fault: FaultKind | None) -> None:
-            injector.record(RequestRecord(request.method, request.path, route, status, fault))
+            record = RequestRecord(
+                request.method, request.path, route, status, fault, arrival.received, time.monotonic()
+            )
+            injector.record(record, token)
 
         fault, plan = injector.draw_fault(request.path)
-        if plan.latency_seconds > 0 and request.path.startswith(plan.path_prefix):
-            await asyncio.sleep(plan.latency_seconds)
+        delay = injector.latency(plan, request.path)
+        if delay > 0:
+            # The whole request is received before the processor takes its time, so a client that
+            # goes away meanwhile (killed, timed out) does not stop it: it is served all the same.
+            try:
+                await request.read()
+            except ConnectionResetError:
+                # Gone before the request was whole: nothing arrived to act on, nobody to answer.
+                log(None, None)
+                return web.Response(status=400)
+            await asyncio.sleep(delay)
         if fault is not None:
             answer = render(fault, plan.should_retry(fault))
             log(answer.status, fault)

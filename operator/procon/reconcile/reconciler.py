@@ -299,8 +299,10 @@ class Reconciler:
             )
             return True
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
-            webhook_id = (connection.status.get("webhook") or {}).get("id")
+            webhook_id = await self._orphaned_webhook(connection)
             kept = await self._keep_signing_secret(connection)
+            if webhook_id:
+                await self._delete_leftovers(connection, keep=webhook_id)
             await self._event(
                 connection,
                 "Normal",
@@ -329,7 +331,41 @@ class Reconciler:
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
         return True
 
-    async def _delete_owned(self, connection: Connection) -> None:
+    async def _orphaned_webhook(self, connection: Connection) -> str | None:
+        """The webhook an Orphan deletion leaves: the one whose secret is published (the status's
+        when nothing is)."""
+        try:
+            published = await self._kube.read_published(connection)
+        except SecretNotOwned:
+            published = None
+        if published is not None and published.webhook_id:
+            return published.webhook_id
+        webhook_id = (connection.status.get("webhook") or {}).get("id")
+        return str(webhook_id) if webhook_id else None
+
+    async def _delete_leftovers(self, connection: Connection, *, keep: str) -> None:
+        """Orphan leaves one webhook, the published one. Another owned webhook beside it is what a
+        crash left (a create or replacement interrupted before its secret was published): nobody
+        can verify its deliveries, and nobody would own it once the connection is gone. Best
+        effort: when the processor cannot be reached, it stays, as it would have before."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._delete_owned(connection, keep=keep, why="a leftover beside the orphaned webhook")
+        except (TimeoutError, _Stalled, ProcessorError) as error:
+            if isinstance(error, _Stalled):
+                detail = error.assessment.credentials.message
+            else:
+                detail = str(error) or f"no answer within {self._timeout:g}s"
+            await self._event(
+                connection,
+                "Warning",
+                "WebhookCleanupFailed",
+                f"could not look for leftover webhooks beside {keep} ({detail}); any may remain",
+            )
+
+    async def _delete_owned(
+        self, connection: Connection, *, keep: str | None = None, why: str = "connection deleted"
+    ) -> None:
         namespace, name = connection.namespace, connection.name
         try:
             driver, credentials, target = await self._access(connection)
@@ -344,16 +380,13 @@ class Reconciler:
         for webhook in await driver.list_webhooks(credentials, target, owner.metadata()):
             # Its own only: a predecessor's tag is a claim anyone sharing the account (another
             # cluster under the same name) could make; the reconcile deals with predecessors.
-            if relation(webhook.metadata, owner) is Relation.MINE:
+            if relation(webhook.metadata, owner) is Relation.MINE and webhook.id != keep:
                 try:
                     await driver.delete_webhook(credentials, target, webhook.id)
                 except NotFound:
                     continue
                 await self._event(
-                    connection,
-                    "Normal",
-                    "DeletedWebhookEndpoint",
-                    f"deleted webhook {webhook.id}: connection deleted",
+                    connection, "Normal", "DeletedWebhookEndpoint", f"deleted webhook {webhook.id}: {why}"
                 )
 
     async def _keep_signing_secret(self, connection: Connection) -> str:

@@ -152,6 +152,45 @@ def test_latency_delays_answers(emu: StripeEmulator, http: httpx.Client) -> None
     assert time.monotonic() - started >= 0.3
 
 
+def test_latency_jitter_draws_each_delay_from_the_range_and_is_seeded() -> None:
+    def delays(seed: int) -> list[float]:
+        injector = FaultInjector(FaultPlan(latency_seconds=0.02, latency_jitter_seconds=0.2, seed=seed))
+        return [injector.latency(injector.plan, "/v1/x") for _ in range(200)]
+
+    drawn = delays(5)
+    assert drawn == delays(5)
+    assert all(0.02 <= d <= 0.22 for d in drawn)
+    assert max(drawn) - min(drawn) > 0.1  # spread over the range, not one value
+    outside = FaultInjector(
+        FaultPlan(latency_seconds=0.5, latency_jitter_seconds=0.5, path_prefix="/v1/webhook")
+    )
+    assert outside.latency(outside.plan, "/v1/balance") == 0.0
+    with pytest.raises(ValueError, match="must"):
+        FaultPlan(latency_jitter_seconds=-0.1)
+
+
+def test_requests_are_timed_and_visible_while_being_served(emu: StripeEmulator, http: httpx.Client) -> None:
+    """A test that kills a client must know whether the kill fell while a request was being served."""
+    emu.set_faults(latency_seconds=0.5)
+    answered: list[int] = []
+    caller = threading.Thread(
+        target=lambda: answered.append(http.get("/v1/balance", headers=bearer(SK_TEST)).status_code)
+    )
+    before = time.monotonic()
+    caller.start()
+    deadline = time.monotonic() + 5
+    while not emu.faults.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (serving,) = emu.faults.in_flight
+    assert (serving.method, serving.path) == ("GET", "/v1/balance")
+    caller.join(timeout=10)
+    assert answered == [200]
+    assert emu.faults.in_flight == []
+    (record,) = emu.requests
+    assert before <= record.received == serving.received
+    assert record.answered - record.received >= 0.5
+
+
 def test_random_faults_only_hit_the_path_prefix(emu: StripeEmulator, http: httpx.Client) -> None:
     emu.set_faults(error_rate=1.0, path_prefix=ENDPOINTS)
     assert http.get("/v1/balance", headers=bearer(SK_TEST)).status_code == 200
