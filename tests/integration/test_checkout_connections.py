@@ -381,8 +381,10 @@ def test_changed_conditions_and_url_are_restored(
             }
         ],
     )
+    # Make before break: the replacement appears first, then the stale one goes. The drift changed
+    # no generation, so Ready stays True throughout: wait for the end state itself.
     wait_for(
-        lambda: [w["id"] for w in client.workflows()] not in ([], [first["id"]]),
+        lambda: len(ids := [w["id"] for w in client.workflows()]) == 1 and ids[0] != first["id"],
         timeout=DRIFT_TIMEOUT,
         what="the stale workflow to be replaced",
     )
