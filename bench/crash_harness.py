@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import os
 import random
@@ -509,9 +510,19 @@ class Operator:
         """SIGKILL the operator's whole process group; returns when it happened (monotonic)."""
         assert self._pid is not None
         at = time.monotonic()
-        os.killpg(self._pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         self._wait_gone(10.0)
         return at
+
+    def _signal(self, signal_number: int) -> None:
+        """Signal the operator's process group; the process alone if it has not made its group yet
+        (a start that failed early)."""
+        assert self._pid is not None
+        try:
+            os.killpg(self._pid, signal_number)
+        except ProcessLookupError:
+            with contextlib.suppress(ProcessLookupError):  # gone already
+                os.kill(self._pid, signal_number)
 
     def _wait_gone(self, timeout: float) -> None:
         if self._cold_process is not None:
@@ -526,13 +537,11 @@ class Operator:
     def stop(self) -> None:
         if self._pid is not None and self._alive():
             try:
-                os.killpg(self._pid, signal.SIGTERM)
+                self._signal(signal.SIGTERM)
                 self._wait_gone(20.0)
             except (RuntimeError, subprocess.TimeoutExpired):
-                os.killpg(self._pid, signal.SIGKILL)
+                self._signal(signal.SIGKILL)
                 self._wait_gone(10.0)
-            except ProcessLookupError:
-                pass
         if self._server is not None and self._server.poll() is None:
             self._server.kill()
             self._server.wait()
