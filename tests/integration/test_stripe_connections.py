@@ -882,12 +882,24 @@ def test_deleted_signing_secret_is_republished_with_a_fresh_endpoint(
     wait_condition(kubectl, namespace, "shop", "Ready", "True")
     first = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
     kubectl.run("delete", "secret", "shop-webhook", "-n", namespace)
+
     # Stripe shows a secret only once, so the only way back to a published secret that
     # matches the live endpoint is a new endpoint. Noticed from the watch, not the drift timer.
+    # The Secret reappears before the new endpoint is published (it first holds the
+    # create's write-ahead record), and the old endpoint goes only after the new one is
+    # published: wait for the end state, not for the Secret.
+    def republished() -> bool:
+        if kubectl.run("get", "secret", "shop-webhook", "-n", namespace, check=False).returncode != 0:
+            return False
+        published = signing_secret(kubectl, namespace, "shop")
+        ids = [endpoint["id"] for endpoint in account.endpoints()]
+        return published.get("endpointId") not in (None, "", first["id"]) and ids == [published["endpointId"]]
+
+    wait_for(republished, timeout=WATCH_TIMEOUT, what="a fresh endpoint's secret published, the old one gone")
     wait_for(
-        lambda: kubectl.run("get", "secret", "shop-webhook", "-n", namespace, check=False).returncode == 0,
+        lambda: kubectl.get_json("pconn", "shop", "-n", namespace)["status"]["webhook"]["id"] != first["id"],
         timeout=WATCH_TIMEOUT,
-        what="the signing Secret to be published again",
+        what="status to name the fresh endpoint",
     )
     second = assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
     assert second["id"] != first["id"]
