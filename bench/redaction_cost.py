@@ -68,7 +68,7 @@ def main() -> None:
             scoped = per_call(lambda: redaction.redact(text, scope))  # noqa: B023
             everything = per_call(lambda: redaction.redact_all(text))  # noqa: B023
             print(
-                f"{count:>8} {register.count():>7} {memory / 2**20:>5.1f}MiB {len(text):>6} "
+                f"{count:>8} {register.count():>7} {memory / 2**20:>5.1f}MiB {label:>6} "
                 f"{scoped * 1e6:>11.0f} µs {everything * 1e6:>8.0f} µs"
             )
 
