@@ -245,6 +245,12 @@ def wait_condition(
         raise AssertionError(f"{error}\nconditions: {describe()}") from None
 
 
+# The garbage collector starts following a CRD's objects only at its next discovery sync
+# (kube-controller-manager runs one every 30 s), so on a control plane that installed the CRD
+# moments ago an owner's dependents can take that long, plus the collection itself, to go.
+GARBAGE_COLLECTION_TIMEOUT = 90.0
+
+
 def signing_secret(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
     secret = kubectl.get_json("secret", f"{name}-webhook", "-n", namespace)
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}

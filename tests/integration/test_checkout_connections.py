@@ -15,6 +15,7 @@ from procon.reconcile.ownership import Owner
 from tests.integration.conftest import Kubectl
 from tests.integration.operator_harness import (
     CHECKOUT_SCOPES,
+    GARBAGE_COLLECTION_TIMEOUT,
     CheckoutClient,
     OperatorProcess,
     checkout_connection,
@@ -552,6 +553,7 @@ def test_deletion_honours_the_policy(
     wait_for(
         lambda: kubectl.run("get", "secret", "gone-webhook", "-n", namespace, check=False).returncode != 0,
         what="the deleted connection's Secret to be garbage-collected",
+        timeout=GARBAGE_COLLECTION_TIMEOUT,
     )
     secret = kubectl.get_json("secret", "kept-webhook", "-n", namespace)
     assert not secret["metadata"].get("ownerReferences")

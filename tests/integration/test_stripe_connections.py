@@ -21,6 +21,7 @@ from procon.reconcile.ownership import Owner
 from tests.integration.conftest import Kubectl
 from tests.integration.operator_harness import (
     ANALYTICS_PERMISSIONS,
+    GARBAGE_COLLECTION_TIMEOUT,
     OperatorProcess,
     StripeAccount,
     condition,
@@ -645,6 +646,7 @@ def test_deletion_honours_the_policy(
     wait_for(
         lambda: kubectl.run("get", "secret", "gone-webhook", "-n", namespace, check=False).returncode != 0,
         what="the signing Secret to be garbage-collected",
+        timeout=GARBAGE_COLLECTION_TIMEOUT,
     )
 
 
@@ -674,7 +676,11 @@ def test_orphaned_connection_leaves_its_signing_secret(
     # Then a connection whose Secret the garbage collector does delete: by the time it has, it has
     # also dealt with the orphaned connection's, deleted first.
     kubectl.run("delete", "pconn", "gone", "-n", namespace, "--timeout=30s")
-    wait_for(lambda: _secret_gone(kubectl, namespace, "gone-webhook"), what="the deleted one's Secret to go")
+    wait_for(
+        lambda: _secret_gone(kubectl, namespace, "gone-webhook"),
+        what="the deleted one's Secret to go",
+        timeout=GARBAGE_COLLECTION_TIMEOUT,
+    )
 
     secret = kubectl.get_json("secret", "kept-webhook", "-n", namespace)
     assert not secret["metadata"].get("ownerReferences")

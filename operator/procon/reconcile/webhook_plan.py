@@ -169,7 +169,13 @@ def plan(
             else:  # the processor listed one id twice; nothing to do for the copy
                 continue
         elif rel is Relation.PREDECESSOR:
-            deletions.append(Deletion(webhook, "left by an earlier object with the same name"))
+            why = "left by an earlier object with the same name"
+            if published_id and webhook.id == published_id and retire is None:
+                # An orphaned connection's Secret, taken over by its re-created namesake,
+                # still names this webhook: it serves until its replacement is published.
+                retire = Deletion(webhook, why)
+            else:
+                deletions.append(Deletion(webhook, why))
         elif webhook.url == desired.url:
             if rel is Relation.SIBLING:
                 siblings.append(webhook)  # never deleted, Replace or not

@@ -194,6 +194,18 @@ def test_predecessor_webhooks_are_deleted_even_at_other_urls() -> None:
     assert result.create
 
 
+def test_a_predecessors_published_webhook_serves_until_its_replacement_is_published() -> None:
+    # An orphaned connection's Secret, taken over by its re-created namesake, names the
+    # earlier object's webhook: deleting it before the new one exists would leave a gap.
+    earlier = Owner(cluster="c1", namespace="shop", name="stripe", uid="uid-0")
+    webhooks = [observed("we_0", owner=earlier), observed("we_00", owner=earlier)]
+    result = plan(desired(), OWNER, webhooks, published_id="we_0")
+    assert result.create
+    assert [d.webhook.id for d in result.delete] == ["we_00"]
+    assert result.retire is not None
+    assert result.retire.webhook.id == "we_0"
+
+
 def test_other_connections_and_other_clusters_are_never_touched() -> None:
     sibling = Owner(cluster="c1", namespace="shop", name="other", uid="uid-9")
     other_cluster = Owner(cluster="c2", namespace="shop", name="stripe", uid="uid-8")
