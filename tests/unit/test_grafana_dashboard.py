@@ -124,7 +124,9 @@ def test_every_query_parses_and_selects_only_exported_metrics(
     parsed = parse(promql, expressions, tmp_path)
     assert {expr: answer["error"] for expr, answer in parsed.items() if answer.get("error")} == {}
     exported = exported_metrics()
-    unknown = {expr: answer["metrics"] for expr, answer in parsed.items() if set(answer["metrics"]) - exported}
+    unknown = {
+        expr: answer["metrics"] for expr, answer in parsed.items() if set(answer["metrics"]) - exported
+    }
     assert unknown == {}
     assert all(answer["metrics"] for answer in parsed.values()), "a query that selects no metric"
     used = {metric for answer in parsed.values() for metric in answer["metrics"]}

@@ -14,9 +14,9 @@ import pytest
 from procon.k8s.leader_election import (
     LeaderElectionSettings,
     LeaderElector,
+    LeadershipLost,
     LeaseConflict,
     LeaseRecord,
-    LeadershipLost,
     ObservedLease,
     Watchdog,
     held_by_another,
@@ -69,7 +69,9 @@ class MemoryLease:
         return ObservedLease(record, str(self.version))
 
 
-SETTINGS = LeaderElectionSettings(enabled=True, namespace="procon-system", lease_duration=15, renew_deadline=10)
+SETTINGS = LeaderElectionSettings(
+    enabled=True, namespace="procon-system", lease_duration=15, renew_deadline=10
+)
 
 
 def elector(lease: MemoryLease, clock: Clock, identity: str) -> LeaderElector:
@@ -122,7 +124,8 @@ def test_of_two_candidates_racing_for_an_expired_lease_one_wins() -> None:
     lease, clock = MemoryLease(), Clock()
     assert attempt(elector(lease, clock, "gone_0"))
     b, c = elector(lease, clock, "pod-b_2"), elector(lease, clock, "pod-c_3")
-    assert not attempt(b) and not attempt(c)
+    assert not attempt(b)
+    assert not attempt(c)
     clock.now += 16
 
     async def race() -> list[bool]:
@@ -186,7 +189,9 @@ def test_renewal_gives_up_at_the_renew_deadline_counted_from_when_the_last_renew
 
 def test_renewal_goes_on_while_the_lease_can_be_written() -> None:
     lease = MemoryLease()
-    settings = replace(SETTINGS, identity="pod-a_1", lease_duration=1.5, renew_deadline=0.6, retry_period=0.05)
+    settings = replace(
+        SETTINGS, identity="pod-a_1", lease_duration=1.5, renew_deadline=0.6, retry_period=0.05
+    )
     leader = LeaderElector(lease, settings)
     assert attempt(leader)
 
