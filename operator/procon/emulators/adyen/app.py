@@ -327,7 +327,7 @@ async def _companies(request: web.Request) -> web.Response:
     items = []
     if credential.level is Level.COMPANY:
         href = f"{base}/companies/{credential.account}"
-        # ASSUMPTION: the fields of a company in the list (the reference names only the call).
+        # ASSUMPTION: the fields of a company in the list (docs/processors/adyen.md names only the call).
         items.append(
             {
                 "id": credential.account,

@@ -92,7 +92,8 @@ class AdyenError(Exception):
 
 
 def unauthorized() -> AdyenError:
-    # ASSUMPTION: the type URI is the unauthorized page's (the reference: probably, not seen).
+    # ASSUMPTION: the type URI is the unauthorized page's (docs/processors/adyen.md, "Errors": probable,
+    # never seen).
     return AdyenError(
         401,
         UNAUTHORIZED,

@@ -46,7 +46,7 @@ class HostEnvironment(StrEnum):
 
 
 class Choice(StrEnum):
-    """How to answer where the reference could not tell: refuse, or let it pass."""
+    """How to answer where Adyen's documents do not tell: refuse, or let it pass."""
 
     REJECT = "reject"
     IGNORE = "ignore"  # for a PATCH carrying ``type``
@@ -55,10 +55,11 @@ class Choice(StrEnum):
 
 @dataclass(frozen=True)
 class AdyenSettings:
-    """The fixture's ``settings``: behaviours the reference could not confirm, and some knobs."""
+    """The fixture's ``settings``: behaviours no source confirms, and some knobs."""
 
     default_environment: HostEnvironment = HostEnvironment.ANY
-    # ASSUMPTION: what /me answers for a key with no Management API role (the reference: unconfirmed).
+    # ASSUMPTION: what /me answers for a key with no Management API role (docs/processors/adyen.md,
+    # "The credential behind a key (GET /me)": unconfirmed).
     me_without_management_role_status: int = 403
     # ASSUMPTION: an account id the key cannot reach is an unknown entity to it (422 30_112); 403 is the
     # other plausible answer.

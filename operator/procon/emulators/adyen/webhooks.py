@@ -3,8 +3,8 @@
 Pure functions over plain data; ``app`` calls them under the state's lock. The
 fields, their types, defaults and which are required come from the spec's
 create and update schemas (docs/processors/adyen.md, "Webhook fields"); what
-an unknown or wrong value gets is the emulator's choice where the reference has
-no sample (marked ASSUMPTION).
+an unknown or wrong value gets is the emulator's choice where no sample was
+found (marked ASSUMPTION).
 """
 
 from __future__ import annotations
