@@ -1,19 +1,20 @@
 """The Checkout.com driver: httpx against the Workflows API, OAuth or secret keys.
 
-There is no async Checkout.com SDK (reference checkout.md §7), so the driver
+There is no async Checkout.com SDK (docs/processors/checkout.md,
+"Calling the API without the SDK"), so the driver
 speaks HTTP itself, with one ``httpx.AsyncClient`` shared by all
 connections. The hosts come from operator configuration only
 (``PROCON_CHECKOUT_API_BASE``/``PROCON_CHECKOUT_AUTH_BASE``, defaulting to
 Checkout.com's sandbox or production hosts by ``spec.mode``); a connection's
 ``checkout.clientId`` only selects the account's prefixed subdomain of them
-(reference §2). The client honours the usual proxy variables, like any
+(docs/processors/checkout.md, "Hosts"). The client honours the usual proxy variables, like any
 egress from a cluster.
 
 A webhook is a *workflow*: one webhook action (URL and HMAC signature key)
 and conditions on events, entities and processing channels. procon chooses
-the signature key (reference §3: Checkout.com uses "the key you provide" and
-may mask it on read), so the reconciler writes it to the Secret first and
-this driver only ever sends it.
+the signature key (Checkout.com uses the key the client provides and may mask it
+on read: docs/processors/checkout.md, "Workflows as webhooks"), so the reconciler writes it to the Secret
+first and this driver only ever sends it.
 
 Around it: ``hosts`` (where Checkout.com is, what a key's shape says),
 ``http`` (what is worth a retry, what an error answer means), ``workflows``
@@ -21,7 +22,7 @@ Around it: ``hosts`` (where Checkout.com is, what a key's shape says),
 ``scopes`` (how each scope is checked).
 
 Either base may also be a per-mode mapping: Checkout.com's sandbox and
-production are separate hosts (reference §2), and only when the driver knows
+production are separate hosts (docs/processors/checkout.md, "Hosts"), and only when the driver knows
 both can it tell an OAuth access key of the other mode from an invalid one.
 """
 
@@ -34,16 +35,17 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from procon import metrics, redaction
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
 from procon.processors import key_material
 from procon.processors.base import (
     Account,
+    Comparison,
     CreatedWebhook,
     Credentials,
     CredentialsRejected,
@@ -60,6 +62,7 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.processors.checkout import scopes as scope_rules
+from procon.processors.checkout import webhook as workflows
 from procon.processors.checkout.hosts import (
     REAL_API,
     REAL_AUTH,
@@ -85,8 +88,12 @@ from procon.processors.checkout.http import (
     request_id,
     unexpected,
 )
+from procon.processors.checkout.webhook import CheckoutTarget, CheckoutWorkflow
 from procon.processors.checkout.workflows import observed_webhook, workflow_name
 from procon.processors.responses import ResponseTooLarge, read_capped
+
+if TYPE_CHECKING:
+    from procon.api.v1alpha1 import ProcessorConnectionSpec
 
 SECRET_KEY_FIELD = "secretKey"
 ACCESS_KEY_ID_FIELD = "accessKeyId"
@@ -95,7 +102,7 @@ ACCESS_KEY_SECRET_FIELD = "accessKeySecret"
 # Refresh a token this long before it expires.
 TOKEN_MARGIN = 60.0
 # ASSUMPTION: a token answer without expires_in lives an hour, the spec example's value; the real
-# lifetime is not documented (reference §1.1: "3600 is the example value; the real lifetime is [U]").
+# lifetime is not documented (docs/processors/checkout.md, "Access keys and tokens").
 DEFAULT_TOKEN_LIFETIME = 3600.0
 
 
@@ -109,6 +116,7 @@ class CheckoutDriver:
     """Talks to Checkout.com (or anything configured in its place) for any number of connections."""
 
     signing_secret_source: SigningSecretSource = "operator"
+    permission_noun = "scope"
 
     def __init__(
         self,
@@ -144,6 +152,25 @@ class CheckoutDriver:
         # are not cached, so a grant in the Dashboard is noticed on the next check.
         self._granted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
+    # --- what the spec means at Checkout.com (pure) --------------------------------
+
+    def target(self, spec: ProcessorConnectionSpec) -> Target:
+        return workflows.target(spec)
+
+    def desired_webhook(
+        self, spec: ProcessorConnectionSpec, tag: Mapping[str, str], events: Sequence[str]
+    ) -> DesiredWebhook:
+        return workflows.desired(spec, tag, events)
+
+    def compare(self, observed: ObservedWebhook, desired: DesiredWebhook) -> Comparison:
+        return workflows.compare(observed, desired)
+
+    def required_permission(self, denied: str | None, required: Sequence[str]) -> str | None:
+        return denied
+
+    def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
+        return None
+
     # --- plumbing ---------------------------------------------------------------
 
     def _http(self) -> httpx.AsyncClient:
@@ -156,14 +183,15 @@ class CheckoutDriver:
             await self._client.aclose()
 
     def _api(self, target: Target) -> str:
-        return with_prefix(self._api_bases[target.mode], account_prefix(target.client_id))
+        return with_prefix(self._api_bases[target.mode], account_prefix(_client_id(target)))
 
     def _balances(self, target: Target) -> str | None:
-        """The balances host: derived from the *unprefixed* API base, as it is never prefixed (§2)."""
+        """The balances host: derived from the *unprefixed* API base, as it is never prefixed
+        (docs/processors/checkout.md, "Hosts")."""
         return balances_base(self._api_bases[target.mode])
 
     def _auth(self, target: Target) -> str:
-        return with_prefix(self._auth_bases[target.mode], account_prefix(target.client_id))
+        return with_prefix(self._auth_bases[target.mode], account_prefix(_client_id(target)))
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request, retried with jittered exponential backoff on 429, 5xx and transport errors.
@@ -195,8 +223,8 @@ class CheckoutDriver:
                 metrics.api_call("checkout", method, path, response.status_code)
                 status = response.status_code
                 # ASSUMPTION: a 429 is refused before anything is done, so even a create may be
-                # retried after one (reference §6 describes 429 as rate limiting and concurrent
-                # duplicates, without saying outright that nothing was committed).
+                # retried after one (429 is rate limiting and concurrent duplicates, and nothing says
+                # outright that nothing was committed: docs/processors/checkout.md, "Error answers").
                 if status not in TRANSIENT_STATUSES or last or not (retry_unknown_outcome or status == 429):
                     return response
             await self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
@@ -258,7 +286,8 @@ class CheckoutDriver:
     async def _request_token(
         self, credentials: Credentials, auth_base: str, scopes: Sequence[str]
     ) -> httpx.Response:
-        """``POST /connect/token`` for ``scopes`` with HTTP Basic client authentication (reference §1.1)."""
+        """``POST /connect/token`` for ``scopes`` with HTTP Basic client authentication
+        (docs/processors/checkout.md, "Access keys and tokens")."""
         basic = base64.b64encode(
             f"{credentials[ACCESS_KEY_ID_FIELD]}:{credentials[ACCESS_KEY_SECRET_FIELD]}".encode()
         ).decode()
@@ -272,10 +301,10 @@ class CheckoutDriver:
     async def _known_to_other_mode(self, credentials: Credentials, target: Target) -> bool:
         """Whether the other mode's token host accepts the access key the target mode's refused.
 
-        Sandbox and production are separate hosts (reference §2), so a sandbox key is simply
-        unknown to production's token host, which answers ``invalid_client`` as for any bad
-        key (§1.1). Asking the other host tells "wrong mode" from "invalid", at one request and
-        only after a refusal. The other mode's account has another ``cli_`` id (§2), so its
+        Sandbox and production are separate hosts (docs/processors/checkout.md, "Hosts"), so a sandbox key is
+        simply unknown to production's token host, which answers ``invalid_client`` as for any bad
+        key ("Access keys and tokens"). Asking the other host tells "wrong mode" from "invalid", at
+        one request and only after a refusal. The other mode's account has another ``cli_`` id, so its
         unprefixed host is asked. ``invalid_scope`` also means the key authenticated there.
         Impossible (False) when both modes are configured to one host.
         """
@@ -339,7 +368,7 @@ class CheckoutDriver:
         )
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
-        account = target.client_id or "classic"
+        account = _client_id(target) or "classic"
         if SECRET_KEY_FIELD in credentials.values:
             if is_previous_platform_key(credentials[SECRET_KEY_FIELD]):
                 raise CredentialsRejected(
@@ -408,7 +437,7 @@ class CheckoutDriver:
     async def _probe_scopes(
         self, credentials: Credentials, target: Target, wanted: Sequence[str], unknown: Sequence[str]
     ) -> PermissionReport:
-        entity = target.entities[0] if target.entities else None
+        entity = _entities(target)[0] if _entities(target) else None
         cache_key = (_fingerprint(credentials[SECRET_KEY_FIELD]), self._api(target))
         cached = self._granted.get(cache_key)
         already = cached[1] if cached and cached[0] > self._clock() else frozenset()
@@ -434,8 +463,9 @@ class CheckoutDriver:
                 params=probe.params or None,
                 json=probe.json,
             )
-            # ASSUMPTION (reference §1.2: 401 or 403 for a missing scope is
-            # unconfirmed): both mean missing; anything else means held.
+            # ASSUMPTION (401 or 403 for a missing scope is unconfirmed:
+            # docs/processors/checkout.md, "Scopes and their probes"): both mean missing; anything else means
+            # held.
             (missing if response.status_code in (401, 403) else granted).append(scope)
         if granted:
             now = self._clock()
@@ -478,7 +508,7 @@ class CheckoutDriver:
         return tuple(sorted(resolved))
 
     async def _catalog(self, credentials: Credentials, target: Target) -> list[dict[str, Any]]:
-        cache_key = (self._api(target), target.client_id)
+        cache_key = (self._api(target), _client_id(target))
         cached = self._event_types.get(cache_key)
         if cached and cached[0] > self._clock():
             return cached[1]
@@ -502,7 +532,8 @@ class CheckoutDriver:
     async def list_webhooks(
         self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
     ) -> list[ObservedWebhook]:
-        """Every workflow, each read in full: the list shows only id, name and active (reference §3).
+        """Every workflow, each read in full: the list shows only id, name and active
+        (docs/processors/checkout.md, "Workflows API").
 
         Nothing is cached across calls, ``owner`` notwithstanding: a workflow's URL shows only in
         its details, and nothing in the list changes when someone points a foreign workflow at
@@ -513,9 +544,10 @@ class CheckoutDriver:
         response = await self._call("GET", "/workflows", credentials, target)
         raise_for(response, "listing workflows")
         # ASSUMPTION: one answer holds every workflow; the spec has no pagination parameter
-        # (reference §3: "[U] Whether GET /workflows paginates"). Its size is capped like any answer.
+        # (whether GET /workflows paginates is unconfirmed: docs/processors/checkout.md, "Workflows API"). Its
+        # size is capped like any answer.
         listing = json_object(response, "listing workflows")
-        # The documented shape is {"data": [...]} (reference §3); anything else is not a listing and
+        # The documented shape is {"data": [...]} (the same section); anything else is not a listing and
         # must never read as "no workflows", or procon would create a duplicate.
         ids: list[str] = []
         items = listing.get("data")
@@ -534,7 +566,7 @@ class CheckoutDriver:
 
     async def _get_workflow(
         self, credentials: Credentials, target: Target, workflow_id: str
-    ) -> ObservedWebhook:
+    ) -> CheckoutWorkflow:
         response = await self._call("GET", f"/workflows/{workflow_id}", credentials, target)
         raise_for(response, f"reading workflow {workflow_id}")
         return observed_webhook(json_object(response, f"reading workflow {workflow_id}"))
@@ -542,22 +574,23 @@ class CheckoutDriver:
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
     ) -> CreatedWebhook:
-        # Workflows take no idempotency key (reference §6): a lost answer leaves a
-        # workflow that the next reconcile finds by its name and deletes.
-        if not desired.signing_secret:
+        # Workflows take no idempotency key (docs/processors/checkout.md, "Idempotency and retries"): a lost
+        # answer leaves a workflow that the next reconcile finds by its name and deletes.
+        wanted = workflows.as_desired(desired)
+        if not wanted.signing_secret:
             raise ValueError("a Checkout.com workflow needs the signing key procon chose")
         sources = await self._catalog(credentials, target)
         body = {
-            "name": workflow_name(desired.metadata),
+            "name": workflow_name(wanted.metadata),
             "active": True,
             "conditions": self._conditions(
-                sources, desired.events, desired.entities, desired.processing_channels
+                sources, wanted.events, wanted.entities, wanted.processing_channels
             ),
             "actions": [
                 {
                     "type": "webhook",
-                    "url": desired.url,
-                    "signature": {"method": "HMACSHA256", "key": desired.signing_secret},
+                    "url": wanted.url,
+                    "signature": {"method": "HMACSHA256", "key": wanted.signing_secret},
                 }
             ],
         }
@@ -568,7 +601,7 @@ class CheckoutDriver:
             # Created, but which one is unknown: the next reconcile finds it by its name.
             raise MalformedResponse("Checkout.com created the workflow but answered without its id")
         detail = await self._get_workflow(credentials, target, workflow_id)
-        return CreatedWebhook(webhook=detail, signing_secret=desired.signing_secret)
+        return CreatedWebhook(webhook=detail, signing_secret=wanted.signing_secret)
 
     def _conditions(
         self,
@@ -587,36 +620,37 @@ class CheckoutDriver:
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
     ) -> ObservedWebhook:
+        wanted = workflows.as_changes(changes)
         current = await self._get_workflow(credentials, target, webhook_id)
-        if changes.enabled is not None or changes.metadata is not None:
-            patch: dict[str, Any] = {"name": workflow_name(changes.metadata or current.metadata)}
-            if changes.enabled is not None:
-                patch["active"] = changes.enabled
+        if wanted.enabled is not None or wanted.metadata is not None:
+            patch: dict[str, Any] = {"name": workflow_name(wanted.metadata or current.metadata)}
+            if wanted.enabled is not None:
+                patch["active"] = wanted.enabled
             response = await self._call("PATCH", f"/workflows/{webhook_id}", credentials, target, json=patch)
             raise_for(response, f"updating workflow {webhook_id}")
-        if changes.events is not None:
+        if wanted.events is not None:
             sources = await self._catalog(credentials, target)
             await self._put_condition(
-                credentials, target, current, "event", {"events": self._source_map(sources, changes.events)}
+                credentials, target, current, "event", {"events": self._source_map(sources, wanted.events)}
             )
-        if changes.entities is not None:
+        if wanted.entities is not None:
             await self._put_condition(
-                credentials, target, current, "entity", {"entities": list(changes.entities)}
+                credentials, target, current, "entity", {"entities": list(wanted.entities)}
             )
-        if changes.processing_channels is not None:
+        if wanted.processing_channels is not None:
             await self._put_condition(
                 credentials,
                 target,
                 current,
                 "processing_channel",
-                {"processing_channels": list(changes.processing_channels)},
+                {"processing_channels": list(wanted.processing_channels)},
             )
-        if changes.signing_secret is not None:
+        if wanted.signing_secret is not None:
             action_id = current.parts.get("action")
             body = {
                 "type": "webhook",
                 "url": current.url,
-                "signature": {"method": "HMACSHA256", "key": changes.signing_secret},
+                "signature": {"method": "HMACSHA256", "key": wanted.signing_secret},
             }
             response = await self._call(
                 "PUT", f"/workflows/{webhook_id}/actions/{action_id}", credentials, target, json=body
@@ -628,7 +662,7 @@ class CheckoutDriver:
         self,
         credentials: Credentials,
         target: Target,
-        current: ObservedWebhook,
+        current: CheckoutWorkflow,
         kind: str,
         fields: dict[str, Any],
     ) -> None:
@@ -675,10 +709,18 @@ class CheckoutDriver:
             for dropped in [k for k in self._tokens if k[0] == printed]:
                 del self._tokens[dropped]
                 redaction.forget(_token_scope(dropped))  # no longer used, so never in a message
-        self._event_types.pop((self._api(target), target.client_id), None)
+        self._event_types.pop((self._api(target), _client_id(target)), None)
 
     def cached_entries(self) -> int:
         return len(self._tokens) + len(self._granted) + len(self._event_types)
+
+
+def _client_id(target: Target) -> str | None:
+    return target.client_id if isinstance(target, CheckoutTarget) else None
+
+
+def _entities(target: Target) -> tuple[str, ...]:
+    return target.entities if isinstance(target, CheckoutTarget) else ()
 
 
 def _event_sources(sources: list[Any]) -> list[dict[str, Any]]:
