@@ -38,18 +38,31 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "mutation"
 EQUIVALENT_FILE = ROOT / "hack" / "mutation-equivalent.toml"
 
-# The pure core: decisions without I/O, so fast unit tests can pin every branch.
-CORE = (
+# The pure core: decisions without I/O, so fast unit tests can pin every branch. Each processor's
+# webhook module (how its spec becomes a desired webhook and how that compares with an observed one)
+# is found, not listed: nothing outside a processor's package names it.
+NEUTRAL = (
     "procon.reconcile.conditions",
     "procon.reconcile.ownership",
     "procon.redaction",
     "procon.reconcile.webhook_plan",
+    "procon.processors",  # the registry
 )
-# The fast unit tests of the core (well under a second in all); mutmut runs, for each mutant,
-# only those among them that reach the mutated function.
+PROCESSOR_WEBHOOKS = tuple(
+    f"procon.processors.{path.parent.name}.webhook"
+    for path in sorted((ROOT / "operator" / "procon" / "processors").glob("*/webhook.py"))
+)
+CORE = NEUTRAL + PROCESSOR_WEBHOOKS
+# The fast unit tests of the core (a few seconds in all); mutmut runs, for each mutant, only those
+# among them that reach the mutated function.
 TESTS = (
     "tests/unit/reconcile",
     "tests/unit/test_redaction.py",
+    "tests/unit/test_processor_registry.py",
+    *(
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "tests" / "unit" / "processors").glob("test_*_webhook.py"))
+    ),
 )
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): 1 and 3 are a failing test run.
@@ -60,7 +73,11 @@ TIMEOUT = {24, 36, 152, 255, -24}
 
 
 def module_file(module: str) -> Path:
-    return Path("src", *module.split(".")).with_suffix(".py")
+    """The module's file in the laid-out copy: ``src/procon/...py``, or a package's ``__init__.py``."""
+    parts = module.split(".")
+    if (ROOT / "operator" / Path(*parts)).is_dir():
+        return Path("src", *parts, "__init__.py")
+    return Path("src", *parts).with_suffix(".py")
 
 
 def lay_out(modules: list[str]) -> None:
@@ -102,6 +119,8 @@ class Tally:
 
 def tally(module: str, equivalent: dict[str, str]) -> Tally:
     meta = WORK / "mutants" / module_file(module).with_suffix(".py.meta")
+    if not meta.exists():  # a module without functions to mutate
+        return Tally()
     results: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     t = Tally()
     for name, code in sorted(results.items()):
@@ -118,7 +137,10 @@ def tally(module: str, equivalent: dict[str, str]) -> Tally:
 
 def run_module(module: str, jobs: int) -> None:
     log = WORK / f"{module}.log"
-    command = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(jobs), f"{module}.*"]
+    # mutmut names a mutant module.x_function__mutmut_N or module.xǁClassǁmethod__mutmut_N (a
+    # package's module without its __init__): these patterns leave out the package's submodules.
+    patterns = [f"{module}.x_*", f"{module}.xǁ*"]
+    command = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(jobs), *patterns]
     with log.open("w") as out:
         done = subprocess.run(command, cwd=WORK, stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
