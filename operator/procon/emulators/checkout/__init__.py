@@ -50,22 +50,26 @@ both environments.
 Modules
 -------
 
+- ``emulator.EMULATOR``: how the shared machinery (``procon.emulators``: server,
+  control API, fixture loading, fault injection, ``procon emulate checkout``) builds this one;
 - ``emulator.CheckoutEmulator``: state + faults + server, the object tests use;
 - ``app.create_app``: the aiohttp application over a ``CheckoutState``;
 - ``fixture``: the YAML/dict format the state starts from;
-- ``control``: the ``/_emulator/`` control API;
+- ``control``: its own ``/_emulator/`` routes (settings, keys, tokens, workflows, events);
 - ``transport``: httpx transports that map any host to the emulator;
 - pure parts: ``hosts``, ``scopes``, ``auth``, ``tokens``, ``workflows``,
   ``catalog``, ``probes``, ``delivery``, ``events``, ``manage``, ``errors``.
 """
 
 from procon.emulators.checkout.app import create_app
-from procon.emulators.checkout.emulator import CheckoutEmulator
-from procon.emulators.checkout.fixture import FixtureError, load_fixture, state_from_fixture
+from procon.emulators.checkout.emulator import EMULATOR, CheckoutEmulator
+from procon.emulators.checkout.fixture import load_fixture, state_from_fixture
 from procon.emulators.checkout.state import CheckoutSettings, CheckoutState
 from procon.emulators.checkout.transport import EmulatorSyncTransport, EmulatorTransport
+from procon.emulators.fixtures import FixtureError
 
 __all__ = [
+    "EMULATOR",
     "CheckoutEmulator",
     "CheckoutSettings",
     "CheckoutState",
