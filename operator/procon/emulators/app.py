@@ -3,7 +3,7 @@
 Middleware, outermost first, mirrors where a processor does things:
 
 1. the headers the processor puts on every answer (a request id, a version),
-   faults and errors included;
+   faults and errors included, if it has any;
 2. fault injection (``faults.fault_middleware``: 5xx, 429 and latency before
    anything else; commit-then-fail after), rendered as the processor's own errors;
 3. the processor's API middleware: authentication, then the handler, its
@@ -67,7 +67,7 @@ def emulator_app(
     state: EmulatorState,
     faults: FaultInjector,
     *,
-    answer_headers: AnswerHeaders,
+    answer_headers: AnswerHeaders | None = None,
     render_fault: ErrorRenderer,
     api_middleware: Middleware,
     control_routes: Iterable[ControlRoute] = (),
@@ -75,15 +75,17 @@ def emulator_app(
 ) -> web.Application:
     """An application with the shared middleware and control API; the caller adds its API routes.
 
+    ``answer_headers``: None for a processor that puts no header of its own on every answer.
+
     ``saves_answers``: the processor has an idempotency layer and applies
     ``"processor_error"`` commit failures itself (see ``faults.fault_middleware``).
     """
-    app = web.Application(
-        middlewares=[
-            answer_headers_middleware(answer_headers),
-            fault_middleware(faults, render_fault, saves_answers=saves_answers),
-            api_only(api_middleware),
-        ]
-    )
+    middlewares = [
+        fault_middleware(faults, render_fault, saves_answers=saves_answers),
+        api_only(api_middleware),
+    ]
+    if answer_headers is not None:
+        middlewares.insert(0, answer_headers_middleware(answer_headers))
+    app = web.Application(middlewares=middlewares)
     add_control_routes(app, state, faults, control_routes)
     return app

@@ -52,7 +52,8 @@ class EmulatorKind(Generic[StateT]):
     title: str  # the processor's name in messages: "<title> emulator listening on ..."
     state_from_fixture: Callable[[FixtureSource], StateT]
     create_app: Callable[[StateT, FaultInjector | None], web.Application]
-    # How to reach the API beyond the base URL, said when the command line starts serving.
+    # How to reach the API beyond the base URL, said when the command line starts serving
+    # ("{base_url}" in it stands for the base URL; other braces are left as they are).
     addressing: str = ""
     # Prefixes of the processor's API keys: the access log keeps the prefix and hides what follows.
     key_prefixes: tuple[str, ...] = ()

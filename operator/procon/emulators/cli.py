@@ -52,7 +52,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     def announce(base_url: str) -> None:
         print(
             f"{kind.title} emulator listening on {base_url} "
-            f"({kind.addressing}control API: {base_url}/_emulator/state)",
+            f"({kind.addressing.replace('{base_url}', base_url)}control API: {base_url}/_emulator/state)",
             flush=True,
         )
 

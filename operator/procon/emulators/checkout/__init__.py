@@ -1,7 +1,6 @@
 """A stateful emulator of the parts of Checkout.com's API that procon uses.
 
-It follows the facts collected in the project's Checkout.com reference
-(``/work/shared/reference/checkout.md``): OAuth client credentials and secret
+It follows the Checkout.com facts in ``docs/processors/checkout.md``: OAuth client credentials and secret
 keys with scopes, account-specific hosts, the Workflows API with its
 validation and status codes, event types, scope probes, error bodies and the
 ``Cko-Request-Id``/``Cko-Version`` headers. Every behaviour not backed by a
@@ -29,7 +28,7 @@ each account's prefixed hosts. Which account a host names is read from the
   ``PROCON_CHECKOUT_AUTH_BASE=http://access.checkout.test:PORT``, let the
   operator derive ``http://{prefix}.api.checkout.test:PORT`` as it does for
   the real hosts, and give its ``httpx.AsyncClient`` the transport
-  ``CheckoutEmulator.transport()`` (``transport.EmulatorTransport(base_url)``),
+  ``CheckoutEmulator.transport()`` (``procon.emulators.transport.EmulatorTransport(base_url)``),
   which connects every request to the emulator while httpx keeps the URL's
   host in the ``Host`` header. (``*.checkout.test`` never resolves in DNS.)
 
@@ -56,7 +55,7 @@ Modules
 - ``app.create_app``: the aiohttp application over a ``CheckoutState``;
 - ``fixture``: the YAML/dict format the state starts from;
 - ``control``: its own ``/_emulator/`` routes (settings, keys, tokens, workflows, events);
-- ``transport``: httpx transports that map any host to the emulator;
+- ``transport`` (shared, ``procon.emulators.transport``): httpx transports that map any host to the emulator;
 - pure parts: ``hosts``, ``scopes``, ``auth``, ``tokens``, ``workflows``,
   ``catalog``, ``probes``, ``delivery``, ``events``, ``manage``, ``errors``.
 """
@@ -65,8 +64,8 @@ from procon.emulators.checkout.app import create_app
 from procon.emulators.checkout.emulator import EMULATOR, CheckoutEmulator
 from procon.emulators.checkout.fixture import load_fixture, state_from_fixture
 from procon.emulators.checkout.state import CheckoutSettings, CheckoutState
-from procon.emulators.checkout.transport import EmulatorSyncTransport, EmulatorTransport
 from procon.emulators.fixtures import FixtureError
+from procon.emulators.transport import EmulatorSyncTransport, EmulatorTransport
 
 __all__ = [
     "EMULATOR",

@@ -21,7 +21,7 @@ from procon.emulators.checkout.delivery import Delivery
 from procon.emulators.checkout.fixture import parse_clients, parse_settings, state_from_fixture
 from procon.emulators.checkout.hosts import client_prefix
 from procon.emulators.checkout.state import CheckoutSettings, CheckoutState, Key
-from procon.emulators.checkout.transport import EmulatorSyncTransport, EmulatorTransport
+from procon.emulators.transport import EmulatorSyncTransport, EmulatorTransport
 
 # A reserved top-level domain: names under it never resolve, so they only work through the transports
 # (or an explicit Host header).
