@@ -7,16 +7,18 @@ It lets tests that run an emulator in another process (``procon emulate
 - ``GET``/``PUT faults`` (a ``FaultPlan`` as JSON), ``GET``/``DELETE requests``.
 
 An emulator adds its own routes (keys, webhooks changed out of band) as
-``ControlRoute``s; every handler is guarded the same way: a lookup failure is a
-404 and bad input a 400, each with ``{"error": message}``.
+``ControlRoute``s, ``settings_routes`` among them if its fixture has settings;
+every handler is guarded the same way: a lookup failure is a 404 and bad
+input a 400, each with ``{"error": message}``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +26,24 @@ from procon.emulators.base import EmulatorState, reset_emulator
 from procon.emulators.faults import CONTROL_PREFIX, FaultInjector, FaultPlan, RequestRecord
 
 ControlHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class JsonSettings(Protocol):
+    """An emulator's fixture settings (what an unconfirmed behaviour looks like), shown as JSON."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=JsonSettings)
+
+
+class SettingsHolder(Protocol[SettingsT]):
+    """A state whose settings can change at run time (until ``reset()``)."""
+
+    settings: SettingsT
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,23 @@ async def read_object(request: web.Request, expected: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError(f"expected {expected}")
     return body
+
+
+def settings_routes(
+    state: SettingsHolder[SettingsT], parse: Callable[[Any, SettingsT], SettingsT]
+) -> list[ControlRoute]:
+    """``GET``/``PUT settings``: ``parse(body, current)`` gives the settings a ``PUT`` body asks for."""
+
+    async def get_settings(_: web.Request) -> web.Response:
+        return json_answer(state.settings.to_json())
+
+    async def put_settings(request: web.Request) -> web.Response:
+        body = await read_object(request, "a JSON object of settings")
+        with state.lock:
+            state.settings = parse(body, state.settings)
+            return json_answer(state.settings.to_json())
+
+    return [ControlRoute("GET", "settings", get_settings), ControlRoute("PUT", "settings", put_settings)]
 
 
 def _record(record: RequestRecord) -> dict[str, Any]:

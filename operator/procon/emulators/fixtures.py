@@ -44,6 +44,15 @@ def strings(value: Any, where: str) -> list[str]:
     return value
 
 
+def integer(value: Any, where: str, *, optional: bool = False) -> int | None:
+    """An integer (not a boolean); None too when ``optional``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FixtureError(f"{where}: expected an integer{' or null' if optional else ''}")
+    return value
+
+
 def choice(enum: type[Choice], value: Any, where: str, default: Choice) -> Choice:
     """One of ``enum``'s values; ``default`` when absent."""
     if value is None:

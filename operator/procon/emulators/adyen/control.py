@@ -25,7 +25,7 @@ from aiohttp import web
 from procon.emulators.adyen import manage
 from procon.emulators.adyen.fixture import parse_companies, parse_credentials, parse_settings
 from procon.emulators.adyen.state import AdyenState
-from procon.emulators.control import ControlRoute, json_answer, read_body, read_object
+from procon.emulators.control import ControlRoute, json_answer, read_body, read_object, settings_routes
 from procon.emulators.fixtures import FixtureError
 
 
@@ -39,15 +39,6 @@ def _role_list(body: Any) -> list[str]:
 
 def control_routes(state: AdyenState) -> list[ControlRoute]:
     """Routes for settings, credentials, webhooks, HMAC keys and deliveries."""
-
-    async def get_settings(_: web.Request) -> web.Response:
-        return json_answer(state.settings.to_json())
-
-    async def put_settings(request: web.Request) -> web.Response:
-        body = await read_object(request, "a JSON object of settings")
-        with state.lock:
-            state.settings = parse_settings(body, state.settings)
-            return json_answer(state.settings.to_json())
 
     async def add_credentials(request: web.Request) -> web.Response:
         body = await read_object(
@@ -139,8 +130,7 @@ def control_routes(state: AdyenState) -> list[ControlRoute]:
             return json_answer({"deliveries": [d.to_json() for d in state.deliveries]})
 
     return [
-        ControlRoute("GET", "settings", get_settings),
-        ControlRoute("PUT", "settings", put_settings),
+        *settings_routes(state, parse_settings),
         ControlRoute("POST", "credentials", add_credentials),
         ControlRoute("POST", "credentials/{name}/grant", grant),
         ControlRoute("POST", "credentials/{name}/revoke", revoke),

@@ -52,7 +52,7 @@ from procon.emulators.adyen.state import (
     Level,
 )
 from procon.emulators.base import FixtureSource
-from procon.emulators.fixtures import FixtureError, choice, mapping, read_fixture, strings
+from procon.emulators.fixtures import FixtureError, choice, integer, mapping, read_fixture, strings
 
 _TOP_FIELDS = {"companies", "credentials", "settings"}
 _COMPANY_FIELDS = {"id", "merchants"}
@@ -216,14 +216,6 @@ def parse_credentials(
     return credentials
 
 
-def _integer(value: Any, where: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise FixtureError(f"{where}: expected an integer{' or null' if optional else ''}")
-    return value
-
-
 def parse_settings(data: Any, base: AdyenSettings | None = None) -> AdyenSettings:
     """Settings from a mapping; fields it leaves out keep ``base``'s values (defaults if None)."""
     base = base or AdyenSettings()
@@ -238,9 +230,9 @@ def parse_settings(data: Any, base: AdyenSettings | None = None) -> AdyenSetting
         "generate_hmac_failures_after_create",
     ):
         if name in fields:
-            values[name] = _integer(fields[name], f"settings.{name}")
+            values[name] = integer(fields[name], f"settings.{name}")
     if "webhook_limit" in fields:
-        values["webhook_limit"] = _integer(fields["webhook_limit"], "settings.webhook_limit", optional=True)
+        values["webhook_limit"] = integer(fields["webhook_limit"], "settings.webhook_limit", optional=True)
     for name in ("wrap_invalid_fields", "check_endpoint_ports", "newest_first"):
         if name in fields:
             if not isinstance(fields[name], bool):

@@ -27,7 +27,7 @@ from aiohttp import web
 from procon.emulators.checkout import events, manage
 from procon.emulators.checkout.fixture import parse_clients, parse_settings
 from procon.emulators.checkout.state import CheckoutState
-from procon.emulators.control import ControlRoute, json_answer, read_body, read_object
+from procon.emulators.control import ControlRoute, json_answer, read_body, read_object, settings_routes
 from procon.emulators.fixtures import FixtureError
 
 
@@ -41,15 +41,6 @@ def _scope_list(body: Any) -> list[str]:
 
 def control_routes(state: CheckoutState) -> list[ControlRoute]:
     """Routes for settings, clients, keys, tokens, workflows, events and deliveries."""
-
-    async def get_settings(_: web.Request) -> web.Response:
-        return json_answer(state.settings.to_json())
-
-    async def put_settings(request: web.Request) -> web.Response:
-        body = await read_object(request, "a JSON object of settings")
-        with state.lock:
-            state.settings = parse_settings(body, state.settings)
-            return json_answer(state.settings.to_json())
 
     async def add_clients(request: web.Request) -> web.Response:
         body = await read_object(request, "{'clients': [...]} in the fixture's format")
@@ -149,8 +140,7 @@ def control_routes(state: CheckoutState) -> list[ControlRoute]:
             return json_answer({"deliveries": [d.to_json() for d in state.deliveries]})
 
     return [
-        ControlRoute("GET", "settings", get_settings),
-        ControlRoute("PUT", "settings", put_settings),
+        *settings_routes(state, parse_settings),
         ControlRoute("POST", "clients", add_clients),
         ControlRoute("POST", "keys/{key}/grant", grant),
         ControlRoute("POST", "keys/{key}/revoke", revoke),

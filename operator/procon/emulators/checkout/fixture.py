@@ -54,7 +54,7 @@ from procon.emulators.checkout.state import (
     SecretKey,
     mask_key,
 )
-from procon.emulators.fixtures import FixtureError, choice, mapping, read_fixture, strings
+from procon.emulators.fixtures import FixtureError, choice, integer, mapping, read_fixture, strings
 
 _CLIENT_ID = re.compile(r"^cli_[a-z0-9]{8,}$")
 _ENTITY_ID = re.compile(r"^ent_[a-z0-9]+$")
@@ -195,14 +195,6 @@ def _client(data: Any, where: str) -> ClientSpec:
     return ClientSpec(client=client, access_keys=access_keys, secret_keys=secret_keys)
 
 
-def _integer(value: Any, where: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise FixtureError(f"{where}: expected an integer{' or null' if optional else ''}")
-    return value
-
-
 def parse_settings(data: Any, base: CheckoutSettings | None = None) -> CheckoutSettings:
     """Settings from a mapping; fields it leaves out keep ``base``'s values (defaults if None)."""
     base = base or CheckoutSettings()
@@ -212,10 +204,10 @@ def parse_settings(data: Any, base: CheckoutSettings | None = None) -> CheckoutS
     values: dict[str, Any] = {}
     for name in ("missing_scope_status", "token_lifetime_seconds", "invalid_client_status"):
         if name in fields:
-            values[name] = _integer(fields[name], f"settings.{name}")
+            values[name] = integer(fields[name], f"settings.{name}")
     for name in ("workflow_limit", "rate_limit_retry_after"):
         if name in fields:
-            values[name] = _integer(fields[name], f"settings.{name}", optional=True)
+            values[name] = integer(fields[name], f"settings.{name}", optional=True)
     for name in ("mask_secrets_on_read", "token_response_scope"):
         if name in fields:
             if not isinstance(fields[name], bool):
