@@ -15,7 +15,9 @@ faulted, counted or authenticated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -49,6 +51,16 @@ def answer_headers_middleware(answer_headers: AnswerHeaders) -> Middleware:
         return response
 
     return middleware
+
+
+async def read_json(request: web.Request, malformed: Callable[[], Exception]) -> Any:
+    """A JSON API request's body (None when empty); raises ``malformed()``, the processor's error, when
+    it is not JSON."""
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise malformed() from None
 
 
 def api_only(api_middleware: Middleware) -> Middleware:

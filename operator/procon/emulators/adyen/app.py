@@ -56,7 +56,7 @@ from procon.emulators.adyen.state import (
     Level,
     Webhook,
 )
-from procon.emulators.app import emulator_app
+from procon.emulators.app import emulator_app, read_json
 from procon.emulators.faults import ErrorRenderer, FaultInjector, FaultKind
 
 LOG = logging.getLogger(__name__)
@@ -193,11 +193,7 @@ def _base(request: web.Request) -> str:
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise errors.malformed_body() from None
+    return await read_json(request, errors.malformed_body)
 
 
 def _unreachable(state: AdyenState) -> AdyenError:

@@ -40,7 +40,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from procon.emulators.app import emulator_app
+from procon.emulators.app import emulator_app, read_json
 from procon.emulators.checkout import auth, delivery, errors, hosts, probes, scopes, workflows
 from procon.emulators.checkout.auth import Caller
 from procon.emulators.checkout.catalog import events_by_source, source_of
@@ -168,11 +168,7 @@ def _base(request: web.Request) -> str:
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise errors.malformed_body() from None
+    return await read_json(request, errors.malformed_body)
 
 
 def _query(request: web.Request) -> dict[str, str]:
