@@ -517,7 +517,7 @@ def test_an_account_name_cannot_walk_the_path(adyen: FakeAdyen) -> None:
             json={
                 "pagesTotal": 1,
                 "data": [
-                    {"id": "S2-1", "url": HOOK, "type": "standard", "active": "yes", "communicationFormat": "x"}
+                    {"id": "S2-1", "url": HOOK, "type": "t", "active": "yes", "communicationFormat": "x"}
                 ],
             },
         ),
