@@ -20,25 +20,26 @@ import httpx
 import pytest
 
 from procon import metrics
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
 from procon.processors.adyen import redaction as adyen_redaction
-from procon.processors.adyen import roles
-from procon.processors.adyen.driver import API_KEY_FIELD, AdyenDriver, AdyenTarget
-from procon.processors.adyen.settings import REAL_API, AdyenSettings, AdyenSettingsError
+from procon.processors.adyen import roles, settings
+from procon.processors.adyen.driver import API_KEY_FIELD, AdyenDriver
+from procon.processors.adyen.settings import REAL_API
 from procon.processors.adyen.spec import AdyenOptions
-from procon.processors.adyen.webhooks import (
-    DesiredAdyenWebhook,
+from procon.processors.adyen.webhook import (
+    AdyenChanges,
+    AdyenDesired,
+    AdyenTarget,
     compare,
     create_body,
-    key_changed,
     marker,
     owner_of,
     parse_webhook,
 )
 from procon.processors.base import (
+    Comparison,
     Credentials,
     CredentialsRejected,
-    DesiredWebhook,
     MalformedResponse,
     NotFound,
     PermissionDenied,
@@ -48,6 +49,7 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.reconcile.ownership import CLUSTER, MANAGED_BY, NAME, NAMESPACE, UID, Owner
+from procon.settings import SettingsError
 
 T = TypeVar("T")
 
@@ -235,13 +237,23 @@ def creds(key: str = TEST_KEY) -> Credentials:
 
 
 def desired(
-    target: AdyenTarget = COMPANY, *, url: str = HOOK, codes: tuple[str, ...] = ("REFUND",)
-) -> DesiredWebhook:
-    return DesiredWebhook(url=url, events=codes, description=None, metadata=OWNER.metadata())
+    target: AdyenTarget = COMPANY,
+    *,
+    url: str = HOOK,
+    codes: tuple[str, ...] = ("REFUND",),
+    metadata: dict[str, str] | None = None,
+    **extra: Any,
+) -> AdyenDesired:
+    return AdyenDesired(
+        url=url,
+        events=tuple(sorted(codes)),
+        metadata=metadata or OWNER.metadata(),
+        company_level=target.level == "companies",
+        **extra,
+    )
 
 
-def adyen_desired(target: AdyenTarget = COMPANY, **kwargs: Any) -> DesiredAdyenWebhook:
-    return AdyenDriver.desired(target, desired(target, **kwargs))
+adyen_desired = desired
 
 
 def foreign(adyen: FakeAdyen, account: str = "/companies/AcmeCorp", **fields: Any) -> str:
@@ -481,7 +493,7 @@ def test_every_page_is_listed_and_ownership_read_from_the_description(adyen: Fak
     mine = [w for w in listed if w.metadata]
     assert [w.id for w in mine] == [created.id]
     assert mine[0].metadata == {**OWNER.metadata()}
-    assert mine[0].enabled is False
+    assert mine[0].status == "disabled"
     assert mine[0].status == "disabled"
 
 
@@ -634,15 +646,18 @@ def test_refusals_while_listing_say_what_is_missing(adyen: FakeAdyen) -> None:
 
 
 def test_a_webhook_is_created_inactive_with_the_marker_and_filters(adyen: FakeAdyen) -> None:
-    target = AdyenTarget(
-        mode=Mode.TEST,
-        level="companies",
-        account="AcmeCorp",
-        filter_type="includeAccounts",
-        filter_accounts=("AcmeCorpPOS", "AcmeCorpECOM"),
-    )
+    target = COMPANY
     created = run(
-        adyen.driver().create_inactive(creds(), target, adyen_desired(target, codes=("REFUND", "CAPTURE")))
+        adyen.driver().create_inactive(
+            creds(),
+            target,
+            adyen_desired(
+                target,
+                codes=("REFUND", "CAPTURE"),
+                filter_type="includeAccounts",
+                filter_accounts=("AcmeCorpECOM", "AcmeCorpPOS"),
+            ),
+        )
     )
     body = json.loads(adyen.requests[-1].content)
     assert body == {
@@ -730,8 +745,6 @@ def test_a_generated_key_comes_with_its_check_value(adyen: FakeAdyen) -> None:
         f"POST /v3/companies/AcmeCorp/webhooks/{created.id}/generateHmac",
         f"GET /v3/companies/AcmeCorp/webhooks/{created.id}",
     ]
-    assert not key_changed(signing.webhook, check_value(signing.key))
-    assert key_changed(signing.webhook, "000000")
 
 
 def test_generating_a_key_is_retried_after_a_server_error(adyen: FakeAdyen) -> None:
@@ -844,32 +857,47 @@ def test_writes_refused_name_webhooks_read_and_write(adyen: FakeAdyen) -> None:
     assert denied.value.permission == roles.WEBHOOKS_READ_WRITE
 
 
-def test_create_webhook_generates_the_key_then_switches_it_on(adyen: FakeAdyen) -> None:
-    created = run(adyen.driver().create_webhook(creds(), COMPANY, desired(), idempotency_key="unused"))
+def test_create_webhook_leaves_it_off_with_its_key_until_compare_switches_it_on(adyen: FakeAdyen) -> None:
+    driver = adyen.driver()
+    created = run(driver.create_webhook(creds(), COMPANY, desired(), idempotency_key="unused"))
+    webhook_id = created.webhook.id
     assert [c.split(" ")[0] + " " + c.rsplit("/", 1)[-1] for c in adyen.calls()] == [
         "POST webhooks",
         "POST generateHmac",
-        f"GET {created.webhook.id}",
-        f"PATCH {created.webhook.id}",
+        f"GET {webhook_id}",
     ]
-    assert json.loads(adyen.requests[-1].content) == {"active": True}
-    assert created.webhook.enabled is True
-    assert created.webhook.parts["hmacKeyCheckValue"] == check_value(created.signing_secret)
+    assert "Idempotency-Key" not in adyen.requests[0].headers
+    assert created.webhook.status == "disabled"
+    assert adyen.webhooks["/companies/AcmeCorp"][webhook_id]["active"] is False
     assert created.signing_secret not in repr(created)
-
-
-def test_update_webhook_patches_only_what_changed(adyen: FakeAdyen) -> None:
-    driver = adyen.driver()
-    created = run(driver.create_inactive(creds(), COMPANY, adyen_desired()))
-    updated = run(
-        driver.update_webhook(creds(), COMPANY, created.id, WebhookChanges(events=("CAPTURE",), enabled=True))
-    )
+    check = check_value(created.signing_secret)
+    # What the reconciler does once the key is published: whatever compare still asks for.
+    finish = driver.compare(created.webhook, desired()).changes
+    assert isinstance(finish, AdyenChanges)
+    assert finish.describe() == ["key check value", "enabled"]
+    done = run(driver.update_webhook(creds(), COMPANY, webhook_id, finish))
     assert json.loads(adyen.requests[-1].content) == {
-        "additionalSettings": {"includeEventCodes": ["CAPTURE"]},
+        "description": f"procon/unit/payments/adyen/uid-1#{check}",
         "active": True,
     }
-    assert updated.enabled
+    assert done.status == "enabled"
+    assert done.metadata == OWNER.metadata()
+    assert driver.compare(done, desired()) == Comparison()
+
+
+def test_update_webhook_patches_what_compare_found(adyen: FakeAdyen) -> None:
+    driver = adyen.driver()
+    created = run(driver.create_inactive(creds(), COMPANY, adyen_desired()))
+    changes = AdyenChanges(
+        fields={"additionalSettings": {"includeEventCodes": ["CAPTURE"]}}, changed=("events",)
+    )
+    updated = run(driver.update_webhook(creds(), COMPANY, created.id, changes))
+    assert json.loads(adyen.requests[-1].content) == {
+        "additionalSettings": {"includeEventCodes": ["CAPTURE"]}
+    }
     assert updated.events == ("CAPTURE",)
+    assert run(driver.update_webhook(creds(), COMPANY, created.id, AdyenChanges())).id == created.id
+    assert adyen.requests[-1].method == "GET"
     with pytest.raises(ValueError, match="generates"):
         run(driver.update_webhook(creds(), COMPANY, created.id, WebhookChanges(signing_secret="x" * 32)))
 
@@ -914,7 +942,7 @@ def owned(**fields: Any) -> dict[str, Any]:
         "active": True,
         "communicationFormat": "json",
         "encryptionProtocol": "TLSv1.2",
-        "description": marker(OWNER.metadata()),
+        "description": marker(OWNER.metadata()) + "#917A8C",
         "additionalSettings": {
             "includeEventCodes": ["AUTHORISATION", "REFUND"],
             "excludeEventCodes": ["DONATION"],
@@ -927,14 +955,13 @@ def owned(**fields: Any) -> dict[str, Any]:
 
 
 def test_a_webhook_as_wanted_needs_nothing_even_with_defaults_listed_beside_its_codes() -> None:
-    assert compare(parse_webhook(owned()), adyen_desired()).patch == {}
-    assert compare(parse_webhook(owned(filterMerchantAccountType=None)), adyen_desired()).patch == {}
+    assert compare(parse_webhook(owned()), adyen_desired()) == Comparison()
+    assert compare(parse_webhook(owned(filterMerchantAccountType=None)), adyen_desired()) == Comparison()
 
 
 @pytest.mark.parametrize(
     ("fields", "patch", "changed"),
     [
-        ({"url": "https://attacker.example.com/"}, {"url": HOOK}, "URL"),
         ({"active": False}, {"active": True}, "enabled"),
         ({"communicationFormat": "soap"}, {"communicationFormat": "json"}, "communication format"),
         ({"encryptionProtocol": "HTTP"}, {"encryptionProtocol": "TLSv1.2"}, "encryption protocol"),
@@ -965,28 +992,49 @@ def test_a_webhook_as_wanted_needs_nothing_even_with_defaults_listed_beside_its_
         ),
     ],
     ids=[
-        "url", "deactivated", "format", "no-tls", "no-tls-v1-name", "self-signed", "code-dropped",
+        "deactivated", "format", "no-tls", "no-tls-v1-name", "self-signed", "code-dropped",
         "code-excluded", "filter",
     ],
 )  # fmt: skip
 def test_drift_is_patched_field_by_field(fields: dict[str, Any], patch: dict[str, Any], changed: str) -> None:
     comparison = compare(parse_webhook(owned(**fields)), adyen_desired())
     assert comparison.recreate_because is None
-    assert comparison.patch == patch
-    assert comparison.describe() == [changed]
+    assert isinstance(comparison.changes, AdyenChanges)
+    assert comparison.changes.fields == patch
+    assert comparison.changes.describe() == [changed]
 
 
-def test_an_inactive_webhook_whose_key_is_unpublished_is_not_switched_on() -> None:
-    assert compare(parse_webhook(owned(active=False)), adyen_desired(), activate=False).patch == {}
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"type": "report-notification"}, "its type changed (report-notification to standard)"),
+        ({"url": "https://attacker.example.com/"}, "its URL changed"),
+        ({"hmacKeyCheckValue": "0A0A0A"}, "its HMAC key was changed outside procon"),
+        ({"hmacKeyCheckValue": None}, "it has no HMAC key"),
+    ],
+    ids=["type", "url", "key-regenerated", "key-gone"],
+)
+def test_what_cannot_change_in_place_means_a_new_webhook(fields: dict[str, Any], why: str) -> None:
+    assert compare(parse_webhook(owned(**fields)), adyen_desired()) == Comparison(recreate_because=why)
 
 
-def test_a_changed_type_means_a_new_webhook() -> None:
-    comparison = compare(parse_webhook(owned(type="report-notification")), adyen_desired())
-    assert comparison.recreate_because == "its type changed (report-notification to standard)"
+def test_a_published_key_whose_check_is_not_recorded_yet_is_recorded() -> None:
+    comparison = compare(parse_webhook(owned(description=marker(OWNER.metadata()))), adyen_desired())
+    assert isinstance(comparison.changes, AdyenChanges)
+    assert comparison.changes.fields == {"description": marker(OWNER.metadata()) + "#917A8C"}
+
+
+def test_a_new_cluster_identity_rewrites_the_marker_and_keeps_the_record() -> None:
+    moved = {**OWNER.metadata(), CLUSTER: "renamed"}
+    comparison = compare(parse_webhook(owned()), desired(metadata=moved))
+    assert isinstance(comparison.changes, AdyenChanges)
+    assert comparison.changes.fields == {"description": marker(moved) + "#917A8C"}
+    assert comparison.changes.describe() == ["ownership marker"]
 
 
 def test_merchant_webhooks_have_no_filter_to_compare() -> None:
-    assert compare(parse_webhook(owned(filterMerchantAccountType=None)), adyen_desired(MERCHANT)).patch == {}
+    merchant = owned(filterMerchantAccountType="includeAccounts", filterMerchantAccounts=["X"])
+    assert compare(parse_webhook(merchant), adyen_desired(MERCHANT)) == Comparison()
 
 
 def test_the_marker_round_trips_and_nothing_else_reads_as_owned() -> None:
@@ -1049,12 +1097,16 @@ def test_the_spec_block_reads_camel_case_and_says_its_level() -> None:
 
 
 def test_settings_default_to_adyens_hosts_and_take_overrides() -> None:
-    assert AdyenSettings.from_env({}).api_bases == REAL_API
-    moved = AdyenSettings.from_env({"PROCON_ADYEN_TEST_API_BASE": "http://127.0.0.1:9/v3/"})
-    assert moved.api_bases[Mode.TEST] == "http://127.0.0.1:9/v3"
-    assert moved.api_bases[Mode.LIVE] == REAL_API[Mode.LIVE]
-    with pytest.raises(AdyenSettingsError, match="PROCON_ADYEN_LIVE_API_BASE"):
-        AdyenSettings.from_env({"PROCON_ADYEN_LIVE_API_BASE": "ftp://x"})
+    assert settings.api_bases({}) == REAL_API
+    moved = settings.api_bases({"PROCON_ADYEN_TEST_API_BASE": "http://127.0.0.1:9/v3/"})
+    assert moved[Mode.TEST] == "http://127.0.0.1:9/v3"
+    assert moved[Mode.LIVE] == REAL_API[Mode.LIVE]
+    with pytest.raises(SettingsError, match="PROCON_ADYEN_LIVE_API_BASE"):
+        settings.api_bases({"PROCON_ADYEN_LIVE_API_BASE": "ftp://x"})
+    assert settings.describe({}) == "Management API of Adyen"
+    assert "test http://127.0.0.1:9/v3" in settings.describe(
+        {"PROCON_ADYEN_TEST_API_BASE": "http://127.0.0.1:9/v3"}
+    )
 
 
 @pytest.mark.parametrize(

@@ -33,15 +33,16 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from procon import metrics
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
 from procon.processors import key_material
 from procon.processors.adyen import roles as role_rules
+from procon.processors.adyen import webhook as webhooks
 from procon.processors.adyen.http import (
     NOT_FOUND_CODE,
     NOT_SENT,
@@ -57,16 +58,19 @@ from procon.processors.adyen.http import (
     unexpected,
 )
 from procon.processors.adyen.settings import REAL_API
-from procon.processors.adyen.webhooks import (
+from procon.processors.adyen.webhook import (
+    AdyenChanges,
+    AdyenDesired,
+    AdyenTarget,
     AdyenWebhook,
-    DesiredAdyenWebhook,
+    as_desired,
     create_body,
     event_codes,
-    marker,
     parse_webhook,
 )
 from procon.processors.base import (
     Account,
+    Comparison,
     CreatedWebhook,
     Credentials,
     CredentialsRejected,
@@ -84,6 +88,9 @@ from procon.processors.base import (
 )
 from procon.processors.responses import ResponseTooLarge, read_capped
 
+if TYPE_CHECKING:
+    from procon.api.v1alpha1 import ProcessorConnectionSpec
+
 API_KEY_FIELD = "apiKey"
 HEADER = "X-API-Key"
 # Adyen's maximum page size (docs/processors/adyen.md, "Listing and pagination").
@@ -97,22 +104,6 @@ _HMAC_KEY = re.compile(r"^(?:[0-9A-Fa-f]{2}){16,128}$")
 _CHECK_VALUE = re.compile(r"^[0-9A-Za-z]{1,64}$")
 
 LEVELS = ("companies", "merchants")
-
-
-@dataclass(frozen=True)
-class AdyenTarget(Target):
-    """A connection's place at Adyen: the mode (which selects the host), the level and account, and
-    what the webhook is (type, merchant filter), which the spec fixes."""
-
-    level: str = "merchants"  # "companies" | "merchants", as in the API's paths
-    account: str = ""
-    webhook_type: str = "standard"
-    filter_type: str = "allAccounts"
-    filter_accounts: tuple[str, ...] = ()
-
-    @property
-    def described(self) -> str:
-        return f"{'company' if self.level == 'companies' else 'merchant'} account {self.account}"
 
 
 @dataclass(frozen=True)
@@ -135,8 +126,10 @@ class _Me:
 class AdyenDriver:
     """Talks to Adyen (or anything configured in its place) for any number of connections."""
 
-    # Adyen generates the key; the caller publishes it before the webhook is switched on.
+    # Adyen generates the key and shows it once, like Stripe's secret: the reconciler publishes what
+    # create_webhook returns, then applies what compare() still asks for (switching it on).
     signing_secret_source: SigningSecretSource = "processor"
+    permission_noun = "role"
 
     def __init__(
         self,
@@ -275,7 +268,33 @@ class AdyenDriver:
             needed,
         )
 
-    # --- ProcessorDriver --------------------------------------------------------
+    # --- ProcessorDriver: pure ----------------------------------------------------
+
+    def target(self, spec: ProcessorConnectionSpec) -> Target:
+        return webhooks.target(spec)
+
+    def desired_webhook(
+        self, spec: ProcessorConnectionSpec, tag: Mapping[str, str], events: Sequence[str]
+    ) -> DesiredWebhook:
+        return webhooks.desired(spec, tag, events)
+
+    def compare(self, observed: ObservedWebhook, desired: DesiredWebhook) -> Comparison:
+        return webhooks.compare(observed, desired)
+
+    def required_permission(self, denied: str | None, required: Sequence[str]) -> str | None:
+        """A refused listing names "Webhooks read"; what procon needs, and what to grant, is the write
+        (which grants the read)."""
+        if denied and role_rules.role_key(denied) == role_rules.role_key(role_rules.WEBHOOKS_READ):
+            return role_rules.WEBHOOKS_READ_WRITE
+        return denied
+
+    def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
+        return (
+            "Add the roles to the API credential in the Customer Area (Developers > API credentials), "
+            "or with the Management API's apiCredentials endpoints"
+        )
+
+    # --- ProcessorDriver: calls ----------------------------------------------------
 
     def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
         field_name = key or API_KEY_FIELD
@@ -298,6 +317,11 @@ class AdyenDriver:
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
         adyen = _adyen(target)
+        if not adyen.account:
+            raise CredentialsRejected(
+                "AdyenAccountMissing",
+                "spec.adyen must name the account the webhook lives on: companyAccount or merchantAccount",
+            )
         me = await self._read_me(credentials, adyen)
         if me.level is not None and me.level != adyen.level and adyen.level == "companies":
             # ASSUMPTION: a merchant-level credential reaches no company's webhooks
@@ -324,40 +348,40 @@ class AdyenDriver:
         self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
     ) -> list[ObservedWebhook]:
         del owner  # every call lists afresh: a cached list would hide a foreign webhook at our URL
-        return [w.observed() for w in await self.list_configurations(credentials, _adyen(target))]
+        return list(await self.list_configurations(credentials, _adyen(target)))
 
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
     ) -> CreatedWebhook:
-        """Create, generate its key, and switch it on: for callers that publish after the create.
+        """Create the webhook switched off and have Adyen generate its HMAC key; return both.
 
-        The reconciler that publishes before switching on uses :meth:`create_inactive`,
-        :meth:`generate_key` and :meth:`patch` instead. ``idempotency_key`` is not sent: Adyen
-        documents none for the Management API (docs/processors/adyen.md, "Idempotency").
+        The webhook delivers nothing until the caller, having published the key, applies what
+        :meth:`compare` still asks for (switching it on, recording the key's check value), so no
+        event is ever signed with a key the receiver lacks (docs/processors/adyen.md, "Creating a
+        webhook safely").
+
+        ``idempotency_key`` is not sent: Adyen documents none for the Management API
+        (docs/processors/adyen.md, "Idempotency"). A replay is a new create; what an interrupted
+        create left is an owned, switched-off webhook whose key is not published, which the
+        planner deletes.
         """
         del idempotency_key
         adyen = _adyen(target)
-        created = await self.create_inactive(credentials, adyen, self.desired(adyen, desired))
+        created = await self.create_inactive(credentials, adyen, as_desired(desired))
         signing = await self.generate_key(credentials, adyen, created.id)
-        active = await self.patch(credentials, adyen, created.id, {"active": True})
-        return CreatedWebhook(webhook=active.observed(), signing_secret=signing.key, replayed=False)
+        return CreatedWebhook(webhook=signing.webhook, signing_secret=signing.key, replayed=False)
 
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
     ) -> ObservedWebhook:
         if changes.signing_secret is not None:
-            raise ValueError("Adyen generates HMAC keys itself; use generate_key")
-        patch: dict[str, Any] = {}
-        if changes.events is not None:
-            patch["additionalSettings"] = {"includeEventCodes": list(changes.events)}
-        if changes.enabled is not None:
-            patch["active"] = changes.enabled
-        if changes.metadata is not None:
-            patch["description"] = marker(changes.metadata)
+            # The planner asks for a key only where procon chooses it; Adyen generates its own.
+            raise ValueError("Adyen generates HMAC keys itself: a webhook cannot be given one")
+        fields = changes.fields if isinstance(changes, AdyenChanges) else {}
         adyen = _adyen(target)
-        if not patch:
-            return (await self.get(credentials, adyen, webhook_id)).observed()
-        return (await self.patch(credentials, adyen, webhook_id, patch)).observed()
+        if not fields:
+            return await self.get(credentials, adyen, webhook_id)
+        return await self.patch(credentials, adyen, webhook_id, fields)
 
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         adyen = _adyen(target)
@@ -370,19 +394,6 @@ class AdyenDriver:
             raise self._rejected_or_unexpected(response, f"deleting webhook {_shown(webhook_id)}")
 
     # --- Adyen's own operations ---------------------------------------------------
-
-    @staticmethod
-    def desired(target: AdyenTarget, desired: DesiredWebhook) -> DesiredAdyenWebhook:
-        """The Adyen webhook a neutral desired webhook and the target make."""
-        return DesiredAdyenWebhook(
-            url=desired.url,
-            event_codes=tuple(sorted(desired.events)),
-            description=marker(desired.metadata),
-            type=target.webhook_type,
-            company_level=target.level == "companies",
-            filter_type=target.filter_type,
-            filter_accounts=tuple(sorted(target.filter_accounts)),
-        )
 
     async def list_configurations(self, credentials: Credentials, target: AdyenTarget) -> list[AdyenWebhook]:
         """Every webhook at the target's account, every page (procon's own and everyone else's)."""
@@ -441,7 +452,7 @@ class AdyenDriver:
         return self._parsed_as(webhook_id, json_object(response, doing))
 
     async def create_inactive(
-        self, credentials: Credentials, target: AdyenTarget, desired: DesiredAdyenWebhook
+        self, credentials: Credentials, target: AdyenTarget, desired: AdyenDesired
     ) -> AdyenWebhook:
         """Create the webhook switched off: it delivers nothing until :meth:`patch` turns it on."""
         doing = f"creating a webhook on {target.described}"

@@ -13,10 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
-from procon.api.v1alpha1 import cel as _cel
+from procon.api.schema import ApiModel, validations
+from procon.api.schema import cel as _cel
 
 # ASSUMPTION: account names are letters, digits and "._-" (every example in Adyen's API reference
 # is, e.g. "YOUR_COMPANY_ACCOUNT", "LogeecomECOM"); the API documents no pattern.
@@ -55,42 +55,37 @@ class WebhookType(StrEnum):
     TERMINAL_BOARDING = "terminal-boarding"
 
 
-class AdyenOptions(BaseModel):
+class AdyenOptions(ApiModel):
     """Adyen-specific settings; required with `processor: adyen`."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "has(self.companyAccount) != has(self.merchantAccount)",
-                    "adyen: set exactly one of companyAccount (a company-level webhook) and "
-                    "merchantAccount (a merchant-level webhook)",
-                ),
-                # A webhook cannot move between accounts: they are separate resources at Adyen.
-                _cel(
-                    "has(self.companyAccount) == has(oldSelf.companyAccount) && "
-                    "(!has(self.companyAccount) || self.companyAccount == oldSelf.companyAccount) && "
-                    "(!has(self.merchantAccount) || self.merchantAccount == oldSelf.merchantAccount)",
-                    "adyen: the account cannot be changed after creation (a webhook cannot move between "
-                    "Adyen accounts); create a new ProcessorConnection instead",
-                ),
-                _cel(
-                    f"has(self.companyAccount) || ({_ALL_ACCOUNTS} && {_NO_FILTER_ACCOUNTS})",
-                    "adyen: filterMerchantAccountType and filterMerchantAccounts apply to company-level "
-                    "webhooks only (set companyAccount)",
-                    field_path=".filterMerchantAccounts",
-                ),
-                _cel(
-                    f"({_ALL_ACCOUNTS}) == ({_NO_FILTER_ACCOUNTS})",
-                    "adyen: includeAccounts and excludeAccounts need filterMerchantAccounts; "
-                    "allAccounts takes none",
-                    field_path=".filterMerchantAccounts",
-                ),
-            ]
-        },
+        json_schema_extra=validations(
+            _cel(
+                "has(self.companyAccount) != has(self.merchantAccount)",
+                "adyen: set exactly one of companyAccount (a company-level webhook) and "
+                "merchantAccount (a merchant-level webhook)",
+            ),
+            # A webhook cannot move between accounts: they are separate resources at Adyen.
+            _cel(
+                "has(self.companyAccount) == has(oldSelf.companyAccount) && "
+                "(!has(self.companyAccount) || self.companyAccount == oldSelf.companyAccount) && "
+                "(!has(self.merchantAccount) || self.merchantAccount == oldSelf.merchantAccount)",
+                "adyen: the account cannot be changed after creation (a webhook cannot move between "
+                "Adyen accounts); create a new ProcessorConnection instead",
+            ),
+            _cel(
+                f"has(self.companyAccount) || (({_ALL_ACCOUNTS}) && ({_NO_FILTER_ACCOUNTS}))",
+                "adyen: filterMerchantAccountType and filterMerchantAccounts apply to company-level "
+                "webhooks only (set companyAccount)",
+                field_path=".filterMerchantAccounts",
+            ),
+            _cel(
+                f"({_ALL_ACCOUNTS}) == ({_NO_FILTER_ACCOUNTS})",
+                "adyen: includeAccounts and excludeAccounts need filterMerchantAccounts; "
+                "allAccounts takes none",
+                field_path=".filterMerchantAccounts",
+            ),
+        )
     )
 
     company_account: Annotated[
