@@ -24,7 +24,7 @@ PLUGIN = ProcessorPlugin(
         events="event codes such as `AUTHORISATION` or `REFUND` (Adyen sends its default codes to "
         "every standard webhook as well)",
         permissions="API credential roles written as lower-case slugs, such as "
-        "`management-api-webhooks-read-and-write` for \"Management API - Webhooks read and write\" "
+        '`management-api-webhooks-read-and-write` for "Management API - Webhooks read and write" '
         "(compared ignoring case, spaces and punctuation)",
         no_description="its webhooks carry procon's ownership tag as their description",
     ),
