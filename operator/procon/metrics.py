@@ -1,8 +1,8 @@
 """Prometheus metrics, on their own port (``PROCON_METRICS_PORT``), to authorized scrapers only
 (:mod:`procon.k8s.metrics_server`).
 
-kopf exports none (reference operator-conventions.md §7), so procon keeps
-its own, named after External Secrets' (§3): reconciles by result and
+kopf exports none, so procon keeps its own, named after External Secrets'
+(docs/design/operator-conventions.md, "Metrics"): reconciles by result and
 duration, processor API calls by processor, operation and status code,
 connections by condition, and the time since the last watch event.
 

@@ -51,7 +51,8 @@ from procon.processors.stripe.driver import StripeDriver
 from procon.reconcile.ownership import Owner
 from tests.waiting import wait_for
 
-# stripe-mock accepts any key of the shape sk|rk _test_ <rest> (reference stripe.md §6).
+# stripe-mock accepts any key of the shape sk|rk _test_ <rest> (docs/processors/stripe.md,
+# "Checked against Stripe's own validator (stripe-mock)").
 RESTRICTED_KEY = "rk_test_51ContractRestrictedKey000000000000"
 SECRET_KEY = "sk_test_51ContractSecretKey0000000000000000"
 CONNECTED = "acct_1ContractConnected01"

@@ -211,7 +211,7 @@ def helm_crd_template() -> str:
     upgrades what ``crds/`` holds; ``crds.enabled`` lets a GitOps tool or a platform team own the CRD
     instead, and ``crds.keep`` (``helm.sh/resource-policy: keep``) makes ``helm uninstall`` leave
     the CRD, and with it every connection and the processor webhooks they own, in place
-    (cert-manager's convention, reference operator-conventions.md §9).
+    (cert-manager's convention, docs/design/operator-conventions.md, "CRDs in the chart").
     """
     definition = crd()
     metadata = definition.pop("metadata")

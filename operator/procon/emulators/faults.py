@@ -92,7 +92,8 @@ class FaultPlan:
     rate_limit_rate: float = 0.0
     rate_limit_should_retry: bool | None = None
     lock_timeout_rate: float = 0.0
-    # ASSUMPTION: lock timeouts are marked retryable (the reference: "presumably via Stripe-Should-Retry").
+    # ASSUMPTION: lock timeouts are marked retryable (docs/processors/stripe.md, "Rate limits and retryable
+    # answers").
     lock_timeout_should_retry: bool | None = True
     latency_seconds: float = 0.0
     # Each request waits latency_seconds plus a uniform draw up to this: calls to a processor

@@ -409,7 +409,7 @@ def watch_is_live(memo: kopf.Memo, **_: Any) -> dict[str, float]:
     cluster. The reconcile loops read each connection at least every drift
     interval; a read that finds a version the watch never delivered, for
     longer than PROCON_WATCH_QUIET_SECONDS, means the watch has died (a
-    known kopf failure: reference operator-conventions.md §11), and a restart
+    known kopf failure: docs/design/operator-conventions.md, "Watches that go silent"), and a restart
     is the cure.
     """
     runtime = memo.get("runtime")

@@ -4,8 +4,8 @@ A healthy watch can be silent for hours in a quiet cluster, so "time since
 the last event" cannot tell a dead watch from a calm one. What can: the
 reconcile loops read every connection at least once a drift interval, and a
 read that finds a version the watch never delivered, for long, means the
-watch has stopped (a known kopf failure, reference operator-conventions.md
-§11). This class keeps that bookkeeping; the liveness probe asks it.
+watch has stopped (a known kopf failure, docs/design/operator-conventions.md,
+"Watches that go silent"). This class keeps that bookkeeping; the liveness probe asks it.
 """
 
 from __future__ import annotations

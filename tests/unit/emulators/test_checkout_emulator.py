@@ -1,6 +1,6 @@
 """The Checkout.com emulator over HTTP, driven with raw httpx as procon drives it.
 
-Each test states a fact from the Checkout.com reference (or an emulator
+Each test states a fact from docs/processors/checkout.md (or an emulator
 setting standing in for an unconfirmed one) and checks the emulator keeps it.
 """
 
@@ -195,7 +195,7 @@ def test_bad_credentials_are_400_invalid_client(
 
 
 def test_the_invalid_client_status_is_a_setting(emu: CheckoutEmulator, http: httpx.Client) -> None:
-    """400 as the spec says; 401, which RFC 6749 allows and the reference marks unconfirmed, by setting."""
+    """400 as the spec says; 401, which RFC 6749 allows (unconfirmed for Checkout.com), by setting."""
     emu.update_settings(invalid_client_status=401)
     for credentials, style in [((OPERATOR[0], "wrong-secret"), "basic"), (("", ""), "body")]:
         response = token_request(http, credentials, style=style)
@@ -366,7 +366,8 @@ def test_credentials_work_only_on_their_own_accounts_host(emu: CheckoutEmulator,
 def test_sandbox_and_production_hosts_refuse_the_other_environments_credentials(
     emu: CheckoutEmulator, hosts: httpx.Client
 ) -> None:
-    """Separate hosts per environment (reference section 2): the other one does not know a credential."""
+    """Separate hosts per environment (docs/processors/checkout.md, "Hosts"): the other one does not
+    know a credential."""
     form = {"grant_type": "client_credentials", "scope": "flow"}
     sandbox_auth, production_auth = "https://access.sandbox.checkout.com", "https://access.checkout.com"
     assert hosts.post(f"{sandbox_auth}/connect/token", data=form, auth=OPERATOR).status_code == 200

@@ -1,6 +1,6 @@
 """The Stripe emulator, driven by the official stripe SDK (and raw HTTP where the SDK hides the wire).
 
-Each test states a fact from the Stripe reference and checks the emulator keeps it.
+Each test states a fact from docs/processors/stripe.md and checks the emulator keeps it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.unit.emulators.conftest import (
 )
 
 REQUEST_ID = re.compile(r"^req_[A-Za-z0-9]{14}$")
-# The reference's suggested parsers for 403 messages.
+# Parsers for 403 messages (docs/processors/stripe.md, "Permission errors").
 SLUG = re.compile(r"'(?:rak_)?([a-z0-9_]+_(?:read|write))'")
 ACCOUNT_IN_MESSAGE = re.compile(r"on account '(acct_[A-Za-z0-9]+)'")
 ENDPOINT_FIELDS = {

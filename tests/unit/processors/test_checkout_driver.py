@@ -285,7 +285,8 @@ def test_per_mode_bases_tell_the_mode_too(emulator: CheckoutEmulator) -> None:
 
 @pytest.mark.parametrize("head", ["sk_test_", "sk_"])
 def test_previous_platform_keys_are_unsupported_not_live(emulator: CheckoutEmulator, head: str) -> None:
-    key = head + str(uuid.uuid4())  # the ABC platform's UUID shape (reference §1.2)
+    # The ABC platform's UUID shape (docs/processors/checkout.md, "Secret keys").
+    key = head + str(uuid.uuid4())
     assert mode_of_secret_key(key) is None
     driver = make_driver(emulator)
     for target in (SANDBOX, CheckoutTarget(mode=Mode.LIVE)):
@@ -328,8 +329,9 @@ def test_a_key_every_probe_refuses_is_invalid(emulator: CheckoutEmulator, status
 
 
 def test_the_balances_probe_goes_to_the_unprefixed_balances_host(emulator: CheckoutEmulator) -> None:
-    """With a clientId the API host is prefixed, the balances host never (reference §2): a probe sent to
-    the prefixed API host would get a 404 for an unknown path and report the scope as held."""
+    """With a clientId the API host is prefixed, the balances host never (docs/processors/checkout.md,
+    "Hosts"): a probe sent to the prefixed API host would get a 404 for an unknown path and report the scope
+    as held."""
     driver = make_driver(emulator)
 
     async def scenario() -> tuple[Any, Any]:

@@ -1,7 +1,6 @@
 """A stateful emulator of the parts of Checkout.com's API that procon uses.
 
-It follows the facts collected in the project's Checkout.com reference
-(``/work/shared/reference/checkout.md``): OAuth client credentials and secret
+It follows the Checkout.com facts in ``docs/processors/checkout.md``: OAuth client credentials and secret
 keys with scopes, account-specific hosts, the Workflows API with its
 validation and status codes, event types, scope probes, error bodies and the
 ``Cko-Request-Id``/``Cko-Version`` headers. Every behaviour not backed by a

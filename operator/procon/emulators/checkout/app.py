@@ -20,7 +20,7 @@ the hold gate just before they change anything.
 
 ``Cko-Idempotency-Key`` is deliberately ignored: Checkout.com documents it for
 payments, captures, refunds, voids and transfers only, and not for Workflows
-(reference section 6), so replaying a ``POST /workflows`` would hide the
+(docs/processors/checkout.md, "Idempotency and retries"), so replaying a ``POST /workflows`` would hide the
 duplicates a real retry creates. That is why procon stores the signing key
 before it creates a workflow.
 """
@@ -430,7 +430,7 @@ async def _delete_action(request: web.Request) -> web.Response:
             # ASSUMPTION: a workflow keeps at least one action (its schema's minItems: 1).
             raise errors.validation([workflows.ACTIONS_REQUIRED])
         workflow.actions = [a for a in workflow.actions if a.id != action_id]
-    # ASSUMPTION: 204, as for conditions (the reference: [I] 200/204).
+    # ASSUMPTION: 204, as for conditions (200 or 204, inferred from the SDKs).
     return empty_response(204)
 
 
@@ -570,9 +570,9 @@ async def _financial_actions(request: web.Request) -> web.Response:
 async def _balances(request: web.Request) -> web.Response:
     state, caller = request.app[STATE], _caller(request)
     if not hosts.is_balances_host(request.host):
-        # Balances are served only on the balances host (reference section 2), never on the API hosts.
-        # ASSUMPTION (reference: UNCONFIRMED): another host answers as for any unknown path, a bodiless
-        # 404 after authentication, before any scope check; the reference does not say.
+        # Balances are served only on the balances host (docs/processors/checkout.md, "Hosts"), never on the
+        # API hosts. ASSUMPTION (undocumented): another host answers as for any unknown path, a bodiless
+        # 404 after authentication, before any scope check.
         raise errors.not_found()
     auth.require(state, caller, scopes.BALANCES_VIEW)
     auth.require_entity(state, caller, request.match_info["entity_id"])

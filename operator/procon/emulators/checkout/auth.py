@@ -1,9 +1,9 @@
 """Who is calling and what they may do: the token endpoint, Bearer authentication, scopes.
 
 Every API request carries ``Authorization: Bearer <credential>``, an OAuth
-access token or a secret key (section 1.2: NAS keys need the ``Bearer``
-prefix). The checks, in order: a credential was given and is known, usable and
-unexpired (401); the host's account prefix, if any, is the credential's
+access token or a secret key (NAS keys need the ``Bearer`` prefix:
+docs/processors/checkout.md, "Secret keys"). The checks, in order: a credential was given and is known, usable
+and unexpired (401); the host's account prefix, if any, is the credential's
 account (401); the host's environment, if its name says one, is the
 credential's (401); the credential holds a scope the endpoint accepts (401 or
 403, by fixture setting).
@@ -75,7 +75,8 @@ def authenticate(state: CheckoutState, authorization: str | None, host: str | No
         raise _unauthorized(state)
     prefix = account_prefix(host)
     # ASSUMPTION: a credential used on another account's host (or on a prefix no account has) is a 401;
-    # the reference documents only the token host's 406 for unknown prefixes.
+    # only the token host's 406 for unknown prefixes is known (docs/processors/checkout.md, "Access keys and
+    # tokens").
     if prefix is not None and prefix != caller.client.prefix:
         raise _unauthorized(state)
     if not serves_environment(host, caller.client):
@@ -86,7 +87,7 @@ def authenticate(state: CheckoutState, authorization: str | None, host: str | No
 def serves_environment(host: str | None, client: Client) -> bool:
     """Whether a host serves the client's environment (sandbox or production).
 
-    ASSUMPTION: sandbox and production are separate hosts (reference section 2, confirmed), and a
+    ASSUMPTION: sandbox and production are separate hosts (docs/processors/checkout.md, "Hosts"), and a
     credential of one is unknown to the other's, so it is refused as a bad credential is: a 401 on
     the API, ``invalid_client`` at the token endpoint. What the real hosts answer is not documented.
     """

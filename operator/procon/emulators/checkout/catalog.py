@@ -1,4 +1,4 @@
-"""The event sources ``GET /workflows/event-types`` lists, seeded from the reference (section 5).
+"""The event sources ``GET /workflows/event-types`` lists (docs/processors/checkout.md, "Event types").
 
 Gateway (``gateway``) and Disputes (``dispute``) have confirmed ids and events.
 Fraud (``fraud_reported``) and Reports (``report_generated``) have confirmed
@@ -95,7 +95,7 @@ def event_sources(fraud_source_id: str, reports_source_id: str) -> tuple[EventSo
         # Description from the official Node SDK's test fixture.
         EventSource("dispute", "Disputes", "Disputes Integration", DISPUTE_EVENTS),
         # ASSUMPTION: the Fraud and Reports sources' descriptions (undocumented); their ids are settings
-        # because the reference could not confirm them.
+        # because they are unconfirmed.
         EventSource(fraud_source_id, "Fraud", "Fraud reports raised by card schemes", FRAUD_EVENTS),
         EventSource(reports_source_id, "Reports", "Scheduled reports", REPORTS_EVENTS),
     )

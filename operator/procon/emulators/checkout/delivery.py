@@ -2,7 +2,7 @@
 
 Checkout.com signs a delivery with HMAC-SHA256 over the raw body, keyed with the
 webhook action's ``signature.key``, hex-encoded in ``Cko-Signature``, and sends
-the action's ``headers`` as they are (reference section 3, "Signature"). The
+the action's ``headers`` as they are (docs/processors/checkout.md, "Workflows API"). The
 emulator delivers once, without the documented retries (5 min ... 12 h), and
 gives up after the documented 10 seconds.
 """

@@ -1,6 +1,6 @@
 """Checkout.com's error answers: one exception carrying status and body, a constructor per case.
 
-Three body shapes (reference section 6 and 1.1):
+Three body shapes (docs/processors/checkout.md, "Error answers"):
 
 - none at all: 401s by default (the official Node SDK's tests mock a bare 401),
   404s, 5xx and 429s, for which the spec documents no body;
@@ -61,7 +61,7 @@ def unauthorized(json_body: bool) -> CheckoutError:
 
 
 def missing_scope(status: int, json_body: bool) -> CheckoutError:
-    """401 or 403 (a fixture setting: the reference could not tell which) for a credential without a scope."""
+    """401 or 403 (a fixture setting: which is unconfirmed) for a credential without a scope."""
     error_type = (AUTHENTICATION_ERROR if status == 401 else ACTION_NOT_ALLOWED) if json_body else None
     return CheckoutError(status, error_type=error_type)
 
@@ -96,14 +96,14 @@ def invalid_client(status: int) -> CheckoutError:
 
     The spec documents it as a 400; ``status`` is the fixture's ``invalid_client_status``.
     """
-    # ASSUMPTION (reference: UNCONFIRMED): 400 by default, as the spec says; RFC 6749 allows a 401
-    # for it, and the reference marks that [U] ("Accept both"), so 401 is a setting.
+    # ASSUMPTION (unconfirmed): 400 by default, as the spec says; RFC 6749 allows a 401 for it
+    # (docs/processors/checkout.md, "Access keys and tokens"), so 401 is a setting.
     return oauth("invalid_client", status)
 
 
 def unknown_account_host() -> CheckoutError:
     """406 with no JSON body: what the token host answers for a prefix no account has (SDK tests)."""
-    # ASSUMPTION: no body at all; the reference only says the body was not JSON.
+    # ASSUMPTION: no body at all; all that is known is that the body was not JSON.
     return CheckoutError(406)
 
 
@@ -113,7 +113,7 @@ def server_error() -> CheckoutError:
 
 
 def rate_limited(retry_after: int | None) -> CheckoutError:
-    # ASSUMPTION: 429s carry no body; Retry-After only when the fixture asks (the reference: [U], one
-    # third-party page claims it).
+    # ASSUMPTION: 429s carry no body; Retry-After only when the fixture asks (unconfirmed, one
+    # third-party page claims it: docs/processors/checkout.md, "Error answers").
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return CheckoutError(429, headers=headers)

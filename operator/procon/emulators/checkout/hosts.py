@@ -66,7 +66,8 @@ def environment(host_header: str | None) -> str | None:
     """``"sandbox"`` or ``"production"`` for a host that names its environment, None for one that does not.
 
     Checkout.com's sandbox hosts are its production host names with a ``sandbox`` label
-    (reference section 2: ``api.sandbox.checkout.com``, ``{prefix}.access.sandbox.checkout.com``,
+    (docs/processors/checkout.md, "Hosts": ``api.sandbox.checkout.com``,
+    ``{prefix}.access.sandbox.checkout.com``,
     ``balances.sandbox.checkout.com``). Names outside ``checkout.com`` without that label say
     nothing, so the emulator's own names (``api.checkout.test``, an IP address) serve both
     environments, telling them apart by the credential alone.
@@ -85,8 +86,9 @@ def environment(host_header: str | None) -> str | None:
 def is_balances_host(host_header: str | None) -> bool:
     """Whether the host is the balances host (``balances.checkout.com``, ``balances.sandbox...``).
 
-    Balances are served on their own host, which is never account-prefixed (reference section 2:
-    the SDKs apply the subdomain only to the API and OAuth hosts), so its first label is ``balances``.
+    Balances are served on their own host, which is never account-prefixed (docs/processors/checkout.md,
+    "Hosts": the SDKs apply the subdomain only to the API and OAuth hosts), so its first label is
+    ``balances``.
     """
     return hostname(host_header).split(".")[0] == BALANCES_LABEL
 
@@ -94,7 +96,7 @@ def is_balances_host(host_header: str | None) -> bool:
 def account_prefix(host_header: str | None) -> str | None:
     """The account prefix a ``Host`` header names, or None for an unprefixed host.
 
-    A ``pl-`` label (the SDKs allow it; the reference guesses private link) names
+    A ``pl-`` label (the SDKs allow it; probably private link) names
     the same account as the prefix after it.
     """
     host = hostname(host_header)
@@ -107,5 +109,5 @@ def account_prefix(host_header: str | None) -> str | None:
     if not _SUBDOMAIN.match(first):
         # Not something an SDK would send as a subdomain: still a prefix, just one no account has.
         return first
-    # ASSUMPTION: "pl-{prefix}" addresses the account "{prefix}" (the reference marks pl- as [U]).
+    # ASSUMPTION: "pl-{prefix}" addresses the account "{prefix}" (what pl- means is unconfirmed).
     return first.removeprefix("pl-")

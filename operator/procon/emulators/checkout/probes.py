@@ -1,7 +1,7 @@
 """Cheap reads that tell whether a credential holds a scope, with the answers the spec describes.
 
-Each probe accepts a parent scope or its child (reference section 1.2, "Scope
-probes"). The emulated accounts have no disputes, reports, payments or files,
+Each probe accepts a parent scope or its child (docs/processors/checkout.md,
+"Scopes and their probes"). The emulated accounts have no disputes, reports, payments or files,
 so the answers are empty lists and 404s; that is all a scope check needs.
 """
 
@@ -78,5 +78,5 @@ def payment_search(body: Any) -> dict[str, Any]:
     """``POST /payments/search``: no payments match."""
     if not isinstance(body, Mapping):
         raise errors.malformed_body()
-    # ASSUMPTION: the answer is {"data": []} (the search API's response schema is not in the reference).
+    # ASSUMPTION: the answer is {"data": []} (the search API's response schema is not documented here).
     return {"data": []}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# The reference's scope table: parent -> children.
+# The scope table (docs/processors/checkout.md, "Scopes and their probes"): parent -> children.
 SCOPE_TREE: dict[str, tuple[str, ...]] = {
     "balances": ("balances:view",),
     "disputes": ("disputes:view", "disputes:accept", "disputes:provide-evidence", "disputes:scheme-files"),
@@ -47,7 +47,8 @@ FINANCIAL_ACTIONS_VIEW = ("financial-actions", "financial-actions:view")
 BALANCES_VIEW = ("balances", "balances:view")
 PAYMENTS_SEARCH = ("payments:search",)
 PAYMENT_DETAILS = ("gateway", "gateway:payment-details")
-# ASSUMPTION: GET /files/{id} takes the files family, as the reference's probe table says; the 2022 spec
+# ASSUMPTION: GET /files/{id} takes the files family (docs/processors/checkout.md, "Scopes and their
+# probes"); the 2022 spec
 # file listed [disputes, disputes:view] for it (file uploads were then a Disputes feature).
 FILES_RETRIEVE = ("files", "files:retrieve")
 
@@ -62,7 +63,7 @@ def parent(scope: str) -> str | None:
 def covers(held: Iterable[str], needed: str) -> bool:
     """Whether holding ``held`` grants ``needed``.
 
-    ASSUMPTION: a parent scope covers each of its children (the reference's
+    ASSUMPTION: a parent scope covers each of its children (an
     inference from "Access to all X resources" and the spec's parent+child
     pairs); a child never covers its parent.
     """
@@ -74,7 +75,7 @@ def allows(held: Iterable[str], accepted: Iterable[str]) -> bool:
     """Whether ``held`` satisfies an endpoint accepting any one of ``accepted``.
 
     ASSUMPTION: the spec's parent+child list on an endpoint means "either one
-    suffices" (the reference: [I]), not an OpenAPI AND.
+    suffices" (inferred: docs/processors/checkout.md, "Scopes and their probes"), not an OpenAPI AND.
     """
     granted = list(held)
     return any(covers(granted, scope) for scope in accepted)

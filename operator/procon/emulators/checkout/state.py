@@ -45,7 +45,7 @@ class BodyStyle(StrEnum):
 
 
 class EmptyScope(StrEnum):
-    """What a token request with an empty or omitted ``scope`` gets (the reference: [U])."""
+    """What a token request with an empty or omitted ``scope`` gets (unconfirmed)."""
 
     ALL = "all"  # every scope the access key is provisioned with
     NONE = "none"  # a token without scopes, refused by every endpoint
@@ -53,28 +53,29 @@ class EmptyScope(StrEnum):
 
 @dataclass(frozen=True)
 class CheckoutSettings:
-    """The fixture's ``settings``: behaviours the reference could not confirm, and some knobs."""
+    """The fixture's ``settings``: behaviours docs/processors/checkout.md marks unconfirmed, and some
+    knobs."""
 
-    # ASSUMPTION: 401 by default, the only status the spec documents for these endpoints (the reference:
-    # [U] whether a valid credential without the scope gets 401 or 403).
+    # ASSUMPTION: 401 by default, the only status the spec documents for these endpoints (unconfirmed
+    # whether a valid credential without the scope gets 401 or 403).
     missing_scope_status: int = 401
     unauthorized_body: BodyStyle = BodyStyle.EMPTY
-    # ASSUMPTION: masked by default, as the docs example of "Return a single workflow" shows and the
-    # reference advises assuming.
+    # ASSUMPTION: masked by default, as the docs example of "Return a single workflow" shows
+    # (docs/processors/checkout.md, "Workflows as webhooks").
     mask_secrets_on_read: bool = True
     fraud_source_id: str = "fraud"
     reports_source_id: str = "reports"
     token_lifetime_seconds: int = 3600
-    # ASSUMPTION: an empty or omitted scope gets every scope the key holds, by default (the reference: [U]).
+    # ASSUMPTION: an empty or omitted scope gets every scope the key holds, by default (unconfirmed).
     empty_scope: EmptyScope = EmptyScope.ALL
-    # ASSUMPTION: token answers name their scopes (as the cardholder-token example does); [U] for
+    # ASSUMPTION: token answers name their scopes (as the cardholder-token example does); unconfirmed for
     # /connect/token, so it can be turned off to check a client does not depend on it.
     token_response_scope: bool = True
     # ASSUMPTION: no limit on workflows by default; the Dashboard's "up to 50" is not known to apply to
-    # the API (the reference: [U]).
+    # the API (unconfirmed).
     workflow_limit: int | None = None
     rate_limit_retry_after: int | None = None
-    # The status of invalid_client token answers (see errors.invalid_client: 401 is [U]).
+    # The status of invalid_client token answers (see errors.invalid_client: 401 is unconfirmed).
     invalid_client_status: int = 400
 
     def __post_init__(self) -> None:

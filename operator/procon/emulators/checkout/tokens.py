@@ -1,6 +1,7 @@
 """Access tokens: JWT-shaped strings (``header.payload.signature``, base64url without padding).
 
-The token format is documented as a JWT; its claims are not (the reference: [U]),
+The token format is documented as a JWT; its claims are not (docs/processors/checkout.md,
+"Access keys and tokens"),
 so the claims here are an assumption and clients must treat the token as opaque.
 The signature is random bytes: nothing outside the emulator can verify it.
 """

@@ -1,7 +1,7 @@
 """Workflows (the Flow API): their model, request validation and JSON rendering, free of HTTP.
 
 Validation follows the spec's schemas (``add-workflow-request`` and the
-condition and action schemas) and the reference's section 3:
+condition and action schemas) and docs/processors/checkout.md, "Workflows API":
 
 - ``conditions`` and ``actions`` need at least one item;
 - "only one condition of the same type is permitted"; types are ``event``,
@@ -348,7 +348,7 @@ def parse_patch(body: Any, catalog: EventCatalog) -> WorkflowPatch:
     SDK models also send ``conditions`` and ``actions``.
     ASSUMPTION: ``name`` is required as the spec says, and ``conditions`` or
     ``actions``, when given, replace the workflow's wholesale (new ids),
-    validated as on create (the reference: [U]).
+    validated as on create (unconfirmed).
     """
     if not isinstance(body, Mapping):
         raise errors.malformed_body()

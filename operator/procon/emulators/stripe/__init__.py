@@ -1,6 +1,6 @@
 """A stateful emulator of the parts of Stripe's API that procon uses.
 
-It follows the facts collected in the project's Stripe reference (auth and key
+It follows the Stripe facts in docs/processors/stripe.md (auth and key
 masking, restricted-key permissions, Connect, webhook endpoints with their
 validation and limits, idempotency, error bodies and headers); every behaviour
 not backed by a documented or observed fact is marked ``ASSUMPTION`` in the code.

@@ -103,6 +103,7 @@ def denied(state: StripeState, caller: Caller, needed: str) -> errors.StripeErro
     style = state.settings.permission_message_style
     message = permissions.denied_message(style, caller.key.masked, caller.account_id, needed)
     # ASSUMPTION: the newer message shape comes with code more_permissions_required (3P samples: Airbyte's
-    # Stripe source and others); the legacy shape has no code, as the reference documents.
+    # Stripe source and others); the legacy shape has no code (docs/processors/stripe.md, "Permission
+    # errors").
     code = "more_permissions_required" if style is MessageStyle.NEW else None
     return errors.permission_denied(message, code=code)

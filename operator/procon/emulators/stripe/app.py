@@ -297,7 +297,8 @@ def _list_probe_handler(probe: probes.ListProbe) -> Handler:
         params = await _params(request)
         needed = probe.permission
         if probe.path == "/v1/balance_transactions" and "data.source" in parse_expand(params):
-            # ASSUMPTION (reference: UNCONFIRMED): refused without the permission even when empty.
+            # ASSUMPTION (unconfirmed): refused without the permission even when empty
+            # (docs/processors/stripe.md, "Which request probes which permission").
             needed = probes.BALANCE_SOURCE_PERMISSION  # it implies balance_read too
         access.require(state, caller, needed)
         # Unknown parameters are refused as Stripe does (report types take no limit); the values of
@@ -326,7 +327,8 @@ def _create_probe_handler(probe: probes.ListProbe) -> Handler:
 def _object_probe_handler(probe: probes.ObjectProbe) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         state, caller = request.app[STATE], _caller(request)
-        # ASSUMPTION (UNCONFIRMED in the reference): the permission is checked before the lookup,
+        # ASSUMPTION (unconfirmed, see docs/processors/stripe.md, "Which request probes which permission"):
+        # the permission is checked before the lookup,
         # so a key without it gets 403 and a key with it 404 for an unknown ID.
         access.require(state, caller, probe.permission)
         check_known(await _params(request), probe.accepts)

@@ -1,7 +1,8 @@
 """Stripe's error answers: one exception type carrying status and body, and a constructor per case.
 
-Every constructor's message is the text Stripe was observed to send (see the
-reference); where the text or a field was not observed it says so.
+Every constructor's message is the text Stripe was observed to send (docs/processors/stripe.md,
+"Error texts the emulator sends", "Permission errors", "Keys and modes"); where the text or a field was not
+observed it says so.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def restricted_key_without_connect() -> StripeError:
 
 
 def not_a_platform() -> StripeError:
-    # ASSUMPTION: 403 with code platform_account_required, as one 3P source reports (UNCONFIRMED).
+    # ASSUMPTION: 403 with code platform_account_required, as one third party reports
+    # (docs/processors/stripe.md, "Permission errors").
     return StripeError(
         403,
         "Only Stripe Connect platforms can work with other accounts. If you specified a client_id "
@@ -113,7 +115,8 @@ def resource_missing(
     """404 for an unknown ID; ``other_mode`` names the mode where the ID exists, if it exists in the other."""
     message = f"No such {noun}: '{object_id}'"
     if other_mode is not None:
-        # ASSUMPTION: "; " joins the suffix (the reference shows a dash in one 3P rendering).
+        # ASSUMPTION: "; " joins the suffix (renderings differ; docs/processors/stripe.md,
+        # "Error texts the emulator sends").
         exists, used = ("live", "test") if other_mode else ("test", "live")
         message += (
             f"; a similar object exists in {exists} mode, "
@@ -127,7 +130,7 @@ def parameter_unknown(name: str) -> StripeError:
 
 
 def parameter_missing(name: str) -> StripeError:
-    # ASSUMPTION: the text "Missing required param: <name>." as commonly seen; not in the reference.
+    # ASSUMPTION: the text "Missing required param: <name>." as commonly seen; not documented.
     return StripeError(400, f"Missing required param: {name}.", code="parameter_missing", param=name)
 
 
@@ -136,7 +139,7 @@ def invalid_parameter(param: str, message: str, *, code: str | None = None) -> S
 
 
 def unrecognized_url(method: str, path: str) -> StripeError:
-    # ASSUMPTION: Stripe's unknown-route answer (404, this text) as commonly seen; not in the reference.
+    # ASSUMPTION: Stripe's unknown-route answer (404, this text) as commonly seen; not documented.
     return StripeError(
         404,
         f"Unrecognized request URL ({method.upper()}: {path}). Please see https://stripe.com/docs "

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 _NAME = re.compile(r"^rak_[a-z0-9_]+_(?:read|write)$")
 
-# Documented implications (docs.stripe.com permissions table, see the reference's probe table).
+# Documented implications (docs/processors/stripe.md, "Which request probes which permission").
 IMPLIED: Mapping[str, frozenset[str]] = {
     "rak_balance_transaction_source_read": frozenset(
         {"rak_application_fee_read", "rak_balance_read", "rak_transfer_read"}
@@ -26,7 +26,7 @@ IMPLIED: Mapping[str, frozenset[str]] = {
 }
 
 # Dashboard row names, used by the newer 403 message ("Enabling \"Charges Read\" ...").
-# ASSUMPTION: row names from the reference's permission table and 3P error samples ("Prices" for plan,
+# ASSUMPTION: row names from Stripe's permission tables and third-party error samples ("Prices" for plan,
 # "Checkout Sessions"); other resources get their slug in title case.
 RESOURCE_LABELS: Mapping[str, str] = {
     "balance": "Balance",
@@ -106,7 +106,7 @@ def denied_message(style: MessageStyle, masked_key: str, account_id: str, needed
     if style is MessageStyle.LEGACY:
         return f"{opening} Having the '{needed}' permission would allow this request to continue."
     # ASSUMPTION: the trailing "You can edit permissions at ..." sentence and its URL follow 3P samples
-    # (the reference shows the sentence truncated); parsers should rely only on the quoted slug.
+    # (docs/processors/stripe.md, "Permission errors"); parsers should rely only on the quoted slug.
     return (
         f"Permission denied. {opening} Enabling \"{label(needed)}\" ('{needed.removeprefix('rak_')}') "
         "permissions on this key would allow this request to continue. "

@@ -44,7 +44,8 @@ class ListProbe:
         return frozenset((*(_PAGES if self.paginated else ("expand",)), *self.filters))
 
 
-# Permissions from the reference's probe table; parameters from Stripe's OpenAPI spec, which the
+# Permissions from docs/processors/stripe.md, "Which request probes which permission"; parameters from
+# Stripe's OpenAPI spec, which the
 # contract test (tests/integration/test_stripe_mock_contract.py) holds these to.
 # required_to_create: the parameters the spec requires at create, in the order the emulator reports
 # the first one missing. A POST is modelled only where the spec requires some, so an empty POST
@@ -55,7 +56,7 @@ LIST_PROBES: tuple[ListProbe, ...] = (
         "rak_balance_read",
         filters=("created", "currency", "payout", "source", "type"),
     ),
-    # ASSUMPTION (reference: UNCONFIRMED): "Balance Transfers" in platforms' lists is Transfers.
+    # ASSUMPTION (unconfirmed): "Balance Transfers" in platforms' lists is Transfers.
     ListProbe(
         "/v1/transfers",
         "rak_transfer_read",

@@ -1,19 +1,20 @@
 """The Checkout.com driver: httpx against the Workflows API, OAuth or secret keys.
 
-There is no async Checkout.com SDK (reference checkout.md §7), so the driver
+There is no async Checkout.com SDK (docs/processors/checkout.md,
+"Calling the API without the SDK"), so the driver
 speaks HTTP itself, with one ``httpx.AsyncClient`` shared by all
 connections. The hosts come from operator configuration only
 (``PROCON_CHECKOUT_API_BASE``/``PROCON_CHECKOUT_AUTH_BASE``, defaulting to
 Checkout.com's sandbox or production hosts by ``spec.mode``); a connection's
 ``checkout.clientId`` only selects the account's prefixed subdomain of them
-(reference §2). The client honours the usual proxy variables, like any
+(docs/processors/checkout.md, "Hosts"). The client honours the usual proxy variables, like any
 egress from a cluster.
 
 A webhook is a *workflow*: one webhook action (URL and HMAC signature key)
 and conditions on events, entities and processing channels. procon chooses
-the signature key (reference §3: Checkout.com uses "the key you provide" and
-may mask it on read), so the reconciler writes it to the Secret first and
-this driver only ever sends it.
+the signature key (Checkout.com uses the key the client provides and may mask it
+on read: docs/processors/checkout.md, "Workflows as webhooks"), so the reconciler writes it to the Secret
+first and this driver only ever sends it.
 
 Around it: ``hosts`` (where Checkout.com is, what a key's shape says),
 ``http`` (what is worth a retry, what an error answer means), ``workflows``
@@ -21,7 +22,7 @@ Around it: ``hosts`` (where Checkout.com is, what a key's shape says),
 ``scopes`` (how each scope is checked).
 
 Either base may also be a per-mode mapping: Checkout.com's sandbox and
-production are separate hosts (reference §2), and only when the driver knows
+production are separate hosts (docs/processors/checkout.md, "Hosts"), and only when the driver knows
 both can it tell an OAuth access key of the other mode from an invalid one.
 """
 
@@ -101,7 +102,7 @@ ACCESS_KEY_SECRET_FIELD = "accessKeySecret"
 # Refresh a token this long before it expires.
 TOKEN_MARGIN = 60.0
 # ASSUMPTION: a token answer without expires_in lives an hour, the spec example's value; the real
-# lifetime is not documented (reference §1.1: "3600 is the example value; the real lifetime is [U]").
+# lifetime is not documented (docs/processors/checkout.md, "Access keys and tokens").
 DEFAULT_TOKEN_LIFETIME = 3600.0
 
 
@@ -185,7 +186,8 @@ class CheckoutDriver:
         return with_prefix(self._api_bases[target.mode], account_prefix(_client_id(target)))
 
     def _balances(self, target: Target) -> str | None:
-        """The balances host: derived from the *unprefixed* API base, as it is never prefixed (§2)."""
+        """The balances host: derived from the *unprefixed* API base, as it is never prefixed
+        (docs/processors/checkout.md, "Hosts")."""
         return balances_base(self._api_bases[target.mode])
 
     def _auth(self, target: Target) -> str:
@@ -221,8 +223,8 @@ class CheckoutDriver:
                 metrics.api_call("checkout", method, path, response.status_code)
                 status = response.status_code
                 # ASSUMPTION: a 429 is refused before anything is done, so even a create may be
-                # retried after one (reference §6 describes 429 as rate limiting and concurrent
-                # duplicates, without saying outright that nothing was committed).
+                # retried after one (429 is rate limiting and concurrent duplicates, and nothing says
+                # outright that nothing was committed: docs/processors/checkout.md, "Error answers").
                 if status not in TRANSIENT_STATUSES or last or not (retry_unknown_outcome or status == 429):
                     return response
             await self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
@@ -284,7 +286,8 @@ class CheckoutDriver:
     async def _request_token(
         self, credentials: Credentials, auth_base: str, scopes: Sequence[str]
     ) -> httpx.Response:
-        """``POST /connect/token`` for ``scopes`` with HTTP Basic client authentication (reference §1.1)."""
+        """``POST /connect/token`` for ``scopes`` with HTTP Basic client authentication
+        (docs/processors/checkout.md, "Access keys and tokens")."""
         basic = base64.b64encode(
             f"{credentials[ACCESS_KEY_ID_FIELD]}:{credentials[ACCESS_KEY_SECRET_FIELD]}".encode()
         ).decode()
@@ -298,10 +301,10 @@ class CheckoutDriver:
     async def _known_to_other_mode(self, credentials: Credentials, target: Target) -> bool:
         """Whether the other mode's token host accepts the access key the target mode's refused.
 
-        Sandbox and production are separate hosts (reference §2), so a sandbox key is simply
-        unknown to production's token host, which answers ``invalid_client`` as for any bad
-        key (§1.1). Asking the other host tells "wrong mode" from "invalid", at one request and
-        only after a refusal. The other mode's account has another ``cli_`` id (§2), so its
+        Sandbox and production are separate hosts (docs/processors/checkout.md, "Hosts"), so a sandbox key is
+        simply unknown to production's token host, which answers ``invalid_client`` as for any bad
+        key ("Access keys and tokens"). Asking the other host tells "wrong mode" from "invalid", at
+        one request and only after a refusal. The other mode's account has another ``cli_`` id, so its
         unprefixed host is asked. ``invalid_scope`` also means the key authenticated there.
         Impossible (False) when both modes are configured to one host.
         """
@@ -460,8 +463,9 @@ class CheckoutDriver:
                 params=probe.params or None,
                 json=probe.json,
             )
-            # ASSUMPTION (reference §1.2: 401 or 403 for a missing scope is
-            # unconfirmed): both mean missing; anything else means held.
+            # ASSUMPTION (401 or 403 for a missing scope is unconfirmed:
+            # docs/processors/checkout.md, "Scopes and their probes"): both mean missing; anything else means
+            # held.
             (missing if response.status_code in (401, 403) else granted).append(scope)
         if granted:
             now = self._clock()
@@ -528,7 +532,8 @@ class CheckoutDriver:
     async def list_webhooks(
         self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
     ) -> list[ObservedWebhook]:
-        """Every workflow, each read in full: the list shows only id, name and active (reference §3).
+        """Every workflow, each read in full: the list shows only id, name and active
+        (docs/processors/checkout.md, "Workflows API").
 
         Nothing is cached across calls, ``owner`` notwithstanding: a workflow's URL shows only in
         its details, and nothing in the list changes when someone points a foreign workflow at
@@ -539,9 +544,10 @@ class CheckoutDriver:
         response = await self._call("GET", "/workflows", credentials, target)
         raise_for(response, "listing workflows")
         # ASSUMPTION: one answer holds every workflow; the spec has no pagination parameter
-        # (reference §3: "[U] Whether GET /workflows paginates"). Its size is capped like any answer.
+        # (whether GET /workflows paginates is unconfirmed: docs/processors/checkout.md, "Workflows API"). Its
+        # size is capped like any answer.
         listing = json_object(response, "listing workflows")
-        # The documented shape is {"data": [...]} (reference §3); anything else is not a listing and
+        # The documented shape is {"data": [...]} (the same section); anything else is not a listing and
         # must never read as "no workflows", or procon would create a duplicate.
         ids: list[str] = []
         items = listing.get("data")
@@ -568,8 +574,8 @@ class CheckoutDriver:
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
     ) -> CreatedWebhook:
-        # Workflows take no idempotency key (reference §6): a lost answer leaves a
-        # workflow that the next reconcile finds by its name and deletes.
+        # Workflows take no idempotency key (docs/processors/checkout.md, "Idempotency and retries"): a lost
+        # answer leaves a workflow that the next reconcile finds by its name and deletes.
         wanted = workflows.as_desired(desired)
         if not wanted.signing_secret:
             raise ValueError("a Checkout.com workflow needs the signing key procon chose")

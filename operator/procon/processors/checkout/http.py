@@ -34,7 +34,8 @@ NOT_SENT: tuple[type[httpx.TransportError], ...] = (
     httpx.PoolTimeout,
 )
 # POSTs that create nothing: the token endpoint and the payment search probe. Every other POST adds
-# something (a workflow, a condition) and takes no idempotency key (reference §6).
+# something (a workflow, a condition) and takes no idempotency key (docs/processors/checkout.md, "Idempotency
+# and retries").
 IDEMPOTENT_POSTS = frozenset({"/connect/token", "/payments/search"})
 
 
@@ -42,8 +43,8 @@ def backoff_delay(attempt: int, base: float, cap: float, draw: Callable[[], floa
     """Seconds to wait before retry ``attempt`` (0 for the first): "full jitter", uniform in
     [0, min(cap, base * 2**attempt)].
 
-    Reference §6 asks for exponential backoff with jitter: Checkout.com's rate limit is per
-    account, so connections sharing an account that were refused together must not come back
+    Checkout.com asks for exponential backoff with jitter (docs/processors/checkout.md, "Error answers"): its
+    rate limit is per account, so connections sharing an account that were refused together must not come back
     together. The cap bounds how long one reconcile can sit in a retry.
     """
     return draw() * min(cap, base * 2.0**attempt)
@@ -53,7 +54,8 @@ def is_idempotent(method: str, path: str) -> bool:
     """Whether sending the request twice is harmless, so it may be retried after an unknown outcome.
 
     GET, PUT and DELETE are; PATCH here sets fields to given values, so it is too. A POST that
-    creates (a workflow, a condition) is not: Workflows take no idempotency key (reference §6).
+    creates (a workflow, a condition) is not: Workflows take no idempotency key (docs/processors/checkout.md,
+    "Idempotency and retries").
     """
     return method.upper() != "POST" or path in IDEMPOTENT_POSTS
 

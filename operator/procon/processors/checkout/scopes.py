@@ -1,6 +1,6 @@
 """Checkout.com scopes: which exist, how to probe each, and how to find missing ones cheaply.
 
-Facts from reference checkout.md §1.1 (the scope table) and §1.2 (probes).
+Facts from docs/processors/checkout.md, "Scopes and their probes".
 A parent scope ("disputes") grants all of its children ("disputes:view").
 """
 
@@ -49,10 +49,10 @@ class Probe:
 
 
 # For secret keys, which cannot be asked for a token of given scopes
-# (reference checkout.md §1.2, "Scope probes"). Any answer but 401/403 means
+# (docs/processors/checkout.md, "Scopes and their probes"). Any answer but 401/403 means
 # the scope is held: a 404 for an id that cannot exist, a 422 for a missing
 # parameter, a 200 for an empty list.
-# ASSUMPTION (reference: UNCONFIRMED, §1.2 marks the missing-scope status [U]): Checkout.com checks
+# ASSUMPTION (unconfirmed, as is the missing-scope status): Checkout.com checks
 # the scope before it looks the id up or validates parameters, so a 404 or 422 comes only to a
 # credential holding the scope. If it validated first, a 404/422 would hide a missing scope.
 _PROBES: dict[str, Probe] = {
@@ -97,7 +97,8 @@ async def find_missing(
     """The scopes a credential lacks, asking ``grants(subset)`` as few times as group testing allows.
 
     A token request for a set of scopes fails with ``invalid_scope`` if any one
-    is missing, and the error does not say which (reference §1.1). Halving the
+    is missing, and the error does not say which (docs/processors/checkout.md,
+    "Access keys and tokens"). Halving the
     failing sets finds k missing scopes out of n in about 2·k·log2(n/k) + 1
     requests: one when nothing is missing, instead of n one by one.
     """

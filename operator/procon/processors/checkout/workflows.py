@@ -1,8 +1,8 @@
 """A procon webhook as a Checkout.com workflow, and back.
 
 Ownership is the workflow's name, ``procon/<cluster>/<namespace>/<name>/<uid>``,
-because ``GET /workflows`` returns only id, name and active (reference
-checkout.md §3): the name is the one place a tag survives a listing.
+because ``GET /workflows`` returns only id, name and active (docs/processors/checkout.md,
+"Workflows API"): the name is the one place a tag survives a listing.
 """
 
 from __future__ import annotations

@@ -75,12 +75,12 @@ DEFAULT_API_BASE = "https://api.stripe.com"
 API_KEY_FIELD = "apiKey"
 
 _KEY_MODE = re.compile(r"^(?:sk|rk)_(test|live)_[A-Za-z0-9]+$")
-# Both message shapes of a permission error (reference stripe.md §2).
+# Both message shapes of a permission error (docs/processors/stripe.md, "Permission errors").
 _PERMISSION_IN_MESSAGE = re.compile(r"'(?:rak_)?([a-z0-9_]+_(?:read|write))'")
 _ACCOUNT_IN_MESSAGE = re.compile(r"on account '(acct_[A-Za-z0-9]+)'")
 _ENDPOINT_LIMIT = re.compile(r"maximum of \d+ .*webhook endpoints", re.IGNORECASE)
-# An account holds at most 16 webhook endpoints (docs/processors/stripe.md) and procon lists
-# 100 a page, so one page is the norm; a listing still going after this many never ends.
+# An account holds at most 16 webhook endpoints (docs/processors/stripe.md, "Answers that are not Stripe's")
+# and procon lists 100 a page, so one page is the norm; a listing still going after this many never ends.
 MAX_LIST_PAGES = 5
 LIST_PAGE_SIZE = 100
 
@@ -91,7 +91,8 @@ def key_fingerprint(key: str) -> str:
 
 
 def mode_of_key(key: str) -> Mode | None:
-    """A secret or restricted key's mode, from its ``_test_``/``_live_`` infix (reference stripe.md §2)."""
+    """A secret or restricted key's mode, from its ``_test_``/``_live_`` infix (docs/processors/stripe.md,
+    "Keys and modes")."""
     match = _KEY_MODE.match(key)
     return Mode(match.group(1)) if match else None
 
@@ -288,7 +289,7 @@ class StripeDriver:
             body = await self._request("GET", "/v1/account", credentials, target)
         except PermissionDenied as denied:
             # Restricted keys are usually refused GET /v1/account, but the
-            # refusal names the account (reference stripe.md §2 and §3).
+            # refusal names the account (docs/processors/stripe.md, "The account behind a key").
             if denied.account_id:
                 return denied.account_id
             raise

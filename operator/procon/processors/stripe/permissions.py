@@ -1,7 +1,7 @@
 """How to learn, without changing anything, whether a Stripe key holds a permission.
 
-Stripe has no API for a key to list its own permissions (reference
-stripe.md §2, "Key introspection"), so each permission is probed with the
+Stripe has no API for a key to list its own permissions (docs/processors/stripe.md,
+"Which request probes which permission"), so each permission is probed with the
 cheapest request it authorises: a GET with ``limit=1`` for reads. A 200 means
 granted, a 403 naming the permission means missing.
 
@@ -9,14 +9,15 @@ Write permissions are probed with a create that sends no parameters, where
 Stripe's OpenAPI spec makes that create require some: Stripe must refuse it
 either way, with a permission error when the write is not held or a
 validation error when it is. ASSUMPTION: Stripe checks permissions before
-validating parameters (the reference marks this ordering as unconfirmed for
-the lookup probes too); a permission error for the probe is trusted, a
+validating parameters (unconfirmed for the lookup probes too: docs/processors/stripe.md,
+"Which request probes which permission"); a permission error for the probe is trusted, a
 validation error is read as "held". Where the spec requires nothing at create
 (charges, subscriptions), an empty create could succeed and make an object, so
 the write is probed with an empty update of an ID that cannot exist instead:
 404 when held, 403 when not (the same ordering assumption as the read probes
 of sources and tokens). Every probe passes the validation of stripe-mock, which
-checks requests against the spec (see docs/processors/stripe.md).
+checks requests against the spec (docs/processors/stripe.md, "Checked against Stripe's own validator
+(stripe-mock)").
 
 ``rak_webhook_write`` is not probed: the endpoint calls the operator makes
 exercise it, and a refusal there names it.
@@ -44,15 +45,15 @@ class Probe:
 
 _LIST: Mapping[str, object] = {"limit": 1}
 
-# From the reference's permission table (stripe.md §2).
+# docs/processors/stripe.md, "Which request probes which permission".
 READ_PROBES: dict[str, Probe] = {
     "rak_balance_read": Probe("GET", "/v1/balance"),
-    # ASSUMPTION (reference: UNCONFIRMED): the expand is refused without the
+    # ASSUMPTION (unconfirmed, see the same section): the expand is refused without the
     # permission even when the list is empty.
     "rak_balance_transaction_source_read": Probe(
         "GET", "/v1/balance_transactions", {"limit": 1, "expand": ["data.source"]}
     ),
-    # "Balance Transfers" in platforms' lists; ASSUMPTION (reference: UNCONFIRMED)
+    # "Balance Transfers" in platforms' lists; ASSUMPTION (unconfirmed)
     # that it is Transfers, the only matching permission Stripe publishes.
     "rak_transfer_read": Probe("GET", "/v1/transfers", _LIST),
     "rak_charge_read": Probe("GET", "/v1/charges", _LIST),
@@ -65,7 +66,7 @@ READ_PROBES: dict[str, Probe] = {
     "rak_product_read": Probe("GET", "/v1/products", _LIST),
     "rak_setup_intent_read": Probe("GET", "/v1/setup_intents", _LIST),
     # No list endpoint: fetching an id that cannot exist answers 404 when the
-    # permission is held. ASSUMPTION (reference: ordering unconfirmed): the
+    # permission is held. ASSUMPTION (the ordering is unconfirmed): the
     # permission check comes before the lookup.
     "rak_source_read": Probe("GET", "/v1/sources/src_procon_probe", granted_on="granted-on-404"),
     "rak_token_read": Probe("GET", "/v1/tokens/tok_procon_probe", granted_on="granted-on-404"),
@@ -173,7 +174,7 @@ def as_required(permission: str | None, required: Sequence[str]) -> str | None:
 def dashboard_link(permissions: list[str], name: str) -> str:
     """A link that opens the Dashboard's new-restricted-key form with ``permissions`` ticked.
 
-    Observed, not documented (reference stripe.md §2): the form reads
+    Observed, not documented (docs/processors/stripe.md, "Permission errors"): the form reads
     ``permissions[]``. Shown as a convenience; nothing depends on it.
     """
     from urllib.parse import urlencode
