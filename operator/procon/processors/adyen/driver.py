@@ -207,7 +207,7 @@ class AdyenDriver:
                 metrics.api_call("adyen", method, route, response.status_code)
                 status = response.status_code
                 # ASSUMPTION: a 429 is refused before anything is done, so even a create may be
-                # retried after one (docs/processors/adyen.md, "Errors": rate limits are not published).
+                # retried after one (docs/processors/adyen.md, "Rate limits": none are published).
                 if status not in TRANSIENT_STATUSES or last or not (retry_unknown_outcome or status == 429):
                     return response
             await self._sleep(backoff_delay(attempt, self._draw))
@@ -325,7 +325,7 @@ class AdyenDriver:
         me = await self._read_me(credentials, adyen)
         if me.level is not None and me.level != adyen.level and adyen.level == "companies":
             # ASSUMPTION: a merchant-level credential reaches no company's webhooks
-            # (docs/processors/adyen.md, "Company and merchant credentials").
+            # (docs/processors/adyen.md, "API credentials and roles").
             raise CredentialsRejected(
                 "AccountInaccessible",
                 f"the API key belongs to a merchant-level credential ({me.username}); managing the "
@@ -470,7 +470,7 @@ class AdyenDriver:
             raise CredentialsRejected(
                 "AccountInaccessible", f"Adyen does not know {target.described} ({NOT_FOUND_CODE})"
             )
-        # Adyen answers a create with 200 (docs/processors/adyen.md, "Webhook configuration endpoints").
+        # Adyen answers a create with 200 (docs/processors/adyen.md, "Webhook configurations").
         if response.status_code not in (200, 201):
             raise self._rejected_or_unexpected(response, doing)
         body = json_object(response, doing)
@@ -558,8 +558,9 @@ class AdyenDriver:
         if response.status_code == 403:
             if not is_adyens(response):
                 raise not_adyens(response, "GET /me")
-            # ASSUMPTION: a key without any Management API role is refused /me with 403
-            # (docs/processors/adyen.md, "GET /me"): valid, but holding none of the roles procon needs.
+            # ASSUMPTION: a key without any Management API role is refused /me with 403: valid, but
+            # holding none of the roles procon needs (docs/processors/adyen.md, "The credential
+            # behind a key (GET /me)").
             return _Me(roles=None)
         if response.status_code != 200:
             raise unexpected(response, "to GET /me")
@@ -572,7 +573,7 @@ class AdyenDriver:
         """Whether the other environment's host accepts the key the target's refused.
 
         Test and live keys come from separate Customer Areas, each working with its own hosts only
-        (docs/processors/adyen.md, "Hosts and environments"). Asking the other host tells "wrong
+        (docs/processors/adyen.md, "Test and live"). Asking the other host tells "wrong
         environment" from "invalid", at one request and only after a refusal. Impossible (False)
         when both modes are configured to one host.
         """

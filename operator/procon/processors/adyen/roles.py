@@ -4,7 +4,7 @@ Adyen spells one role several ways: the API reference writes
 ``Management API—Webhooks read``, ``GET /me`` answers ``Management API -
 Webhooks read``, one role comes with an em dash between spaces, others in
 another capitalisation, "Account read" beside "Accounts read"
-(docs/processors/adyen.md, "Roles"). So names are compared by a key that
+(docs/processors/adyen.md, "Role names and their spellings"). So names are compared by a key that
 ignores case, spacing and punctuation altogether: every one of those
 spellings, and a lower-case slug such as
 ``management-api-webhooks-read-and-write`` (the shape a Kubernetes list of
@@ -24,7 +24,7 @@ WEBHOOKS_READ = "Management API - Webhooks read"
 WEBHOOKS_READ_WRITE = "Management API - Webhooks read and write"
 
 # The roles procon knows by name, in the spelling GET /me uses where one is documented
-# (docs/processors/adyen.md, "Roles"). Anything else a connection requires is reported as unknown,
+# (docs/processors/adyen.md, "Role names and their spellings"). Anything else a connection requires is reported as unknown,
 # unless the key holds a role of that name: Adyen has more roles than procon lists.
 KNOWN_ROLES: tuple[str, ...] = (
     "Management API - Account read",
@@ -72,8 +72,8 @@ _READ_WRITE = "readandwrite"
 def role_key(name: str) -> str:
     """The comparison key of a role name: case, spacing, dashes of any kind and punctuation removed.
 
-    "Account read" and "Accounts read" (the reference's and the credentials' spellings of one
-    role) get one key.
+    "Account read" and "Accounts read" (the spec's and the credentials' spellings of one role) get
+    one key.
     """
     key = _NOT_ALNUM.sub("", name.casefold())
     return key.replace("managementapiaccountread", "managementapiaccountsread")

@@ -1,8 +1,8 @@
 """Adyen's operator settings: where the operator sends Adyen calls, for each environment.
 
 Test and live are separate hosts, and a key works only with the host of the
-environment it was made in (docs/processors/adyen.md, "Hosts and
-environments"). Only the operator's environment may move them (a proxy, the
+environment it was made in (docs/processors/adyen.md, "Test and
+live"). Only the operator's environment may move them (a proxy, the
 emulator), never a connection (see :mod:`procon.settings`), so a namespace
 user cannot send the operator's keys elsewhere.
 """

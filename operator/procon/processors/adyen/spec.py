@@ -2,7 +2,7 @@
 
 Adyen keeps webhooks per company account and per merchant account, as
 separate resources under separate paths (docs/processors/adyen.md, "Webhook
-configuration endpoints"). A connection names exactly one of the two; the
+configurations"). A connection names exactly one of the two; the
 account cannot change afterwards, because a webhook cannot move between
 them: a new account is a new connection. A company-level webhook may be
 limited to some of the company's merchant accounts.

@@ -231,7 +231,7 @@ def parse_webhook(body: Any) -> AdyenWebhook:
 
     Required by Adyen's schema: ``type``, ``url``, ``active``, ``communicationFormat``; procon also
     needs the ``id``. ``encryptionProtocol`` was ``sslVersion`` in v1 and may still come under that
-    name (docs/processors/adyen.md, "Hosts and environments").
+    name (docs/processors/adyen.md, "Hosts and versions").
     """
     if not isinstance(body, Mapping):
         raise MalformedResponse("Adyen answered with a webhook that is not an object")
