@@ -21,8 +21,24 @@ class UnknownProcessor(LookupError):
     """No processor package of that name."""
 
 
+_discovering = False
+
+
 @functools.cache
 def _discovered() -> tuple[ProcessorPlugin, ...]:
+    global _discovering
+    if _discovering:
+        # A processor package asked for the registry while being imported by it: it must not
+        # need the composed API (procon.api.v1alpha1) at import time, only procon.api.schema.
+        raise ImportError("a processor package needs the processor registry while it is imported")
+    _discovering = True
+    try:
+        return _discover()
+    finally:
+        _discovering = False
+
+
+def _discover() -> tuple[ProcessorPlugin, ...]:
     from procon.processors.plugin import ProcessorPlugin
 
     found: list[ProcessorPlugin] = []
@@ -48,7 +64,8 @@ def names() -> tuple[str, ...]:
     return tuple(p.name for p in _discovered())
 
 
-def plugin(name: str) -> ProcessorPlugin:
+def get(name: str) -> ProcessorPlugin:
+    """The processor named ``name``; :class:`UnknownProcessor` when no package has that name."""
     for candidate in _discovered():
         if candidate.name == name:
             return candidate

@@ -84,6 +84,7 @@ class MemoryKube:
     crash_on_publish: int = 0
     released: bool = False
     deleting: bool = False
+    status_writes: list[dict[str, Any]] = field(default_factory=list)
 
     def _bump(self) -> None:
         self.resource_version = str(next(self.version))
@@ -117,7 +118,7 @@ class MemoryKube:
         return PublishedSecret(published["id"], published["secret"], pending=self.pending)
 
     async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
-        if self.crash_on_publish:
+        if self.crash_on_publish and webhook_id:
             self.crash_on_publish -= 1
             raise Crash("publish")
         self.published = {"id": webhook_id, "secret": signing_secret}
@@ -146,6 +147,7 @@ class MemoryKube:
         return fresh
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
+        self.status_writes.append(dict(status))
         self.status.update(status)
         return replace(connection, status=dict(self.status))
 
