@@ -36,7 +36,6 @@ pytestmark = pytest.mark.usefixtures("operator")
 WATCH_TIMEOUT = 6.0
 DRIFT_TIMEOUT = 30.0
 OPERATOR_ROLES = ("Management API - Webhooks read and write", "Management API - Accounts read")
-WEBHOOKS_ROUTE = "/{version}/{level}/{account}/webhooks"
 HOOK = "https://hooks.example.com/adyen"
 
 
@@ -99,6 +98,10 @@ class AdyenCompany:
 
     def webhooks(self) -> list[dict[str, Any]]:
         return list(self.emulator.webhooks(company=self.id))
+
+    def path(self) -> str:
+        """Where its company-level webhooks are created."""
+        return f"/v3/companies/{self.id}/webhooks"
 
     def merchant_webhooks(self, merchant: str) -> list[dict[str, Any]]:
         return list(self.emulator.webhooks(merchant=merchant))
@@ -173,7 +176,7 @@ def test_company_connection_becomes_ready(kubectl: Kubectl, namespace: str, comp
         "eu",
         company,
         company.api_key(),
-        permissions=["Management-API-Accounts-read", "management-api-webhooks-read"],
+        permissions=["management-api-accounts-read", "management-api-webhooks-read"],
         adyen={
             "companyAccount": company.id,
             "filterMerchantAccountType": "includeAccounts",
@@ -290,6 +293,7 @@ def test_unusable_credentials(
 def test_stale_and_duplicate_webhooks_deleted_foreign_reported(
     kubectl: Kubectl, namespace: str, company: AdyenCompany, adyen_emulator: Any
 ) -> None:
+    key = company.api_key()
     foreign = adyen_emulator.create_webhook(
         {
             "url": HOOK,
@@ -301,7 +305,6 @@ def test_stale_and_duplicate_webhooks_deleted_foreign_reported(
         },
         company=company.id,
     )
-    key = company.api_key()
     apply(kubectl, namespace, "eu", company, key)
     obj = wait_condition(kubectl, namespace, "eu", "WebhookReady", "False", "EndpointConflict")
     webhook_ready = next(c for c in obj["status"]["conditions"] if c["type"] == "WebhookReady")
@@ -530,7 +533,8 @@ def test_create_committed_but_not_answered_leaves_no_second_webhook(
     kubectl: Kubectl, namespace: str, company: AdyenCompany, adyen_emulator: Any, mode: str
 ) -> None:
     """The Management API takes no idempotency key, so the create is sent again; what the first one
-    left is switched off with no published key, and deleted: one webhook remains, never two on."""
+    left is switched off with no published key (none at all, its answer lost before generateHmac),
+    and deleted: one webhook remains, never two switched on."""
     adyen_emulator.set_faults(
         commit_then_fail=1,
         commit_then_fail_mode=mode,
@@ -543,9 +547,12 @@ def test_create_committed_but_not_answered_leaves_no_second_webhook(
     finally:
         adyen_emulator.set_faults()
     wait_for(lambda: len(company.webhooks()) == 1, timeout=DRIFT_TIMEOUT, what="the leftover to go")
-    assert_one_webhook_signing_with_the_published_key(kubectl, namespace, "eu", company.webhooks())
-    deleted = wait_for_events(kubectl, namespace, "eu", "DeletedWebhookEndpoint")
-    assert "not published" in deleted[0]["message"]
+    webhook = assert_one_webhook_signing_with_the_published_key(kubectl, namespace, "eu", company.webhooks())
+    creates = [r for r in adyen_emulator.requests if (r.method, r.path) == ("POST", company.path())]
+    assert len(creates) == 2  # the one whose answer was lost, and the one that serves
+    (deleted,) = wait_for_events(kubectl, namespace, "eu", "DeletedWebhookEndpoint")
+    assert webhook["id"] not in deleted["message"]
+    assert "it has no HMAC key" in deleted["message"]
 
 
 # --- secrets ------------------------------------------------------------------------------------------------
