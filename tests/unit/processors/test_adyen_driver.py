@@ -626,6 +626,27 @@ def test_a_dropped_connection_on_a_read_is_retried(adyen: FakeAdyen) -> None:
     assert run(adyen.driver().list_webhooks(creds(), COMPANY)) == []
 
 
+def test_a_403_for_a_key_known_to_hold_the_role_is_the_account_out_of_reach(adyen: FakeAdyen) -> None:
+    """Adyen answers 403 for a missing role and for an account the credential cannot reach alike
+    (docs/processors/adyen.md, "Errors"); once /me showed the role held, it is the account."""
+    adyen.override(
+        "GET", "/v3/companies/AcmeCorp/webhooks", always(lambda: problem(403, "00_403", "Forbidden"))
+    )
+    driver = adyen.driver()
+
+    async def scenario() -> None:
+        await driver.verify(creds(), COMPANY)
+        with pytest.raises(CredentialsRejected) as caught:
+            await driver.list_webhooks(creds(), COMPANY)
+        assert caught.value.reason == "AccountInaccessible"
+        assert "company account AcmeCorp" in str(caught.value)
+        # Nothing known about the key (the cache was dropped): the role is named instead.
+        with pytest.raises(PermissionDenied):
+            await driver.list_webhooks(creds(), COMPANY)
+
+    run(scenario())
+
+
 def test_refusals_while_listing_say_what_is_missing(adyen: FakeAdyen) -> None:
     adyen.keys[TEST_KEY]["roles"] = ["Management API - Stores read"]
     with pytest.raises(PermissionDenied) as denied:

@@ -254,14 +254,27 @@ class AdyenDriver:
             return
         if not is_adyens(response):
             raise not_adyens(response, doing)
+        cached = self._me.get((_fingerprint(credentials[API_KEY_FIELD]), self._bases[target.mode]))
         self._forget_key(credentials)  # whatever /me said is stale now
+        needed = role_rules.WEBHOOKS_READ_WRITE if writes else role_rules.WEBHOOKS_READ
+        if (
+            status == 403
+            and cached is not None
+            and any(role_rules.grants(r, needed) for r in cached[1].roles or ())
+        ):
+            # Adyen refuses a missing role and an account out of the credential's reach alike
+            # (docs/processors/adyen.md, "Errors"); /me just showed the role held, so it is the account.
+            raise CredentialsRejected(
+                "AccountInaccessible",
+                f"Adyen refused {doing} (403 {error_code(response)}) though the API credential holds "
+                f"{needed!r}: it has no access to {target.described}",
+            )
         if status == 401:
             raise CredentialsRejected(
                 "InvalidCredentials",
                 f"Adyen refused the API key while {doing} ({error_code(response)}): it is invalid, revoked, "
                 "or its credential is switched off",
             )
-        needed = role_rules.WEBHOOKS_READ_WRITE if writes else role_rules.WEBHOOKS_READ
         raise PermissionDenied(
             f"Adyen refused {doing} (403 {error_code(response)}): the API credential lacks the role "
             f"{needed!r} or access to {target.described}",

@@ -24,8 +24,9 @@ WEBHOOKS_READ = "Management API - Webhooks read"
 WEBHOOKS_READ_WRITE = "Management API - Webhooks read and write"
 
 # The roles procon knows by name, in the spelling GET /me uses where one is documented
-# (docs/processors/adyen.md, "Role names and their spellings"). Anything else a connection requires is reported as unknown,
-# unless the key holds a role of that name: Adyen has more roles than procon lists.
+# (docs/processors/adyen.md, "Role names and their spellings"). Anything else a connection
+# requires is reported as unknown, unless the key holds a role of that name: Adyen has more roles
+# than procon lists.
 KNOWN_ROLES: tuple[str, ...] = (
     "Management API - Account read",
     "Management API - Accounts read",
