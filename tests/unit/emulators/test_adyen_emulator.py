@@ -170,6 +170,22 @@ def test_environment_hosts_refuse_the_other_environments_keys(
     assert hosts.get(real_live, headers=key(OPERATOR)).status_code == 401
 
 
+def test_a_path_prefix_names_the_environment_on_the_address(emu: AdyenEmulator, http: httpx.Client) -> None:
+    test_base, live_base = emu.api_base_for("test"), emu.api_base_for("live")
+    assert test_base == f"{emu.base_url}/test/v3"
+    live = http.get(f"{live_base}/me", headers=key(LIVE))
+    assert live.status_code == 200
+    assert live.json()["_links"]["self"]["href"].startswith(f"{live_base}/companies/")
+    assert_error(http.get(f"{live_base}/me", headers=key(OPERATOR)), 401, "00_401", "unauthorized")
+    assert_error(http.get(f"{test_base}/me", headers=key(LIVE)), 401, "00_401", "unauthorized")
+    created = http.post(f"{live_base}/companies/{COMPANY}/webhooks", json=company_body(), headers=key(LIVE))
+    assert created.json()["_links"]["self"]["href"].startswith(f"{live_base}/companies/{COMPANY}/webhooks/")
+    assert emu.webhooks(environment="live")[0]["id"] == created.json()["id"]
+    assert emu.count("POST", "/{environment}/{version}/{level}/{account}/webhooks", 200) == 1
+    # an unknown path under a prefix is still held to the prefix's environment
+    assert http.get(f"{live_base}/nothing-here", headers=key(OPERATOR)).status_code == 401
+
+
 def test_the_address_can_be_held_to_one_environment_by_setting(
     emu: AdyenEmulator, http: httpx.Client
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from procon.emulators.adyen import errors, roles, webhooks
-from procon.emulators.adyen.app import host_environment
+from procon.emulators.adyen.app import host_environment, path_environment
 from procon.emulators.adyen.errors import AdyenError
 from procon.emulators.adyen.fixture import FixtureError, load_fixture, parse_settings
 from procon.emulators.adyen.notifications import signature, signing_string
@@ -145,6 +145,19 @@ def test_hosts_name_their_environment(
     host: str, default: HostEnvironment, expected: Environment | None
 ) -> None:
     assert host_environment(host, default) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/live/v3/me", Environment.LIVE),
+        ("/test/v3/me", Environment.TEST),
+        ("/v3/me", None),
+        ("/lively", None),
+    ],
+)
+def test_a_path_prefix_names_its_environment(path: str, expected: Environment | None) -> None:
+    assert path_environment(path) is expected
 
 
 def context(level: Level = Level.MERCHANT, environment: Environment = Environment.TEST) -> webhooks.Context:

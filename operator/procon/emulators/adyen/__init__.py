@@ -13,10 +13,16 @@ How to address it
 
 ``http://127.0.0.1:PORT/v3`` is the Management API of both environments: each
 key is served in its own (test or live). To hold keys to one environment, as
-Adyen's separate hosts do, call ``management-test.…`` or ``management-live.…``
-hosts: ``http://management-live.adyen.test:PORT/v3`` with the emulator as HTTP
-proxy or through ``AdyenEmulator.transport()``; there a key of the other
-environment gets a 401.
+Adyen's separate hosts do, use a base URL per environment; there a key of the
+other environment gets a 401:
+
+- ``http://127.0.0.1:PORT/test/v3`` and ``http://127.0.0.1:PORT/live/v3``
+  (``AdyenEmulator.api_base_for``): no proxy or name resolution needed;
+- or hosts named like Adyen's, ``http://management-live.adyen.test:PORT/v3``
+  (``url_for``), with the emulator as HTTP proxy or through ``transport()``.
+
+Request counts are keyed by route template, which includes the prefix when one
+is used (``/{environment}/{version}/me``).
 
 Modules
 -------

@@ -9,13 +9,17 @@ configurations"):
   ``GET``/``POST /webhooks``, ``GET``/``PATCH``/``DELETE /webhooks/{webhookId}``,
   ``POST /webhooks/{webhookId}/generateHmac``, ``POST /webhooks/{webhookId}/test``.
 
-Which environment a request is for comes from its ``Host``: a first label of
-``management-test`` or ``management-live`` (``management-live.adyen.com``, or
-``management-live.adyen.test`` through a proxy or transport) names one, and a key
-of the other environment is refused there with a 401, as "a test key does not
-work" in live (docs/processors/adyen.md, "Test and live"). Any other host (an IP
-address, ``localhost``) serves the environment of the key, unless the
-``default_environment`` setting names one.
+Which environment a request is for comes from its address, as Adyen's test and
+live hosts differ (docs/processors/adyen.md, "Test and live"); a key of the other
+environment is refused there with a 401, as "a test key does not work" in live:
+
+- a path prefix ``/test`` or ``/live`` (``http://127.0.0.1:PORT/live/v3``): a base URL
+  per environment with no proxy or name resolution at all;
+- else a ``Host`` whose first label is ``management-test`` or ``management-live``
+  (``management-live.adyen.com``, or ``management-live.adyen.test`` through the
+  emulator as HTTP proxy or its transport);
+- any other address serves the environment of the key, unless the
+  ``default_environment`` setting names one.
 
 Middleware order, outermost first:
 
@@ -130,14 +134,20 @@ def host_environment(host: str, default: HostEnvironment) -> Environment | None:
     return None if default is HostEnvironment.ANY else Environment(default.value)
 
 
-def authenticate(state: AdyenState, api_key: str | None, host: str) -> Caller:
+def path_environment(path: str) -> Environment | None:
+    """The environment a path's first segment names (``/live/v3/me``), if any."""
+    first = path.lstrip("/").split("/", 1)[0]
+    return Environment(first) if first in (Environment.TEST.value, Environment.LIVE.value) else None
+
+
+def authenticate(state: AdyenState, api_key: str | None, host: str, path: str = "/") -> Caller:
     """The credential behind ``X-API-Key``, in the host's environment; 401 ``00_401`` otherwise."""
     if not api_key:
         raise errors.unauthorized()
     credential = state.by_api_key(api_key)
     if credential is None:
         raise errors.unauthorized()
-    wanted = host_environment(host, state.settings.default_environment)
+    wanted = path_environment(path) or host_environment(host, state.settings.default_environment)
     if wanted is not None and credential.environment is not wanted:
         # Test and live are separate systems: a key of one is unknown to the other.
         raise errors.unauthorized()
@@ -151,7 +161,9 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
     state = request.app[STATE]
     try:
         # ASSUMPTION: authentication comes before routing, so an unknown path with a bad key is a 401.
-        request[_CALLER] = authenticate(state, request.headers.get(API_KEY_HEADER), request.host)
+        request[_CALLER] = authenticate(
+            state, request.headers.get(API_KEY_HEADER), request.host, request.path
+        )
         return await handler(request)
     except AdyenError as error:
         return error_response(error, state)
@@ -184,8 +196,10 @@ def _require(request: web.Request, accepted: frozenset[str]) -> Caller:
 
 
 def _base(request: web.Request) -> str:
-    """The scheme, host and version the client called: links point back at them."""
-    return f"{request.scheme}://{request.host}/{request.match_info['version']}"
+    """The scheme, host, environment prefix and version the client called: links point back at them."""
+    environment = request.match_info.get("environment")
+    prefix = f"/{environment}" if environment else ""
+    return f"{request.scheme}://{request.host}{prefix}/{request.match_info['version']}"
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -258,8 +272,13 @@ async def _before_write(request: web.Request) -> None:
 
 
 def _add_api_routes(app: web.Application) -> None:
+    for prefix in ("", "/{environment:test|live}"):
+        _add_routes_under(app, prefix)
+
+
+def _add_routes_under(app: web.Application, prefix: str) -> None:
     router = app.router
-    version = f"/{{version:{VERSIONS}}}"
+    version = f"{prefix}/{{version:{VERSIONS}}}"
     store = f"{version}/{{level:companies|merchants}}/{{account}}/webhooks"
     router.add_get(f"{version}/me", _me)
     router.add_get(f"{version}/companies", _companies)

@@ -96,6 +96,11 @@ class AdyenEmulator:
         """``http://127.0.0.1:PORT/v3``: the Management API on the address itself (either environment)."""
         return f"{self.base_url}/{API_VERSION}"
 
+    def api_base_for(self, environment: str) -> str:
+        """``http://127.0.0.1:PORT/{test|live}/v3``: one environment's Management API on the address itself,
+        no proxy needed (the emulator refuses the other environment's keys there)."""
+        return f"{self.base_url}/{environment}/{API_VERSION}"
+
     def url_for(self, environment: str) -> str:
         """``http://management-{test|live}.adyen.test:PORT/v3``: a host of one environment (use a proxy
         or ``transport()``; the emulator refuses the other environment's keys there)."""
