@@ -135,13 +135,8 @@ def main() -> int:
     checkout = CheckoutEmulator.from_fixture(ROOT / "tests" / "fixtures" / "checkout-demo.yaml")
     stripe.start()
     checkout.start()
-    # Test and live are separate systems, each its own emulator (see tests/integration/conftest.py).
     adyen = AdyenEmulator.from_fixture(ROOT / "tests" / "fixtures" / "adyen-demo.yaml")
-    adyen_live = AdyenEmulator.from_fixture(ROOT / "tests" / "fixtures" / "adyen-demo.yaml")
-    adyen.update_settings(default_environment="test")
-    adyen_live.update_settings(default_environment="live")
     adyen.start()
-    adyen_live.start()
     operator = start_operator(
         operator_env(
             running.env(),
@@ -150,8 +145,8 @@ def main() -> int:
             PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
             HTTP_PROXY=checkout.base_url,
             NO_PROXY="127.0.0.1,localhost",
-            PROCON_ADYEN_TEST_API_BASE=adyen.api_base,
-            PROCON_ADYEN_LIVE_API_BASE=adyen_live.api_base,
+            PROCON_ADYEN_TEST_API_BASE=adyen.api_base_for("test"),
+            PROCON_ADYEN_LIVE_API_BASE=adyen.api_base_for("live"),
             PROCON_DRIFT_INTERVAL=str(DRIFT_INTERVAL),
             PROCON_CLUSTER_NAME="bench",
         ),
@@ -172,7 +167,7 @@ def main() -> int:
             return [checkout_secret(name, secret_key=client.secret_key()), checkout_connection(name, client)]
 
         def adyen_company(name: str) -> list[dict[str, Any]]:
-            company = AdyenCompany(adyen, adyen_live)
+            company = AdyenCompany(adyen)
             return [adyen_secret(name, company.api_key()), adyen_connection(name, company)]
 
         for title, emulator, make in [
@@ -193,7 +188,6 @@ def main() -> int:
         stripe.stop()
         checkout.stop()
         adyen.stop()
-        adyen_live.stop()
         for namespace in namespaces:
             subprocess.run(
                 ["kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"],

@@ -48,7 +48,6 @@ class AdyenCompany:
     """A fresh company account (with two merchant accounts) in the emulators, for one test."""
 
     emulator: Any
-    live: Any
     id: str = field(default_factory=lambda: "Procon" + _word(12))
     keys: list[str] = field(default_factory=list)
 
@@ -65,7 +64,7 @@ class AdyenCompany:
         active: bool = True,
     ) -> str:
         """A new API credential's key, company-level unless ``merchant`` is given."""
-        emulator = self.live if environment == "live" else self.emulator
+        emulator = self.emulator
         # Shaped like Adyen's (docs/processors/adyen.md, "Key shapes"), so the patterns are tested too.
         key = f"AQE{_word(40)}==-{_word(43)}=-{_word(16)}"
         credential: dict[str, Any] = {
@@ -88,28 +87,24 @@ class AdyenCompany:
         return key
 
     def username(self, key: str) -> str:
-        emulator = self.live if key not in self._test_keys() else self.emulator
-        with emulator.state.lock:
-            return str(next(c.username for c in emulator.state.credentials.values() if c.api_key == key))
-
-    def _test_keys(self) -> set[str]:
         with self.emulator.state.lock:
-            return {c.api_key for c in self.emulator.state.credentials.values()}
+            credentials = self.emulator.state.credentials.values()
+            return str(next(c.username for c in credentials if c.api_key == key))
 
     def webhooks(self) -> list[dict[str, Any]]:
-        return list(self.emulator.webhooks(company=self.id))
+        return list(self.emulator.webhooks(environment="test", company=self.id))
 
     def path(self) -> str:
         """Where its company-level webhooks are created."""
         return f"/v3/companies/{self.id}/webhooks"
 
     def merchant_webhooks(self, merchant: str) -> list[dict[str, Any]]:
-        return list(self.emulator.webhooks(merchant=merchant))
+        return list(self.emulator.webhooks(environment="test", merchant=merchant))
 
 
 @pytest.fixture
-def company(adyen_emulator: Any, adyen_live_emulator: Any) -> AdyenCompany:
-    return AdyenCompany(adyen_emulator, adyen_live_emulator)
+def company(adyen_emulator: Any) -> AdyenCompany:
+    return AdyenCompany(adyen_emulator)
 
 
 def adyen_connection(
@@ -480,11 +475,9 @@ def test_nothing_is_delivered_before_the_key_is_published_and_a_crash_loses_noth
 # --- deletion ---------------------------------------------------------------------------------------------
 
 
-def test_deletion_honours_the_policy(
-    kubectl: Kubectl, namespace: str, adyen_emulator: Any, adyen_live_emulator: Any
-) -> None:
-    deleting = AdyenCompany(adyen_emulator, adyen_live_emulator)
-    orphaning = AdyenCompany(adyen_emulator, adyen_live_emulator)
+def test_deletion_honours_the_policy(kubectl: Kubectl, namespace: str, adyen_emulator: Any) -> None:
+    deleting = AdyenCompany(adyen_emulator)
+    orphaning = AdyenCompany(adyen_emulator)
     apply(kubectl, namespace, "gone", deleting, deleting.api_key())
     apply(kubectl, namespace, "kept", orphaning, orphaning.api_key(), deletionPolicy="Orphan")
     wait_condition(kubectl, namespace, "gone", "Ready", "True")
@@ -505,9 +498,9 @@ def test_deletion_honours_the_policy(
 
 
 def test_converges_under_server_errors_and_lost_answers(
-    kubectl: Kubectl, namespace: str, adyen_emulator: Any, adyen_live_emulator: Any
+    kubectl: Kubectl, namespace: str, adyen_emulator: Any
 ) -> None:
-    companies = [AdyenCompany(adyen_emulator, adyen_live_emulator) for _ in range(3)]
+    companies = [AdyenCompany(adyen_emulator) for _ in range(3)]
     keys = [c.api_key() for c in companies]
     adyen_emulator.set_faults(
         error_rate=0.3,
