@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from procon.emulators.adyen.fixture import parse_companies, parse_credentials
+from procon.emulators.faults import FaultKind
 from procon.reconcile.ownership import Owner
 from tests.integration.conftest import Kubectl
 from tests.integration.operator_harness import (
@@ -96,7 +97,7 @@ class AdyenCompany:
 
     def path(self) -> str:
         """Where its company-level webhooks are created."""
-        return f"/v3/companies/{self.id}/webhooks"
+        return f"/test/v3/companies/{self.id}/webhooks"
 
     def merchant_webhooks(self, merchant: str) -> list[dict[str, Any]]:
         return list(self.emulator.webhooks(environment="test", merchant=merchant))
@@ -507,7 +508,7 @@ def test_converges_under_server_errors_and_lost_answers(
         commit_then_fail=3,
         commit_then_fail_mode="processor_error",
         commit_then_fail_method="POST",
-        commit_then_fail_path_prefix="/v3/companies/",
+        commit_then_fail_path_prefix="/test/v3/companies/",
     )
     try:
         for i, c in enumerate(companies):
@@ -516,6 +517,9 @@ def test_converges_under_server_errors_and_lost_answers(
             wait_condition(kubectl, namespace, f"c{i}", "Ready", "True", timeout=90)
     finally:
         adyen_emulator.set_faults()
+    paths = {c.path() for c in companies}
+    faults = {r.fault for r in adyen_emulator.requests if r.path in paths or r.path.startswith(tuple(paths))}
+    assert {FaultKind.SERVER_ERROR, FaultKind.PROCESSOR_ERROR} <= faults  # both kinds did happen
     for i, c in enumerate(companies):
         wait_for(lambda: len(c.webhooks()) == 1, timeout=DRIFT_TIMEOUT, what="the leftovers to go")  # noqa: B023
         assert_one_webhook_signing_with_the_published_key(kubectl, namespace, f"c{i}", c.webhooks())
@@ -532,7 +536,7 @@ def test_create_committed_but_not_answered_leaves_no_second_webhook(
         commit_then_fail=1,
         commit_then_fail_mode=mode,
         commit_then_fail_method="POST",
-        commit_then_fail_path_prefix=f"/v3/companies/{company.id}/webhooks",
+        commit_then_fail_path_prefix=company.path(),
     )
     try:
         apply(kubectl, namespace, "eu", company, company.api_key())
