@@ -273,6 +273,8 @@ async def secret_changed(
     if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
+    if _listed_unseen(runtime.kube, type, namespace, name):
+        return
     still_new = _secret_still_new(runtime.kube, type, namespace, name, str(meta.get("resourceVersion")))
     if not still_new():
         return  # a reconcile has read (or written) this very version
@@ -289,11 +291,21 @@ def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[s
     connection = (meta.get("labels") or {}).get(CONNECTION_LABEL)
     if not (namespace and name and connection):
         return
+    if _listed_unseen(runtime.kube, type_, str(namespace), str(name)):
+        return
     version = str(meta.get("resourceVersion"))
     still_new = _secret_still_new(runtime.kube, type_, str(namespace), str(name), version)
     if still_new():
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type_)
         runtime.wake(str(namespace), str(connection), still_new)
+
+
+def _listed_unseen(kube: Kube, type_: str | None, namespace: str, name: str) -> bool:
+    """A Secret in a watch's first listing (no event type) that no reconcile of this process has read:
+    after a start, that is every Secret, and none of them is news. Each connection reads its
+    Secrets in its first reconcile (and a changed credentials Secret shows there against the
+    version its status records as verified)."""
+    return type_ is None and not kube.secret_believed_present(namespace, name)
 
 
 def _secret_still_new(
