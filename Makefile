@@ -40,10 +40,11 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
-## crd: regenerate crds/ and the chart's CRD template from the API types
+## crd: regenerate crds/, the chart's CRD template and its per-processor values, schema and env
 crd: $(STAMP)
 	$(BIN)/procon crd > crds/processorconnections.procon.dev.yaml
 	$(BIN)/procon crd --helm > charts/procon/templates/crd.yaml
+	$(BIN)/procon chart
 
 .PHONY: e2e-kind
 ## e2e-kind: build the image, install the chart and the Stripe emulator on kind, wait for a Ready connection

@@ -53,7 +53,6 @@ from procon.processors.adyen.http import (
     is_adyens,
     json_object,
     not_adyens,
-    redact,
     request_id,
     unexpected,
 )
@@ -87,6 +86,7 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.processors.responses import ResponseTooLarge, read_capped
+from procon.redaction import redact
 
 if TYPE_CHECKING:
     from procon.api.v1alpha1 import ProcessorConnectionSpec
