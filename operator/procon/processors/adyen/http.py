@@ -32,8 +32,6 @@ NOT_SENT: tuple[type[httpx.TransportError], ...] = (
 )
 
 NOT_FOUND_CODE = "30_112"
-UNAUTHORIZED_CODE = "00_401"
-FORBIDDEN_CODE = "00_403"
 
 # Long enough for any errorCode or field name Adyen uses; a hostile answer cannot fill a message.
 _MAX_WORD = 64
