@@ -88,7 +88,7 @@ PLUGIN = ProcessorPlugin(
     order=1000,
     options=ZetaOptions,
     spec_text=SpecText(credential_keys="`zetaKey`", events="zeta events", permissions="zeta grants"),
-    settings=(EnvSetting("PROCON_ZETA_API_BASE", "https://api.zeta.example", "The Zeta API.", "apiBase"),),
+    settings=(EnvSetting("PROCON_ZETA_API_BASE", "apiBase", "Zeta API base URL", "https://api.zeta.example"),),
     driver=_driver,
 )
 '''
