@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from procon.processors.adyen import settings
+from procon.processors.adyen import redaction, settings
 from procon.processors.adyen.driver import AdyenDriver
 from procon.processors.adyen.spec import AdyenOptions
-from procon.processors.plugin import DriverContext, ProcessorPlugin, SpecText
+from procon.processors.plugin import DriverContext, ProcessorPlugin, Redaction, SpecText
 
 
 def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
@@ -18,6 +18,7 @@ def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
 PLUGIN = ProcessorPlugin(
     name="adyen",
     title="Adyen",
+    order=30,
     options=AdyenOptions,
     spec_text=SpecText(
         credential_keys="`apiKey` (the API key of an API credential)",
@@ -29,6 +30,13 @@ PLUGIN = ProcessorPlugin(
         no_description="its webhooks carry procon's ownership tag as their description",
     ),
     settings=settings.SETTINGS,
+    # A pattern without a literal runs on every text ("" is in every text).
+    redaction=Redaction(
+        credentials=tuple(
+            (literal or "", pattern)
+            for literal, pattern in zip(redaction.LITERALS, redaction.PATTERNS, strict=True)
+        )
+    ),
     driver=_driver,
     describe=settings.describe,
 )

@@ -22,17 +22,15 @@ REAL_API = {
 
 TEST_API_BASE = EnvSetting(
     name="PROCON_ADYEN_TEST_API_BASE",
-    default="",
-    description="Adyen's Management API for test-mode connections, version path included "
-    f"(default: {REAL_API[Mode.TEST]}).",
     value="testApiBase",
+    description="Adyen's Management API for test-mode connections, version path included",
+    unset=REAL_API[Mode.TEST],
 )
 LIVE_API_BASE = EnvSetting(
     name="PROCON_ADYEN_LIVE_API_BASE",
-    default="",
-    description="Adyen's Management API for live-mode connections, version path included "
-    f"(default: {REAL_API[Mode.LIVE]}).",
     value="liveApiBase",
+    description="Adyen's Management API for live-mode connections, version path included",
+    unset=REAL_API[Mode.LIVE],
 )
 
 SETTINGS = (TEST_API_BASE, LIVE_API_BASE)
