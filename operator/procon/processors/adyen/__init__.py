@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from procon.processors.adyen import redaction, settings
+from procon.processors.adyen import settings
 from procon.processors.adyen.driver import AdyenDriver
+from procon.processors.adyen.redaction import REDACTION
 from procon.processors.adyen.spec import AdyenOptions
-from procon.processors.plugin import DriverContext, ProcessorPlugin, Redaction, SpecText
+from procon.processors.plugin import Demo, DriverContext, ProcessorPlugin, SpecText
+
+
+def _demo_env(emulator: str) -> dict[str, str]:
+    """The emulator serves each environment under its own path, refusing the other's keys there."""
+    return {
+        settings.TEST_API_BASE.name: f"{emulator}/test/v3",
+        settings.LIVE_API_BASE.name: f"{emulator}/live/v3",
+    }
 
 
 def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
@@ -30,13 +39,8 @@ PLUGIN = ProcessorPlugin(
         no_description="its webhooks carry procon's ownership tag as their description",
     ),
     settings=settings.SETTINGS,
-    # A pattern without a literal runs on every text ("" is in every text).
-    redaction=Redaction(
-        credentials=tuple(
-            (literal or "", pattern)
-            for literal, pattern in zip(redaction.LITERALS, redaction.PATTERNS, strict=True)
-        )
-    ),
+    redaction=REDACTION,
+    demo=Demo(operator_env=_demo_env),
     driver=_driver,
     describe=settings.describe,
 )

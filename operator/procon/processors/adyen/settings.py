@@ -23,14 +23,14 @@ REAL_API = {
 TEST_API_BASE = EnvSetting(
     name="PROCON_ADYEN_TEST_API_BASE",
     value="testApiBase",
-    description="Adyen's Management API for test-mode connections, version path included",
-    unset=REAL_API[Mode.TEST],
+    description="Adyen Management API base URL for test-mode connections, version path included",
+    unset="Adyen's own test host",
 )
 LIVE_API_BASE = EnvSetting(
     name="PROCON_ADYEN_LIVE_API_BASE",
     value="liveApiBase",
-    description="Adyen's Management API for live-mode connections, version path included",
-    unset=REAL_API[Mode.LIVE],
+    description="Adyen Management API base URL for live-mode connections, version path included",
+    unset="Adyen's own live host",
 )
 
 SETTINGS = (TEST_API_BASE, LIVE_API_BASE)
