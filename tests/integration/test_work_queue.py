@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from procon.dev import control_plane
+from procon.dev import cluster as control_plane
 from procon.emulators.stripe import StripeEmulator
 from tests.integration.churn import _all_ready
 from tests.integration.conftest import Kubectl
