@@ -95,7 +95,7 @@ UNKNOWN_PERMISSION = "UnknownPermission"
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a reconcile ended: the daemon picks its next wake-up from it."""
+    """How a reconcile ended: the work queue schedules the connection's next run from it."""
 
     state: str  # "ready" | "stalled" | "progressing" | "retrying" | "paused" | "gone"
     processor: str = "unknown"
