@@ -42,6 +42,7 @@ import os
 import re
 import resource
 import secrets
+import signal
 import string
 import subprocess
 import sys
@@ -469,10 +470,14 @@ class FleetBench:
                 f"{s.connections} connections over {len(fleet.accounts)} accounts in {namespace}"
             )
             complete = self._first_pass(emulators, fleet, operator, watch)
-            if complete:
-                self._drift_interval(emulators, fleet, operator)
-                if s.restart:
-                    operator = self._restart(emulators, fleet, operator, watch)
+            try:
+                if complete:
+                    self._drift_interval(emulators, fleet, operator)
+                    if s.restart:
+                        operator = self._restart(emulators, fleet, operator, watch)
+            except KeyboardInterrupt:
+                self.report["interrupted"] = True
+                self.out("interrupted: reporting the phases that finished")
             self.report["load_average_end"] = load_average()
         return self.report
 
@@ -491,21 +496,28 @@ class FleetBench:
         self.out(f"applied in {apply_seconds:.1f}s; waiting for Ready")
         timeline: list[tuple[float, int, float]] = []
         next_note = applied
-        ready = 0
-        while True:
-            ready, _ = watch.counts()
-            now = time.monotonic()
-            if now >= next_note or ready >= s.connections:
-                rss = rss_now(pid)
-                timeline.append((round(now - applied, 1), ready, round(rss, 1)))
-                self.out(f"  +{now - applied:6.1f}s  Ready {ready}/{s.connections}  RSS {rss:.0f} MiB")
-                next_note = now + s.progress_every
-            if ready >= s.connections or now - applied > s.ready_timeout:
-                break
-            if operator.process.poll() is not None:
-                self.out(f"the operator exited with {operator.process.returncode}; see {operator.log_path}")
-                break
-            time.sleep(0.2)
+        ready = peak = 0
+        interrupted = False
+        try:
+            while True:
+                ready, _ = watch.counts()
+                peak = max(peak, ready)
+                now = time.monotonic()
+                if now >= next_note or ready >= s.connections:
+                    rss = rss_now(pid)
+                    timeline.append((round(now - applied, 1), ready, round(rss, 1)))
+                    self.out(f"  +{now - applied:6.1f}s  Ready {ready}/{s.connections}  RSS {rss:.0f} MiB")
+                    next_note = now + s.progress_every
+                if ready >= s.connections or now - applied > s.ready_timeout:
+                    break
+                if operator.process.poll() is not None:
+                    code = operator.process.returncode
+                    self.out(f"the operator exited with {code}; see {operator.log_path}")
+                    break
+                time.sleep(0.2)
+        except KeyboardInterrupt:  # enough seen: report how far it got
+            interrupted = True
+            self.out("interrupted: reporting how far it got")
         all_ready = time.monotonic()
         complete = ready >= s.connections
         if complete:
@@ -522,7 +534,10 @@ class FleetBench:
         first.update(
             apply_seconds=round(apply_seconds, 1),
             complete=complete,
+            interrupted=interrupted,
             ready=ready,
+            ready_peak=peak,
+            waited_seconds=round(all_ready - applied, 1),
             ready_after_apply_seconds=round(all_ready - applied, 1) if complete else None,
             ready_after_apply_start_seconds=round(all_ready - start.at, 1) if complete else None,
             # Drift checks begin 0.8 x the interval after a connection's first reconcile: a pass
@@ -665,7 +680,8 @@ def format_report(report: dict[str, Any]) -> str:
         else:
             lines.append(
                 f"apply: {first['apply_seconds']}s; NOT all Ready: {first['ready']}/{report['connections']} "
-                f"after {first['ready_timeline'][-1][0] if first['ready_timeline'] else '?'}s"
+                f"{first['waited_seconds']}s after the apply's end (at most {first['ready_peak']} at once)"
+                + (", interrupted" if first["interrupted"] else "")
             )
             lines.append("  Ready over time (s after the apply, Ready, operator RSS MiB):")
             lines.extend(f"    {t:7.1f}  {n:6d}  {rss:7.1f}" for t, n, rss in first["ready_timeline"])
@@ -730,6 +746,10 @@ def run(
         return bench.run(emulators)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -774,6 +794,8 @@ def main() -> int:
         restart_timeout=args.restart_timeout,
         restart=not args.skip_restart,
     )
+    # SIGTERM as Ctrl-C: the run reports how far it got and cleans up after itself.
+    signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="procon-fleet-run-"))
     report = run(settings, args.state_dir, workdir)
     log(f"operator log: {workdir / 'operator.log'}")
