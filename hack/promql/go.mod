@@ -3,6 +3,7 @@ module procon.dev/hack/promql
 go 1.25.0
 
 require (
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/prometheus/common v0.67.1
 	github.com/prometheus/prometheus v0.307.3
 	k8s.io/apimachinery v0.34.1

@@ -65,11 +65,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import kopf
 
+    from procon.k8s.leader_election import LeaderElectionSettings
+    from procon.k8s.sharding import shard_selector
     from procon.redaction import install_log_redaction
     from procon.settings import OperatorSettings, SettingsError
 
     try:
         settings = OperatorSettings.from_env()
+        selector = shard_selector()
+        election = LeaderElectionSettings.from_env(
+            shard_selector=selector, watched_namespaces=settings.namespaces
+        )
     except SettingsError as error:
         print(f"procon: {error}", file=sys.stderr)
         return 2
@@ -90,14 +96,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             logging.getLogger(chatty).setLevel(logging.WARNING)
     install_log_redaction()
     import procon.k8s.handlers  # noqa: F401 - registers the handlers with kopf
+    from procon.k8s import supervisor
 
-    namespaces = settings.namespaces
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=args.liveness,
-    )
+    # kopf alone, or only while holding the lease (procon.k8s.supervisor says how).
+    supervisor.run(settings, election, shard_selector=selector, liveness_endpoint=args.liveness)
     return 0
 
 

@@ -73,7 +73,20 @@ SECRET_EVENTS = Counter(
 for _watch in ("credentials", "signing"):
     SECRET_EVENTS.labels(_watch)
 
+LEADER = Gauge(
+    "procon_leader",
+    "1 while this operator process acts: it holds its lease (or runs without leader election); "
+    "0 while it stands by. By lease: one per shard.",
+    ["lease"],
+    registry=REGISTRY,
+)
+
 _ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
+
+
+def leading(lease: str, acting: bool) -> None:
+    """This process acts for ``lease`` ("" without leader election), or stands by."""
+    LEADER.labels(lease).set(1 if acting else 0)
 
 
 def watch_event_seen() -> None:

@@ -19,7 +19,8 @@ class SettingsError(ValueError):
     """A setting has a value the operator cannot use; the message names it."""
 
 
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
+def url_setting(env: Mapping[str, str], name: str, default: str) -> str:
+    """An http(s) URL from ``env[name]`` (``default`` when unset), without a trailing slash."""
     value = env.get(name, default).rstrip("/")
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -84,14 +85,25 @@ def _tls_pair(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return cert, key
 
 
+def _processor_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The processors' own variables that are set, each processor's checked by the processor."""
+    from procon import processors
+
+    found: dict[str, str] = {}
+    for plugin in processors.plugins():
+        own = {s.name: env[s.name] for s in plugin.settings if env.get(s.name)}
+        plugin.describe(own)  # raises SettingsError naming a value it cannot use
+        found.update(own)
+    return found
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     """What the operator is configured with; see :meth:`from_env` for the variables."""
 
-    stripe_api_base: str = "https://api.stripe.com"
-    # None: Checkout.com's own hosts, sandbox or production by spec.mode.
-    checkout_api_base: str | None = None
-    checkout_auth_base: str | None = None
+    # Each processor's own settings (its PROCON_<NAME>_* variables, as set), read by its driver:
+    # procon.processors.<name>.settings says which there are and what they mean.
+    processor_env: Mapping[str, str] = field(default_factory=dict)
     drift_interval: float = 300.0
     permission_cache_ttl: float = 600.0
     # None: this cluster's identity is the UID of its kube-system namespace, read at start-up.
@@ -110,10 +122,8 @@ class OperatorSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         """Read ``PROCON_*`` variables:
 
-        - ``PROCON_STRIPE_API_BASE``: the Stripe API (default the real one);
-        - ``PROCON_CHECKOUT_API_BASE``, ``PROCON_CHECKOUT_AUTH_BASE``: the Checkout.com API and token
-          hosts for both modes (default: Checkout.com's sandbox or production hosts, by ``spec.mode``);
-          a connection's ``checkout.clientId`` prefixes their host name;
+        - each processor's own, such as where its API is (listed in its package,
+          ``procon.processors.<name>.settings``, and checked here);
         - ``PROCON_DRIFT_INTERVAL``: seconds between drift checks of a connection (default 300, jittered);
         - ``PROCON_PERMISSION_CACHE_TTL``: seconds a key's granted permissions are trusted without a probe;
         - ``PROCON_CLUSTER_NAME``: this cluster's identity, written on every webhook procon creates,
@@ -134,13 +144,7 @@ class OperatorSettings:
         """
         env = os.environ if env is None else env
         return cls(
-            stripe_api_base=_url(env, "PROCON_STRIPE_API_BASE", cls.stripe_api_base),
-            checkout_api_base=_url(env, "PROCON_CHECKOUT_API_BASE", "")
-            if env.get("PROCON_CHECKOUT_API_BASE")
-            else None,
-            checkout_auth_base=(
-                _url(env, "PROCON_CHECKOUT_AUTH_BASE", "") if env.get("PROCON_CHECKOUT_AUTH_BASE") else None
-            ),
+            processor_env=_processor_env(env),
             drift_interval=_seconds(env, "PROCON_DRIFT_INTERVAL", cls.drift_interval),
             permission_cache_ttl=_seconds(env, "PROCON_PERMISSION_CACHE_TTL", cls.permission_cache_ttl),
             cluster_name=_cluster_name(env, "PROCON_CLUSTER_NAME"),

@@ -69,6 +69,8 @@ EVERYTHING = (
     "--set=metrics.readers[0].kind=ServiceAccount",
     "--set=metrics.readers[0].name=prometheus",
     "--set=metrics.readers[0].namespace=monitoring",
+    "--set=grafanaDashboard.enabled=true",
+    "--set=shards[0].name=shard1",
 )
 
 
@@ -155,7 +157,10 @@ def test_every_rendered_manifest_passes_server_side_dry_run(
         "PrometheusRule",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
-    } | ({"Role", "RoleBinding"} if namespaced else set())
+        "ConfigMap",  # the Grafana dashboard
+        "Role",  # leader election, in the release namespace (and the operator's, namespaced)
+        "RoleBinding",
+    }
     assert kinds == expected
 
     result = kubectl.run(
@@ -184,8 +189,12 @@ def test_rbac_modes(helm: Helm, kube_version: str) -> None:
     operator_rules = next(
         r for r in by_kind(cluster_wide, "ClusterRole") if r["metadata"]["name"] == "procon"
     )["rules"]
-    assert by_kind(cluster_wide, "Role") == []
-    roles = by_kind(namespaced, "Role")
+
+    def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in by_kind(docs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
+
+    assert operator_roles(cluster_wide) == []
+    roles = operator_roles(namespaced)
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(r["rules"] == operator_rules for r in roles)
     bindings = by_kind(namespaced, "RoleBinding")
@@ -258,6 +267,114 @@ def test_rbac_modes(helm: Helm, kube_version: str) -> None:
     assert secret_rules == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch"]}
     ]
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The operator container's env: values, or the field a valueFrom reads."""
+    return {
+        e["name"]: e.get("value", e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath"))
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+
+
+def test_leader_election_is_on_with_two_replicas(helm: Helm, kube_version: str) -> None:
+    docs = render(helm, kube_version, "procon-system")
+    (deployment,) = by_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    env = _env(deployment)
+    assert env["PROCON_LEADER_ELECTION"] == "true"
+    assert env["PROCON_LEADER_ELECTION_NAMESPACE"] == "metadata.namespace"
+    assert env["PROCON_LEADER_ELECTION_LEASE_NAME"] == "procon"
+    assert env["PROCON_POD_NAME"] == "metadata.name"
+    assert (
+        env["PROCON_LEADER_ELECTION_LEASE_DURATION"],
+        env["PROCON_LEADER_ELECTION_RENEW_DEADLINE"],
+        env["PROCON_LEADER_ELECTION_RETRY_PERIOD"],
+    ) == ("15", "10", "2")
+    assert "PROCON_SHARD_SELECTOR" not in env
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "procon-leader-election"]
+    assert role["metadata"]["namespace"] == "procon-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["procon"],
+            "verbs": ["get", "update"],
+        },
+    ]
+
+    # Two replicas without leader election would both act: refused.
+    refused = helm.run(
+        "template",
+        "procon",
+        CHART,
+        f"--kube-version={kube_version}",
+        "--set=leaderElection.enabled=false",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "more than one replica needs leaderElection.enabled" in refused.stderr, refused.stderr
+    # One replica without it: the old pod stops before the new one starts, and no Lease rights.
+    alone = render(
+        helm, kube_version, "procon-system", "--set=leaderElection.enabled=false", "--set=replicaCount=1"
+    )
+    (deployment,) = by_kind(alone, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [name for name in _env(deployment) if name.startswith("PROCON_LEADER_ELECTION")]
+    assert not [r for r in by_kind(alone, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+
+
+def test_shards_render_one_deployment_and_lease_each(helm: Helm, kube_version: str) -> None:
+    docs = render(
+        helm,
+        kube_version,
+        "procon-system",
+        "--set=shards[0].name=blue",
+        "--set=shards[1].name=green",
+        "--set=shards[1].replicaCount=3",
+    )
+    deployments = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
+    assert sorted(deployments) == ["procon", "procon-blue", "procon-green"]
+    selectors = {name: _env(d).get("PROCON_SHARD_SELECTOR") for name, d in deployments.items()}
+    # As Flux shards: the main one takes what no shard label claims.
+    assert selectors == {
+        "procon": "!procon.dev/shard",
+        "procon-blue": "procon.dev/shard=blue",
+        "procon-green": "procon.dev/shard=green",
+    }
+    leases = {name: _env(d)["PROCON_LEADER_ELECTION_LEASE_NAME"] for name, d in deployments.items()}
+    assert leases == {"procon": "procon", "procon-blue": "procon-blue", "procon-green": "procon-green"}
+    assert [d["spec"]["replicas"] for d in deployments.values()] == [2, 2, 3]
+    for name, shard in (("procon-blue", "blue"), ("procon-green", "green")):
+        spec = deployments[name]["spec"]
+        assert spec["selector"]["matchLabels"]["procon.dev/shard"] == shard
+        assert spec["template"]["metadata"]["labels"]["procon.dev/shard"] == shard
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "procon-leader-election"]
+    assert role["rules"][1]["resourceNames"] == ["procon", "procon-blue", "procon-green"]
+    # One metrics Service for every shard's pods.
+    (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "procon-metrics"]
+    assert "procon.dev/shard" not in service["spec"]["selector"]
+
+
+def test_the_grafana_dashboard_configmap_carries_the_dashboard(helm: Helm, kube_version: str) -> None:
+    assert not by_kind(render(helm, kube_version, "procon-system"), "ConfigMap")
+    docs = render(
+        helm,
+        kube_version,
+        "procon-system",
+        "--set=grafanaDashboard.enabled=true",
+        "--set=grafanaDashboard.namespace=monitoring",
+    )
+    (config_map,) = by_kind(docs, "ConfigMap")
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((ROOT / "charts" / "procon" / "dashboards" / "procon.json").read_text())
+    assert json.loads(config_map["data"]["procon.json"]) == shipped
 
 
 def test_chart_crd_is_the_generated_crd(helm: Helm, kube_version: str) -> None:
@@ -409,7 +526,9 @@ TYPOS = [
     ("unknown-nested-key", "--set=config.logLevl=debug", "logLevl"),
     ("unknown-key-in-a-feature", "--set=metrics.serviceMonitor.enabeld=true", "enabeld"),
     ("bad-enum", "--set=config.logLevel=verbose", "logLevel"),
-    ("two-replicas", "--set=replicaCount=2", "replicaCount"),
+    ("negative-replicas", "--set=replicaCount=-1", "replicaCount"),
+    ("unknown-leader-election-key", "--set=leaderElection.leaseDurationSecond=15", "leaseDurationSecond"),
+    ("bad-shard-name", "--set=shards[0].name=Shard_1", "shards"),
     ("bad-namespace-name", "--set=watchNamespaces={Team_A}", "watchNamespaces"),
     ("not-a-url", "--set=config.processors.stripe.apiBase=stripe-emulator:12111", "apiBase"),
     ("string-for-number", "--set-string=config.driftInterval=often", "driftInterval"),
@@ -504,8 +623,9 @@ def test_install_then_uninstall_keeps_the_crd_and_the_connections(
     assert "STATUS: deployed" in installed.stdout
     fullname = f"{release}-procon"
     deployment = kubectl.get_json("deployment", fullname, "-n", system)
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert deployment["spec"]["replicas"] == 1
+    # Two replicas, one acting at a time: a rolling update starts the new pods as standbys.
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deployment["spec"]["replicas"] == 2
     definition = kubectl.get_json("crd", crd_name)
     assert definition["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     kubectl.get_json("validatingadmissionpolicy", f"{fullname}-{system}-secret-writes")
@@ -890,6 +1010,47 @@ def test_cluster_wide_rbac(kubectl: Kubectl, cluster_wide_release: Release, tmp_
     assert "ValidatingAdmissionPolicy" in created.stderr, created.stderr
 
 
+def test_leader_election_rbac_is_its_own_leases_in_the_release_namespace(
+    kubectl: Kubectl, namespaced_release: Release, tmp_path: Path
+) -> None:
+    """As the ServiceAccount: it creates, reads and renews its Lease in the release namespace, and
+    cannot touch another Lease there, nor any Lease elsewhere, nor list or delete them."""
+    release = namespaced_release
+    sa = _as(kubectl, release, tmp_path)
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": release.fullname},
+        "spec": {"holderIdentity": "pod-a_1", "leaseDurationSeconds": 15},
+    }
+    sa.run("create", "-n", release.namespace, "-f", "-", input=json.dumps(lease))
+    got = json.loads(sa.run("get", "lease", release.fullname, "-n", release.namespace, "-o", "json").stdout)
+    got["spec"]["holderIdentity"] = "pod-b_2"
+    sa.run("replace", "-n", release.namespace, "-f", "-", input=json.dumps(got))
+    assert kubectl.get_json("lease", release.fullname, "-n", release.namespace)["spec"]["holderIdentity"] == (
+        "pod-b_2"
+    )
+
+    # Someone else's Lease in the same namespace: not even readable.
+    other = {**lease, "metadata": {"name": "kube-controller-manager-like"}}
+    kubectl.apply(other, namespace=release.namespace)
+    assert not sa.can_i("get", "leases/kube-controller-manager-like", release.namespace)
+    refused = sa.run("get", "lease", "kube-controller-manager-like", "-n", release.namespace, check=False)
+    assert refused.returncode != 0
+    assert "forbidden" in refused.stderr, refused.stderr
+    assert not sa.can_i("update", "leases/kube-controller-manager-like", release.namespace)
+    # Nor list, watch, patch or delete its own.
+    for verb in ("list", "watch", "delete", "patch"):
+        assert not sa.can_i(verb, f"leases/{release.fullname}", release.namespace), verb
+    # Nothing outside the release namespace.
+    for namespace in (release.watched, "kube-system", "kube-node-lease"):
+        assert not sa.can_i("create", "leases", namespace), namespace
+        assert not sa.can_i("get", f"leases/{release.fullname}", namespace), namespace
+    denied = sa.run("create", "-n", release.watched, "-f", "-", input=json.dumps(lease), check=False)
+    assert denied.returncode != 0
+    assert 'cannot create resource "leases"' in denied.stderr, denied.stderr
+
+
 def test_metrics_are_served_only_to_authorized_scrapers(
     kubectl: Kubectl, namespaced_release: Release, stripe_emulator: StripeEmulator, tmp_path: Path
 ) -> None:
@@ -1014,6 +1175,12 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
     assert watching == (release.watched if mode == "namespaced_release" else ""), watching
     if watching:
         env["PROCON_NAMESPACES"] = watching
+    # Leader election as the Deployment sets it up (the namespace from the downward API).
+    installed = _deployment_env(kubectl, release)
+    assert installed["PROCON_LEADER_ELECTION"] == "true"
+    env["PROCON_LEADER_ELECTION"] = "true"
+    env["PROCON_LEADER_ELECTION_NAMESPACE"] = release.namespace
+    env["PROCON_LEADER_ELECTION_LEASE_NAME"] = installed["PROCON_LEADER_ELECTION_LEASE_NAME"]
     metrics_port = free_port()
     env["PROCON_METRICS_PORT"] = str(metrics_port)
     operator = start_operator(env, tmp_path / "operator.log")
@@ -1051,6 +1218,8 @@ def test_operator_with_the_service_account_token_reconciles_to_ready(
         calls = [labels for name, labels, _ in samples if name == "procon_processor_api_calls_total"]
         assert calls, "no procon_processor_api_calls_total samples"
         assert all(set(labels) == {"processor", "operation", "status_code"} for labels in calls), calls
+        leader = {"lease": installed["PROCON_LEADER_ELECTION_LEASE_NAME"]}
+        assert ("procon_leader", leader, 1.0) in samples
 
         # Deleting the connection: the clean-up runs and the finalizer comes off, with these rights too.
         kubectl.run("delete", "pconn", "shop", "-n", release.watched, "--timeout=60s")

@@ -276,3 +276,215 @@ def test_the_secrets_of_a_url_are_caught_where_the_url_travels_encoded() -> None
     out = redact_all(body)
     for secret in ("abc123", "pw-of-user-1", "fragment-value"):
         assert secret not in out
+
+
+def test_http_credentials_are_caught_in_any_case() -> None:
+    text = "Authorization: Bearer abcdefgh12345678; proxy said BASIC dXNlcjpwYXNzd29yZA=="
+    assert redact(text) == f"Authorization: {REDACTED}; proxy said {REDACTED}"
+
+
+def test_the_length_bounds_of_registered_values_are_inclusive(fresh_register: SecretRegister) -> None:
+    """A connection's value of exactly MIN_VALUE_LENGTH (8) or MAX_VALUE_LENGTH characters is
+    redacted, one character shorter or longer is not; a shared value needs SHARED_MIN_LENGTH (16)."""
+    shortest, too_short = "k" * redaction.MIN_VALUE_LENGTH, "j" * (redaction.MIN_VALUE_LENGTH - 1)
+    longest = "m" * redaction.MAX_VALUE_LENGTH
+    remember("ns/shop", [shortest, too_short, longest])
+    assert redact(f"{shortest} {too_short}", "ns/shop") == f"{REDACTED} {too_short}"
+    assert redact(f"a {longest} b", "ns/shop") == f"a {REDACTED} b"
+    assert redact_all(f"{shortest} {too_short}") == f"{REDACTED} {too_short}"
+
+    shared, too_short_to_share = "s" * redaction.SHARED_MIN_LENGTH, "t" * (redaction.SHARED_MIN_LENGTH - 1)
+    remember("token:a", [shared, too_short_to_share], shared=True)
+    assert redact(f"{shared} {too_short_to_share}", "ns/other") == f"{REDACTED} {too_short_to_share}"
+
+
+def test_the_longest_match_wins_and_every_later_one_is_still_redacted() -> None:
+    """Overlapping values (one a prefix of another, or a key shape inside a registered value) leave
+    no tail in the clear, and a merge does not stop the values after it from being redacted."""
+    remember("ns/shop", ["prefix-secret", "prefix-secret-with-a-longer-tail", "later-value-0000"])
+    text = "a prefix-secret-with-a-longer-tail b prefix-secret c later-value-0000 d"
+    expected = f"a {REDACTED} b {REDACTED} c {REDACTED} d"
+    assert redact(text, "ns/shop") == expected
+    assert redact_all(text) == expected
+    remember("ns/shop", ["token=sk_test_51Hx0000000000000000000000000000-and-more"], part="other")
+    assert (
+        redact("x token=sk_test_51Hx0000000000000000000000000000-and-more y", "ns/shop") == f"x {REDACTED} y"
+    )
+
+
+def test_adjacent_values_are_each_replaced() -> None:
+    remember("ns/shop", ["first-value", "second-value"])
+    assert redact("(first-valuesecond-value)", "ns/shop") == f"({REDACTED}{REDACTED})"
+
+
+def test_every_occurrence_of_a_connections_values_is_found() -> None:
+    """Scoped redaction searches each value itself: at the start, in the middle, overlapping itself."""
+    value = "credential-0123456789"
+    remember("ns/shop", [value, "xxxxxxxx"])
+    text = f"{value} then {value} and {value}"
+    assert redact(text, "ns/shop") == f"{REDACTED} then {REDACTED} and {REDACTED}"
+    assert redact("xxxxxxxxx.", "ns/shop") == f"{REDACTED}."
+    assert redact_all("xxxxxxxxx.") == f"{REDACTED}."
+
+
+def test_values_of_the_minimum_length_are_found_at_the_end_of_a_text_whatever_its_alignment() -> None:
+    value = "kv" * (redaction.MIN_VALUE_LENGTH // 2)
+    remember("ns/shop", [value])
+    for prefix in range(9):
+        assert redact_all("." * prefix + value) == "." * prefix + REDACTED
+
+
+def test_values_that_share_their_first_characters_are_all_found() -> None:
+    """The index keeps several values under one 4-character gram; dropping one keeps the others."""
+    values = {"ns/a": "shared-prefix-one-1", "ns/b": "shared-prefix-two-2", "ns/c": "shared-prefix-three3"}
+    for scope, value in values.items():
+        remember(scope, [value])
+    for value in values.values():
+        assert redact_all(f"<{value}>") == f"<{REDACTED}>"
+    forget("ns/a")
+    assert redact_all("shared-prefix-one-1") == "shared-prefix-one-1"
+    for value in ("shared-prefix-two-2", "shared-prefix-three3"):
+        assert redact_all(f"<{value}>") == f"<{REDACTED}>"
+
+
+def test_a_value_two_connections_hold_stays_redacted_while_one_of_them_does() -> None:
+    remember("ns/a", ["the-same-credential"])
+    remember("ns/b", ["the-same-credential"])
+    forget("ns/a")
+    assert redact_all("the-same-credential") == REDACTED
+    assert redact("the-same-credential", "ns/b") == REDACTED
+    forget("ns/b")
+    assert redact_all("the-same-credential") == "the-same-credential"
+
+
+def test_a_replaced_part_is_no_longer_redacted_anywhere(fresh_register: SecretRegister) -> None:
+    remember("ns/shop", ["old-credential-value-1"], part="credentials")
+    remember("ns/shop", ["new-credential-value-2"], part="credentials")
+    assert redact_all("old-credential-value-1") == "old-credential-value-1"
+    assert fresh_register.count() == 2  # the new value and its base64 form
+
+
+def test_the_default_part_is_the_empty_one() -> None:
+    register = SecretRegister()
+    register.remember("ns/shop", ["first-credential"])
+    register.remember("ns/shop", ["second-credential"], part="")
+    assert not register.spans("first-credential", "ns/shop", everything=False)
+    remember("ns/shop", ["first-credential"])
+    remember("ns/shop", ["second-credential"], part="")
+    assert redact("first-credential", "ns/shop") == "first-credential"
+
+
+def test_values_are_a_connections_own_unless_registered_as_shared() -> None:
+    register = SecretRegister()
+    register.remember("ns/a", ["eight-ch"])
+    assert register.spans("eight-ch", "ns/a", everything=False) == [(0, 8)]
+    assert register.spans("eight-ch", "ns/b", everything=False) == []
+
+
+def test_a_forgotten_shared_value_is_no_longer_redacted_in_other_scopes() -> None:
+    remember("token:a", ["an-oauth-token-procon-obtained-0123"], shared=True)
+    forget("token:a")
+    assert redact("an-oauth-token-procon-obtained-0123", "ns/any") == "an-oauth-token-procon-obtained-0123"
+    assert redact_all("an-oauth-token-procon-obtained-0123") == "an-oauth-token-procon-obtained-0123"
+
+
+def test_changing_whether_a_scope_is_shared_starts_it_afresh() -> None:
+    remember("ns/shop", ["a-connection-credential"], part="credentials")
+    remember("ns/shop", ["a-token-procon-obtained-0123"], part="token", shared=True)
+    assert redact("a-connection-credential", "ns/shop") == "a-connection-credential"
+    assert redact("a-token-procon-obtained-0123", "ns/other") == REDACTED
+
+
+def test_a_scopes_sharing_is_forgotten_with_it() -> None:
+    """A scope once shared, forgotten, then registered as not shared: forgetting it again must not
+    touch the shared index, where another scope's value with the same first characters lives."""
+    remember("token:a", ["shared-token-of-a-0123"], shared=True)
+    forget("token:a")
+    remember("token:a", ["shared-credential"])
+    remember("token:b", ["shared-token-of-b-4567"], shared=True)
+    forget("token:a")
+    assert redact("<shared-token-of-b-4567>", "ns/any") == f"<{REDACTED}>"
+
+
+def test_forgetting_an_unknown_scope_does_nothing(fresh_register: SecretRegister) -> None:
+    forget("ns/never-registered")
+    assert fresh_register.count() == 0
+
+
+def test_the_most_recent_scope_is_kept_even_past_the_bound() -> None:
+    register = SecretRegister(max_values=1)
+    register.remember("ns/a", ["value-of-connection-a"])  # two values with its base64 form
+    assert register.spans("value-of-connection-a", None, everything=True) == [(0, 21)]
+
+
+def test_the_encoded_forms_of_a_value_are_redacted() -> None:
+    """Percent-encoded with nothing kept safe (a slash too, as in a form body) and base64 with or
+    without padding."""
+    remember("ns/shop", ["pass word/0123", "secret-value-1", "credential-000W"])
+    assert redact("password=pass%20word%2F0123&x=1", "ns/shop") == f"password={REDACTED}&x=1"
+    assert redact("password=pass+word%2F0123&x=1", "ns/shop") == f"password={REDACTED}&x=1"
+    assert redact('{"k":"c2VjcmV0LXZhbHVlLTE"}', "ns/shop") == f'{{"k":"{REDACTED}"}}'
+    assert "c2VjcmV0LXZhbHVlLTE" not in redact('{"k":"c2VjcmV0LXZhbHVlLTE="}', "ns/shop")
+    assert redact('{"k":"Y3JlZGVudGlhbC0wMDBX"}', "ns/shop") == f'{{"k":"{REDACTED}"}}'
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # A password holding an unencoded '@': the userinfo ends at the last one.
+        ("https://user:p@ss@hooks.example.com/x", f"https://{REDACTED}@hooks.example.com/x"),
+        # An '@' after the authority is not userinfo.
+        ("https://hooks.example.com/to/a@b/c", "https://hooks.example.com/to/a@b/c"),
+        ("https://hooks.example.com?email=a@b.example", f"https://hooks.example.com?email={REDACTED}"),
+        ("https://hooks.example.com?next=a@b?c", f"https://hooks.example.com?next={REDACTED}"),
+        ("https://hooks.example.com#a@b#c", f"https://hooks.example.com#{REDACTED}"),
+        ("https:///a@b/c", "https:///a@b/c"),
+        # Empty parameters stay empty; an empty value has nothing to hide.
+        ("https://h.example.com/x?a=1&&b=&c", f"https://h.example.com/x?a={REDACTED}&&b=&{REDACTED}"),
+        # A URL in the query: its own scheme does not end the outer one's.
+        (
+            "https://u:p@h.example.com/x?next=https://y.example/z",
+            f"https://{REDACTED}@h.example.com/x?next={REDACTED}",
+        ),
+    ],
+)
+def test_url_edge_cases(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_url_secrets_are_exactly_what_redact_url_hides() -> None:
+    assert redaction.url_secrets("https://hooks.example.com/x?sig=dG9rZW4=&bare") == ["dG9rZW4=", "bare"]
+    assert redaction.url_secrets("https://hooks.example.com/x") == []
+
+
+def test_a_record_whose_arguments_do_not_format_is_passed_through() -> None:
+    record = logging.LogRecord("procon", logging.INFO, __file__, 1, "%d items", ("many",), None)
+    assert RedactingFilter().filter(record) is True
+    assert (record.msg, record.args) == ("%d items", ("many",))
+
+
+def test_an_exception_logged_without_a_traceback_is_redacted() -> None:
+    """``log.error(..., exc_info=err)`` with an exception that was never raised has no traceback."""
+    err = RuntimeError(f"Invalid API Key provided: {FAKE_LIVE_KEY}")
+    record = logging.LogRecord(
+        "procon", logging.ERROR, __file__, 1, "failed", None, (RuntimeError, err, None)
+    )
+    assert RedactingFilter().filter(record) is True
+    rendered = logging.Formatter().format(record)
+    assert "Invalid API Key provided" in rendered
+    assert FAKE_LIVE_KEY not in rendered
+
+
+def test_log_redaction_is_installed_once_on_every_root_handler() -> None:
+    handlers = [logging.StreamHandler(), logging.StreamHandler()]
+    root = logging.getLogger()
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        redaction.install_log_redaction()
+        redaction.install_log_redaction()
+        for handler in handlers:
+            assert [type(f) for f in handler.filters] == [RedactingFilter]
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)

@@ -103,3 +103,20 @@ empty) or as a Role in each watched namespace.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/* The label that assigns a connection to a shard (README.md, Sharding). */}}
+{{- define "procon.shardLabel" -}}
+procon.dev/shard
+{{- end }}
+
+{{/*
+The name of one operator instance's Deployment and of the Lease it elects its
+leader with: the full name, or `<fullname>-<shard>` for a shard.
+*/}}
+{{- define "procon.instanceName" -}}
+{{- if .shard }}
+{{- printf "%s-%s" (include "procon.fullname" .root) .shard | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- include "procon.fullname" .root }}
+{{- end }}
+{{- end }}

@@ -12,11 +12,14 @@ them, so an invalid connection never reaches the operator.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, create_model
+
+from procon import processors as registry
+from procon.api.schema import ApiModel, Mode, cel, validations
 
 GROUP = "procon.dev"
 VERSION = "v1alpha1"
@@ -30,37 +33,24 @@ CATEGORIES = ("procon",)
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _DATA_KEY = r"^[-._a-zA-Z0-9]+$"
 
+_Model = ApiModel
 
-def cel(
-    rule: str, message: str, *, reason: str | None = None, field_path: str | None = None
-) -> dict[str, Any]:
-    """One ``x-kubernetes-validations`` entry, with a message a person understands."""
-    entry: dict[str, Any] = {"rule": rule, "message": message}
-    if reason:
-        entry["reason"] = reason
-    if field_path:
-        entry["fieldPath"] = field_path
-    return entry
+__all__ = ["Mode", "cel", "validations"]
 
 
-def validations(*rules: dict[str, Any]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": list(rules)}
+def _described(compose: Callable[[], str]) -> Callable[[dict[str, Any]], None]:
+    """A field's description composed from the processor registry when the schema is generated:
+    each processor says its part in its own package (:class:`procon.processors.plugin.SpecText`)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["description"] = compose()
+
+    return extra
 
 
-class _Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields rejected."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class Processor(StrEnum):
-    STRIPE = "stripe"
-    CHECKOUT = "checkout"
-
-
-class Mode(StrEnum):
-    LIVE = "live"
-    TEST = "test"
+def _either(words: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else list(words))
 
 
 class DeletionPolicy(StrEnum):
@@ -93,8 +83,15 @@ class SecretKeySelector(_Model):
             max_length=253,
             pattern=_DATA_KEY,
             description="Key within the Secret. When omitted, the operator uses the processor's "
-            "conventional key (for Stripe `apiKey`; for Checkout.com `secretKey`, or the pair "
-            "`accessKeyId`/`accessKeySecret`).",
+            "conventional key.",
+            json_schema_extra=_described(
+                lambda: (
+                    "Key within the Secret. When omitted, the operator uses the processor's "
+                    "conventional key ("
+                    + "; ".join(f"for {p.title} {p.spec_text.credential_keys}" for p in registry.plugins())
+                    + ")."
+                )
+            ),
         ),
     ] = None
 
@@ -148,7 +145,7 @@ class Webhook(_Model):
         Field(
             min_length=1,
             max_length=2048,
-            description="HTTPS URL the processor delivers events to. Stripe and Checkout.com deliver only "
+            description="HTTPS URL the processor delivers events to. The processors deliver only "
             "to public HTTPS URLs. It may not carry credentials before its host (user:password@). Query "
             "values are sent to the processor as written but never shown: status, events and logs show "
             "them as [REDACTED].",
@@ -171,14 +168,15 @@ class Webhook(_Model):
         list[EventName],
         Field(
             max_length=256,
-            description="Event types to deliver. For Stripe, event type names such as "
-            "`payment_intent.succeeded`, or `*` alone for all events. For Checkout.com, event type ids "
-            "such as `payment_approved`, or whole categories by display name (`Gateway`, `Disputes`, "
-            "`Fraud`, `Reports`).",
-            json_schema_extra={
-                "x-kubernetes-list-type": "set",
-                **validations(cel("size(self) > 0", "events must list at least one event type")),
-            },
+            description="Event types to deliver, as the processor names them.",
+            json_schema_extra=lambda schema: schema.update(
+                {
+                    "description": "Event types to deliver. "
+                    + " ".join(f"For {p.title}, {p.spec_text.events}." for p in registry.plugins()),
+                    "x-kubernetes-list-type": "set",
+                    **validations(cel("size(self) > 0", "events must list at least one event type")),
+                }
+            ),
         ),
     ]
     description: Annotated[
@@ -186,8 +184,8 @@ class Webhook(_Model):
         Field(
             default=None,
             max_length=500,
-            description="Free text shown next to the endpoint in the processor's dashboard (Stripe only: "
-            "Checkout.com workflows carry procon's ownership tag as their name).",
+            description="Free text shown next to the endpoint in the processor's dashboard.",
+            json_schema_extra=_described(lambda: _description_text()),
         ),
     ] = None
     signing_secret_ref: Annotated[
@@ -206,115 +204,36 @@ class Webhook(_Model):
     ] = ConflictPolicy.REPORT
 
 
-class StripeOptions(_Model):
-    """Stripe-specific settings; allowed only with `processor: stripe`."""
-
-    api_version: Annotated[
-        str | None,
-        Field(
-            default=None,
-            max_length=64,
-            pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z_]+)?$",
-            description="Stripe API version the webhook endpoint renders events with, such as "
-            "`2026-06-24.dahlia`. Stripe cannot change it on an existing endpoint, so changing it "
-            "replaces the endpoint and publishes a new signing secret. Defaults to the account's version.",
-        ),
-    ] = None
-    connect: Annotated[
-        bool,
-        Field(
-            default=False,
-            description="Create a Connect endpoint on the platform account, receiving events from connected "
-            "accounts. Like `apiVersion`, it cannot be changed on an existing endpoint.",
-        ),
-    ] = False
-    account: Annotated[
-        str | None,
-        Field(
-            default=None,
-            max_length=64,
-            pattern=r"^acct_[A-Za-z0-9]+$",
-            description="Act on this connected account (sent as the `Stripe-Account` header). A restricted "
-            "key then needs Connect permissions.",
-        ),
-    ] = None
-
-
-CheckoutEntityId = Annotated[str, Field(max_length=64, pattern=r"^ent_[a-z0-9]+$")]
-CheckoutChannelId = Annotated[str, Field(max_length=64, pattern=r"^pc_[a-z0-9]+$")]
-
-
-class CheckoutOptions(_Model):
-    """Checkout.com-specific settings; allowed only with `processor: checkout`."""
-
-    client_id: Annotated[
-        str | None,
-        Field(
-            default=None,
-            max_length=64,
-            pattern=r"^cli_[a-z0-9]{8,}$",
-            description="The account's client id (`cli_...`). Its first eight characters after `cli_` select "
-            "the account-specific API hosts.",
-        ),
-    ] = None
-    entities: Annotated[
-        list[CheckoutEntityId],
-        Field(
-            default_factory=list,
-            max_length=64,
-            description="Deliver only events of these entities (`ent_...`). Empty means all entities the "
-            "credentials can see.",
-            json_schema_extra={"x-kubernetes-list-type": "set"},
-        ),
-    ]
-    processing_channels: Annotated[
-        list[CheckoutChannelId],
-        Field(
-            default_factory=list,
-            max_length=64,
-            description="Deliver only events of these processing channels (`pc_...`). Empty means all.",
-            json_schema_extra={"x-kubernetes-list-type": "set"},
-        ),
-    ]
-
-
 PermissionName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_:.-]*$")]
 
 
-class ProcessorConnectionSpec(_Model):
-    """What the connection must be: credentials, permissions, and one webhook."""
+class SpecBase(_Model):
+    """What the connection must be: credentials, permissions, and one webhook.
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "!has(self.stripe) || self.processor == 'stripe'",
-                "spec.stripe is only allowed when processor is stripe",
-                field_path=".stripe",
-            ),
-            cel(
-                "!has(self.checkout) || self.processor == 'checkout'",
-                "spec.checkout is only allowed when processor is checkout",
-                field_path=".checkout",
-            ),
-            cel(
-                "self.webhook.signingSecretRef.name != self.credentialsSecretRef.name",
-                "webhook.signingSecretRef must name a different Secret than credentialsSecretRef: "
-                "the operator writes to it",
-                field_path=".webhook.signingSecretRef.name",
-            ),
-        )
-    )
+    The fields every processor shares. The spec itself (:data:`ProcessorConnectionSpec`) adds,
+    from the processor registry, the ``processor`` names and one optional ``spec.<name>`` block
+    per processor, each allowed only with its own ``processor``.
+    """
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(_spec_rules()))
 
     processor: Annotated[
-        Processor,
+        str,
         Field(
-            description="The payment processor: `stripe` or `checkout` (Checkout.com). It cannot be changed "
-            "after creation.",
-            json_schema_extra=validations(
-                cel(
-                    "self == oldSelf",
-                    "processor cannot be changed after creation; create a new ProcessorConnection instead",
-                ),
+            description="The payment processor. It cannot be changed after creation.",
+            json_schema_extra=lambda schema: schema.update(
+                {
+                    "description": "The payment processor: "
+                    + _either([f"`{p.name}` ({p.title})" for p in registry.plugins()])
+                    + ". It cannot be changed after creation.",
+                    **validations(
+                        cel(
+                            "self == oldSelf",
+                            "processor cannot be changed after creation; create a new ProcessorConnection "
+                            "instead",
+                        ),
+                    ),
+                }
             ),
         ),
     ]
@@ -340,10 +259,16 @@ class ProcessorConnectionSpec(_Model):
         Field(
             default_factory=list,
             max_length=128,
-            description="Permissions the credentials must hold: Stripe restricted-key permissions such as "
-            "`rak_charge_read`, or Checkout.com scopes such as `disputes:view`. Missing ones are named in "
-            "`status.missingPermissions`.",
-            json_schema_extra={"x-kubernetes-list-type": "set"},
+            description="Permissions the credentials must hold, as the processor names them. Missing ones "
+            "are named in `status.missingPermissions`.",
+            json_schema_extra=lambda schema: schema.update(
+                {
+                    "description": "Permissions the credentials must hold: "
+                    + ", or ".join(f"{p.title} {p.spec_text.permissions}" for p in registry.plugins())
+                    + ". Missing ones are named in `status.missingPermissions`.",
+                    "x-kubernetes-list-type": "set",
+                }
+            ),
         ),
     ]
     webhook: Annotated[Webhook, Field(description="The webhook the processor delivers events to.")]
@@ -355,17 +280,75 @@ class ProcessorConnectionSpec(_Model):
             "(default) removes the endpoints procon owns, `Orphan` leaves them.",
         ),
     ] = DeletionPolicy.DELETE
-    stripe: Annotated[
-        StripeOptions | None,
-        Field(default=None, description="Stripe-specific settings; allowed only with `processor: stripe`."),
-    ] = None
-    checkout: Annotated[
-        CheckoutOptions | None,
-        Field(
-            default=None,
-            description="Checkout.com-specific settings; allowed only with `processor: checkout`.",
+
+
+def _spec_rules() -> dict[str, Any]:
+    """The spec's CEL rules: each processor's block only with its own ``processor``, and the
+    signing Secret apart from the credentials."""
+    return validations(
+        *(
+            cel(
+                f"!has(self.{p.name}) || self.processor == '{p.name}'",
+                f"spec.{p.name} is only allowed when processor is {p.name}",
+                field_path=f".{p.name}",
+            )
+            for p in registry.plugins()
+            if p.options is not None
         ),
-    ] = None
+        cel(
+            "self.webhook.signingSecretRef.name != self.credentialsSecretRef.name",
+            "webhook.signingSecretRef must name a different Secret than credentialsSecretRef: "
+            "the operator writes to it",
+            field_path=".webhook.signingSecretRef.name",
+        ),
+    )
+
+
+def _description_text() -> str:
+    text = "Free text shown next to the endpoint in the processor's dashboard"
+    silent = [p for p in registry.plugins() if p.spec_text.no_description]
+    if not silent:
+        return text + "."
+    return (
+        text
+        + " (not sent to "
+        + "; nor to ".join(f"{p.title}: {p.spec_text.no_description}" for p in silent)
+        + ")."
+    )
+
+
+def _compose_spec() -> type[SpecBase]:
+    """The spec with the registry's processors: ``processor`` one of their names, and each
+    processor's optional block under its name."""
+    plugins = registry.plugins()
+    names = tuple(p.name for p in plugins)
+    fields: dict[str, Any] = {
+        # The same field, narrowed to the registry's names (the CRD's enum).
+        "processor": (Literal[names], SpecBase.model_fields["processor"]),
+    }
+    for p in plugins:
+        if p.options is None:
+            continue
+        fields[p.name] = (
+            p.options | None,
+            Field(
+                default=None,
+                description=f"{p.title}-specific settings; allowed only with `processor: {p.name}`.",
+            ),
+        )
+    return create_model(
+        "ProcessorConnectionSpec",
+        __base__=SpecBase,
+        __module__=__name__,
+        __doc__="What the connection must be: credentials, permissions, and one webhook.",
+        **fields,
+    )
+
+
+if TYPE_CHECKING:
+    ProcessorConnectionSpec = SpecBase
+else:
+    ProcessorConnectionSpec = _compose_spec()
 
 
 # --- status ----------------------------------------------------------------

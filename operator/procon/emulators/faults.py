@@ -24,11 +24,12 @@ client that retries with an idempotency key:
 - lost on the way back (``"error"``: a proxy's 5xx; ``"drop"``: the connection
   closes without an answer): the processor saved its success, so a replay of
   the key receives it;
-- the processor's own 5xx after it began work (``"processor_error"``): Stripe
-  saves that 500 as the key's answer and replays it, marked as a replay, to
-  every retry with the key (docs/processors/stripe.md, "Idempotency"). An emulator with an
+- the processor's own 5xx after it began work (``"processor_error"``): a
+  processor that keeps answers by idempotency key may save that 500 as the
+  key's answer and replay it, marked as a replay, to every retry with the key
+  (each emulator's processor doc says whether it does). An emulator with an
   idempotency layer applies this kind itself, where it saves answers; for one
-  without (Checkout.com's workflows take no key) it looks the same on the wire
+  without (a processor whose writes take no key) it looks the same on the wire
   as a proxy's 5xx, and the middleware renders it.
 """
 
@@ -92,8 +93,8 @@ class FaultPlan:
     rate_limit_rate: float = 0.0
     rate_limit_should_retry: bool | None = None
     lock_timeout_rate: float = 0.0
-    # ASSUMPTION: lock timeouts are marked retryable (docs/processors/stripe.md, "Rate limits and retryable
-    # answers").
+    # ASSUMPTION: lock timeouts are marked retryable, by a processor whose answers carry a retry
+    # hint (the emulator rendering the hint says where that comes from).
     lock_timeout_should_retry: bool | None = True
     latency_seconds: float = 0.0
     # Each request waits latency_seconds plus a uniform draw up to this: calls to a processor

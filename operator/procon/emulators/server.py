@@ -13,6 +13,7 @@ a key in their path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import socket
@@ -25,14 +26,24 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 ACCESS_LOGGER = logging.getLogger("procon.emulators.access")
-# Stripe-shaped (sk_/rk_/pk_ + test/live) and Checkout.com-shaped (sk_sbox_...) keys.
-_KEY_PATTERN = re.compile(r"\b((?:sk|rk|pk)_(?:test_|live_|sbox_)?)[A-Za-z0-9]{4,}")
 SHUTDOWN_TIMEOUT_SECONDS = 2.0
+
+
+@functools.cache
+def _key_pattern() -> re.Pattern[str]:
+    """Any emulator's key prefix (each emulator declares its own), then what follows it."""
+    from procon.emulators.discovery import key_prefixes
+
+    # Longest first, so that a key keeps its whole prefix (sk_test_ rather than sk_).
+    prefixes = sorted(key_prefixes(), key=len, reverse=True)
+    if not prefixes:
+        return re.compile(r"(?!)")  # no emulator declares a key: nothing to redact
+    return re.compile(rf"\b({'|'.join(map(re.escape, prefixes))})[A-Za-z0-9]{{4,}}")
 
 
 def redact_keys(text: str) -> str:
     """Replace the secret part of every API-key-shaped token in ``text``."""
-    return _KEY_PATTERN.sub(lambda match: f"{match.group(1)}***", text)
+    return _key_pattern().sub(lambda match: f"{match.group(1)}***", text)
 
 
 class RedactingAccessLogger(AbstractAccessLogger):

@@ -38,15 +38,14 @@ import kopf
 from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from procon import metrics
+from procon import metrics, processors
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
 from procon.k8s import metrics_server
 from procon.k8s.bookkeeping import NoDiffBase
 from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
 from procon.k8s.secret_watch import watch_managed_secrets
 from procon.processors.base import ProcessorDriver
-from procon.processors.checkout.driver import CheckoutDriver
-from procon.processors.stripe import StripeDriver
+from procon.processors.plugin import DriverContext
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
@@ -165,11 +164,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             "cluster sharing a processor account may use it too; unset it to use this cluster's UID",
             cluster,
         )
+    context = DriverContext(permission_cache_ttl=config.permission_cache_ttl)
     drivers: dict[str, ProcessorDriver] = {
-        "stripe": StripeDriver(config.stripe_api_base, permission_cache_ttl=config.permission_cache_ttl),
-        "checkout": CheckoutDriver(
-            config.checkout_api_base, config.checkout_auth_base, cache_ttl=config.permission_cache_ttl
-        ),
+        plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()
     }
     runtime = Runtime(
         settings=config,
@@ -190,9 +187,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo["runtime"] = runtime
     logger.info(
-        "procon started: stripe API %s, checkout API %s, drift interval %.0fs, cluster %s",
-        config.stripe_api_base,
-        config.checkout_api_base or "Checkout.com's",
+        "procon started: %s, drift interval %.0fs, cluster %s",
+        ", ".join(f"{p.name} {p.describe(config.processor_env)}" for p in processors.plugins()),
         config.drift_interval,
         cluster,
     )

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
+
+if TYPE_CHECKING:
+    from procon.api.v1alpha1 import ProcessorConnectionSpec
 
 
 class ProcessorError(Exception):
@@ -140,45 +143,57 @@ class PermissionReport:
 
 
 @dataclass(frozen=True)
-class DesiredWebhook:
-    """The webhook a connection wants, in processor-neutral terms.
+class Target:
+    """Where on the processor a connection acts: the mode always.
 
-    ``metadata`` is procon's ownership tag; each driver stores it its own way
-    (Stripe: the endpoint's metadata; Checkout.com: the workflow's name).
-    ``signing_secret`` is set only for processors where procon chooses the key.
+    A processor that needs more (Stripe: a connected account; Checkout.com: the
+    client id that selects its hosts, the entities) returns its own subclass
+    from :meth:`ProcessorDriver.target`; the reconciler only hands it back.
+    """
+
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class DesiredWebhook:
+    """The webhook a connection wants, as the reconciler sees it.
+
+    ``metadata`` is procon's ownership tag (plus whatever the processor adds to
+    it); each driver stores it its own way (Stripe: the endpoint's metadata;
+    Checkout.com: the workflow's name). ``signing_secret`` is set only for
+    processors where procon chooses the key. A driver builds its own subclass
+    (:meth:`ProcessorDriver.desired_webhook`) carrying the processor's fields;
+    the reconciler and the planner read only these.
     """
 
     url: str
     events: tuple[str, ...]
-    description: str | None
     metadata: Mapping[str, str]
-    api_version: str | None = None
-    connect: bool = False
-    entities: tuple[str, ...] = ()
-    processing_channels: tuple[str, ...] = ()
-    signing_secret: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False, kw_only=True)
+
+    def create_parameters(self) -> dict[str, Any]:
+        """What a replayed create must match (hashed into the write-ahead record); no secret in it."""
+        return {"url": self.url, "events": list(self.events), "metadata": dict(sorted(self.metadata.items()))}
 
 
 @dataclass(frozen=True)
 class ObservedWebhook:
-    """A webhook as the processor reports it."""
+    """A webhook as the processor reports it, as the reconciler sees it.
+
+    ``metadata`` is the ownership tag as the driver decoded it (empty for a
+    webhook procon did not tag); ``events`` and ``status`` are shown in the
+    connection's status. A driver returns its own subclass carrying what it
+    needs to compare and update; the reconciler and the planner read only these.
+    """
 
     id: str
     url: str
     events: tuple[str, ...]
-    description: str | None
-    enabled: bool
     metadata: Mapping[str, str]
-    api_version: str | None = None
-    status: str = "enabled"
-    entities: tuple[str, ...] = ()
-    processing_channels: tuple[str, ...] = ()
+    status: str = field(default="enabled", kw_only=True)
     # When the processor created it (Unix seconds), where the processor says:
     # of two procon webhooks at one URL, the older one holds it.
-    created: int | None = None
-    # Processor-specific ids a driver needs to update parts of the webhook
-    # (Checkout.com: the ids of the workflow's conditions and action).
-    parts: Mapping[str, str] = field(default_factory=dict)
+    created: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -194,48 +209,31 @@ class CreatedWebhook:
 
 @dataclass(frozen=True)
 class WebhookChanges:
-    """Fields to update in place. ``None`` means leave as is."""
+    """What to update in place. A driver's subclass adds its fields; ``None`` means leave as is.
 
-    events: tuple[str, ...] | None = None
-    description: str | None = None
-    enabled: bool | None = None
-    metadata: Mapping[str, str] | None = None
-    entities: tuple[str, ...] | None = None
-    processing_channels: tuple[str, ...] | None = None
-    signing_secret: str | None = field(default=None, repr=False)
+    ``signing_secret`` is the one change the reconciler itself asks for: a
+    rotation, or adopting a webhook whose key procon chose. :meth:`describe`
+    names the parts for events and condition messages, in a stable order.
+    """
+
+    signing_secret: str | None = field(default=None, repr=False, kw_only=True)
 
     def describe(self) -> list[str]:
-        parts = []
-        if self.events is not None:
-            parts.append("events")
-        if self.entities is not None:
-            parts.append("entities")
-        if self.processing_channels is not None:
-            parts.append("processing channels")
-        if self.signing_secret is not None:
-            parts.append("signing key")
-        if self.description is not None:
-            parts.append("description")
-        if self.enabled is not None:
-            parts.append("enabled" if self.enabled else "disabled")
-        if self.metadata is not None:
-            parts.append("ownership metadata")
-        return parts
+        return ["signing key"] if self.signing_secret is not None else []
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where on the processor a connection acts.
+class Comparison:
+    """How an observed webhook stands against the desired one: the driver's answer.
 
-    The mode always; for Stripe, optionally a connected account; for
-    Checkout.com, the account's client id (which selects its hosts) and the
-    entities the connection is for.
+    ``recreate_because`` says why it cannot serve without being recreated (a
+    field the processor cannot change in place), in words for an event
+    ("its URL changed"); ``None`` when it can. ``changes`` are what to update in
+    place, ``None`` when nothing differs.
     """
 
-    mode: Mode
-    connected_account: str | None = None
-    client_id: str | None = None
-    entities: tuple[str, ...] = ()
+    recreate_because: str | None = None
+    changes: WebhookChanges | None = None
 
 
 SigningSecretSource = Literal["processor", "operator"]
@@ -247,6 +245,36 @@ class ProcessorDriver(Protocol):
     # Who chooses a webhook's signing secret: the processor returns it once at
     # creation (Stripe), or procon generates it and sends it (Checkout.com).
     signing_secret_source: SigningSecretSource
+    # What the processor calls what ``spec.requiredPermissions`` lists ("permission", "scope",
+    # "role"), for messages.
+    permission_noun: str
+
+    # --- pure: what the spec means at this processor (no call is made) ------------------
+
+    def target(self, spec: ProcessorConnectionSpec) -> Target:
+        """Where the connection acts: the mode, and whatever ``spec.<processor>`` adds."""
+        ...
+
+    def desired_webhook(
+        self, spec: ProcessorConnectionSpec, tag: Mapping[str, str], events: Sequence[str]
+    ) -> DesiredWebhook:
+        """The webhook ``spec`` asks for, tagged with the owning connection's ``tag``; ``events`` as
+        :meth:`resolve_events` resolved them."""
+        ...
+
+    def compare(self, observed: ObservedWebhook, desired: DesiredWebhook) -> Comparison:
+        """Whether ``observed`` (one of this driver's) can serve as ``desired``: recreate, update or keep."""
+        ...
+
+    def required_permission(self, denied: str | None, required: Sequence[str]) -> str | None:
+        """The required permission a refusal naming ``denied`` is about (what to grant)."""
+        ...
+
+    def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
+        """What to add to the message naming missing permissions (Stripe: a dashboard link)."""
+        ...
+
+    # --- calls -------------------------------------------------------------------------
 
     def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
         """Pick the credential fields from a Secret's data; ``key`` is the spec's explicit key.

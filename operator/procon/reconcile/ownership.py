@@ -26,7 +26,6 @@ CLUSTER = "procon-cluster"
 NAMESPACE = "procon-namespace"
 NAME = "procon-name"
 UID = "procon-uid"
-CONNECT = "procon-connect"
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,14 @@ class Owner:
     name: str
     uid: str
 
-    def metadata(self, *, connect: bool = False) -> dict[str, str]:
-        """The tag written on the processor's webhook."""
+    def metadata(self) -> dict[str, str]:
+        """The tag written on the processor's webhook (a driver may add its own keys to it)."""
         return {
             MANAGED_BY: MANAGED_BY_VALUE,
             CLUSTER: self.cluster,
             NAMESPACE: self.namespace,
             NAME: self.name,
             UID: self.uid,
-            CONNECT: "true" if connect else "false",
         }
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from procon import metrics, redaction
-from procon.api.v1alpha1 import DeletionPolicy, ProcessorConnectionSpec
+from procon.api.v1alpha1 import DeletionPolicy
 from procon.processors.base import (
     Account,
     CreatedWebhook,
@@ -58,7 +58,6 @@ from procon.processors.base import (
     Target,
     TransientProcessorError,
 )
-from procon.processors.stripe.permissions import dashboard_link
 from procon.reconcile import annotations as procon_annotations
 from procon.reconcile import conditions, credentials_access, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
@@ -156,7 +155,7 @@ class Reconciler:
                 if connection is None:
                     self._forget_secrets(namespace, name)
                 return Outcome("gone")
-            processor = connection.model.spec.processor.value
+            processor = connection.model.spec.processor
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
                 # procon makes no call for it: nothing of it can end up in a message,
@@ -465,12 +464,10 @@ class Reconciler:
 
     async def _access(self, connection: Connection) -> tuple[ProcessorDriver, Credentials, Target]:
         spec = connection.model.spec
-        driver = self._drivers.get(spec.processor.value)
+        driver = self._drivers.get(spec.processor)
         if driver is None:
             raise _Stalled(
-                _stalled_credentials(
-                    "ProcessorNotEnabled", f"this operator has no {spec.processor.value} driver"
-                )
+                _stalled_credentials("ProcessorNotEnabled", f"this operator has no {spec.processor} driver")
             )
         ref = spec.credentials_secret_ref
         secret = await self._kube.read_credentials(connection.namespace, ref.name)
@@ -498,12 +495,7 @@ class Reconciler:
         # words out of another tenant's messages. A changed Secret replaces them.
         redaction.remember(_scope(connection), credentials.values.values(), part="credentials")
         await self._notice_whitespace(connection, ref.name, data, credentials.stripped)
-        target = Target(
-            mode=spec.mode,
-            connected_account=spec.stripe.account if spec.stripe else None,
-            client_id=spec.checkout.client_id if spec.checkout else None,
-            entities=tuple(spec.checkout.entities) if spec.checkout else (),
-        )
+        target = driver.target(spec)
         self._last_access[(connection.namespace, connection.name)] = (driver, credentials, target)
         return driver, credentials, target
 
@@ -548,10 +540,15 @@ class Reconciler:
         except CredentialsRejected as rejected:
             raise _Stalled(_stalled_credentials(rejected.reason, str(rejected))) from None
         if report.unknown or report.missing:
+            required = spec.required_permissions
             verdict = (
-                Verdict("False", UNKNOWN_PERMISSION, _unknown_message(spec, report))
+                Verdict("False", UNKNOWN_PERMISSION, _unknown_message(spec.processor, driver, report))
                 if report.unknown
-                else Verdict("False", INSUFFICIENT_PERMISSIONS, _missing_message(spec, report))
+                else Verdict(
+                    "False",
+                    INSUFFICIENT_PERMISSIONS,
+                    _missing_message(required, driver, report),
+                )
             )
             raise _Stalled(
                 Assessment(
@@ -596,7 +593,7 @@ class Reconciler:
 
         try:
             events = await driver.resolve_events(credentials, target, spec.webhook.events)
-            desired = _desired(spec, owner, events)
+            desired = driver.desired_webhook(spec, owner.metadata(), events)
             new_secret: str | None = None
             if not by_processor:
                 desired, published, new_secret = await self._write_ahead(
@@ -621,10 +618,11 @@ class Reconciler:
                     desired,
                     owner,
                     observed,
+                    compare=driver.compare,
                     published_id=published.webhook_id if published else None,
                     replace_foreign=spec.webhook.conflict_policy.value == "Replace",
                     signing_secret=new_secret,
-                    # Stripe cannot roll a secret: a new endpoint brings a new one.
+                    # A secret the processor chose cannot be rolled: a new webhook brings a new one.
                     replace_published=rotate and by_processor,
                     adopt=not by_processor,
                 )
@@ -653,7 +651,7 @@ class Reconciler:
                     rotated = True
                 break
         except PermissionDenied as denied:
-            permission = _as_required(denied.permission, spec.required_permissions)
+            permission = driver.required_permission(denied.permission, spec.required_permissions)
             missing = permission or "a webhook permission"
             verdict = Verdict("False", "InsufficientPermissions", f"the key lacks {missing}: {denied}")
             raise _Stalled(
@@ -841,9 +839,9 @@ class Reconciler:
             await self._kube.record_pending(connection, pending)
             created = await self._send_create(connection, driver, credentials, target, desired, pending)
         else:
-            # Procon's key is published already; Workflows take no idempotency key
-            # (docs/processors/checkout.md, "Idempotency and retries"): a lost answer
-            # is adopted by the next pass.
+            # Procon's key is published already, so a lost answer needs no replay: the
+            # webhook it made signs with that key, and the next pass adopts it (a
+            # processor may take no idempotency key at all for such a create).
             created = await driver.create_webhook(
                 credentials, target, desired, idempotency_key=new_idempotency_key()
             )
@@ -1065,7 +1063,7 @@ class Reconciler:
                 else None
             )
         metrics.connection_conditions(
-            connection.namespace, connection.name, connection.model.spec.processor.value, status["conditions"]
+            connection.namespace, connection.name, connection.model.spec.processor, status["conditions"]
         )
         if rotation is not None:
             # Written only when carried out: a merge patch without the key keeps it.
@@ -1125,22 +1123,6 @@ def _scope(connection: Connection) -> str:
     return redaction.connection_scope(connection.namespace, connection.name)
 
 
-def _desired(spec: ProcessorConnectionSpec, owner: Owner, events: Sequence[str]) -> DesiredWebhook:
-    connect = bool(spec.stripe and spec.stripe.connect)
-    stripe = spec.processor.value == "stripe"
-    return DesiredWebhook(
-        url=spec.webhook.url,
-        events=tuple(sorted(events)),
-        # Checkout.com workflows have no description; their name is procon's tag.
-        description=spec.webhook.description if stripe else None,
-        metadata=owner.metadata(connect=connect),
-        api_version=spec.stripe.api_version if spec.stripe else None,
-        connect=connect,
-        entities=tuple(sorted(spec.checkout.entities)) if spec.checkout else (),
-        processing_channels=tuple(sorted(spec.checkout.processing_channels)) if spec.checkout else (),
-    )
-
-
 def new_signing_key() -> str:
     """A webhook signing key for processors that take ours: 256 bits, URL-safe."""
     return secrets.token_urlsafe(32)
@@ -1149,7 +1131,7 @@ def new_signing_key() -> str:
 def new_idempotency_key() -> str:
     """A fresh key for one webhook create: random, so nobody can derive it from the connection.
 
-    A V4 UUID, as Stripe suggests (docs/processors/stripe.md, "Idempotency"). A retry of the same
+    A V4 UUID, the shape processors suggest (docs/processors/*.md, "Idempotency"). A retry of the same
     create reuses it from the write-ahead record; a new create always gets a new one.
     """
     return f"procon-{uuid.uuid4()}"
@@ -1157,29 +1139,8 @@ def new_idempotency_key() -> str:
 
 def _params_digest(desired: DesiredWebhook) -> str:
     """What a replay must match: the create's parameters, hashed."""
-    canonical = json.dumps(
-        {
-            "url": desired.url,
-            "events": list(desired.events),
-            "description": desired.description,
-            "metadata": dict(sorted(desired.metadata.items())),
-            "api_version": desired.api_version,
-            "connect": desired.connect,
-        },
-        sort_keys=True,
-    )
+    canonical = json.dumps(desired.create_parameters(), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _as_required(permission: str | None, required: Sequence[str]) -> str | None:
-    """The required permission a refusal is about: a key with no webhook access at all is refused
-    ``rak_webhook_read`` by the listing, but what the spec asks, and what to grant, is the write
-    (which implies the read)."""
-    if permission and permission.endswith("_read"):
-        write = permission.removesuffix("_read") + "_write"
-        if write in required:
-            return write
-    return permission
 
 
 def _stalled_credentials(reason: str, message: str) -> Assessment:
@@ -1235,11 +1196,10 @@ def _permissions_ok(report: PermissionReport | None) -> Verdict:
     return Verdict("True", "PermissionsGranted", "every required permission is held")
 
 
-def _unknown_message(spec: ProcessorConnectionSpec, report: PermissionReport) -> str:
+def _unknown_message(processor: str, driver: ProcessorDriver, report: PermissionReport) -> str:
     """Names procon does not know: a typo or another processor's vocabulary; no grant can help."""
-    noun = "permission" if spec.processor.value == "stripe" else "scope"
     message = (
-        f"not a {spec.processor.value} {noun} procon knows: "
+        f"not a {processor} {driver.permission_noun} procon knows: "
         + ", ".join(report.unknown)
         + "; correct or remove it in spec.requiredPermissions"
     )
@@ -1248,11 +1208,11 @@ def _unknown_message(spec: ProcessorConnectionSpec, report: PermissionReport) ->
     return message
 
 
-def _missing_message(spec: ProcessorConnectionSpec, report: PermissionReport) -> str:
+def _missing_message(required: Sequence[str], driver: ProcessorDriver, report: PermissionReport) -> str:
     message = "the credentials lack: " + ", ".join(report.missing)
     if report.unverifiable:
         message += "; cannot be verified: " + ", ".join(report.unverifiable)
-    if spec.processor.value == "stripe":
-        link = dashboard_link(list(spec.required_permissions), "procon")
-        message += f". Grant them, or create a restricted key with exactly the required permissions: {link}"
+    advice = driver.missing_permissions_advice(list(required))
+    if advice:
+        message += f". {advice}"
     return message

@@ -9,13 +9,14 @@ conflicts, drift) is tested without a server.
 The rules:
 
 - The keeper is an owned webhook that matches the fields the processor cannot
-  change in place (URL, API version, Connect) *and* whose signing secret is
-  published. A matching webhook whose secret is unknown is useless: the
-  receiver could not verify its deliveries.
+  change in place (the driver's comparison says which: the URL, and whatever
+  else its processor cannot change) *and* whose signing secret is published.
+  A matching webhook whose secret is unknown is useless: the receiver could
+  not verify its deliveries.
 - Every other owned webhook is deleted (old URL, duplicates, leftovers of a
   crash), and so is every webhook of an earlier object with the same name.
-- Except the published one: when it must be replaced (its URL, API version or
-  Connect setting changed, or its secret is rotated at a processor that
+- Except the published one: when it must be replaced (a field the processor
+  cannot change in place changed, or its secret is rotated at a processor that
   cannot roll one), it is *retired*, deleted only after its replacement's
   secret is published. Make before break: a crash at any step leaves the old
   pair or the new pair intact, and a failed create leaves the old one serving.
@@ -23,8 +24,9 @@ The rules:
   matches the spec but whose id is not published is procon's own create whose
   answer was lost, signing with the key already published: it is adopted
   (its id published, its key set again) instead of deleted and recreated.
-- The keeper is updated in place for what can change (events, description,
-  enabled, its ownership tag).
+- The keeper is updated in place for what can change, as the driver's
+  comparison says (events, enabled, its ownership tag, and the processor's own
+  fields).
 - A webhook procon does not own at the same URL is a conflict: reported,
   never touched, unless the connection allows replacing it. While it stands
   and nothing is owned yet, nothing is created: two endpoints at one URL
@@ -40,11 +42,11 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from procon.processors.base import DesiredWebhook, ObservedWebhook, WebhookChanges
-from procon.reconcile.ownership import CONNECT, Owner, Relation, describe_owner, relation
+from procon.processors.base import Comparison, DesiredWebhook, ObservedWebhook, WebhookChanges
+from procon.reconcile.ownership import Owner, Relation, describe_owner, relation
 
 
 @dataclass(frozen=True)
@@ -85,38 +87,7 @@ class WebhookPlan:
         )
 
 
-def _replaceable_fields_match(webhook: ObservedWebhook, desired: DesiredWebhook) -> str | None:
-    """Why ``webhook`` cannot serve ``desired`` without being recreated, or None if it can."""
-    if webhook.url != desired.url:
-        return "its URL changed"
-    if (webhook.api_version or None) != (desired.api_version or None):
-        return "its API version changed"
-    if (webhook.metadata.get(CONNECT) == "true") != desired.connect:
-        return "its Connect setting changed"
-    return None
-
-
-def _changes(webhook: ObservedWebhook, desired: DesiredWebhook) -> WebhookChanges | None:
-    events = tuple(sorted(desired.events))
-    metadata_drifted = any(webhook.metadata.get(k) != v for k, v in desired.metadata.items())
-    changes = WebhookChanges(
-        events=events if tuple(sorted(webhook.events)) != events else None,
-        # The processors treat "" as "no description".
-        description=(desired.description or "")
-        if (webhook.description or "") != (desired.description or "")
-        else None,
-        enabled=True if not webhook.enabled else None,
-        metadata=dict(desired.metadata) if metadata_drifted else None,
-        entities=desired.entities
-        if tuple(sorted(webhook.entities)) != tuple(sorted(desired.entities))
-        else None,
-        processing_channels=(
-            desired.processing_channels
-            if tuple(sorted(webhook.processing_channels)) != tuple(sorted(desired.processing_channels))
-            else None
-        ),
-    )
-    return changes if changes.describe() else None
+Compare = Callable[[ObservedWebhook, DesiredWebhook], Comparison]
 
 
 def _older(webhook: ObservedWebhook, other: ObservedWebhook) -> bool:
@@ -131,6 +102,7 @@ def plan(
     owner: Owner,
     observed: Sequence[ObservedWebhook],
     *,
+    compare: Compare,
     published_id: str | None,
     replace_foreign: bool = False,
     signing_secret: str | None = None,
@@ -138,6 +110,10 @@ def plan(
     adopt: bool = False,
 ) -> WebhookPlan:
     """The actions that leave exactly one owned webhook serving ``owner`` as ``desired``.
+
+    ``compare`` is the driver's answer for one of its webhooks: recreate it (and why), update it
+    in place (and what), or keep it as it is. The planner reads nothing else of a webhook but its
+    id, URL, ownership tag and creation time.
 
     ``signing_secret``, when given, is a new key the kept webhook must switch to.
     ``replace_published``: the published webhook must be replaced by a new one even if it
@@ -151,11 +127,13 @@ def plan(
     keeper: ObservedWebhook | None = None
     retire: Deletion | None = None
     unpublished: list[ObservedWebhook] = []
+    comparisons: dict[str, Comparison] = {}
 
     for webhook in observed:
         rel = relation(webhook.metadata, owner)
         if rel is Relation.MINE:
-            mismatch = _replaceable_fields_match(webhook, desired)
+            comparisons[webhook.id] = comparison = compare(webhook, desired)
+            mismatch = comparison.recreate_because
             if published_id and webhook.id == published_id and (mismatch or replace_published):
                 if retire is None:
                     why = f"replaced: {mismatch}" if mismatch else "replaced: its signing secret is rotated"
@@ -205,7 +183,7 @@ def plan(
         keeper, adopted = None, False
 
     if keeper is not None:
-        update = _changes(keeper, desired)
+        update = comparisons[keeper.id].changes
         if signing_secret is not None:
             # A rotation: the processor must sign with the key just published.
             update = replace(update or WebhookChanges(), signing_secret=signing_secret)

@@ -21,15 +21,14 @@ from procon.emulators.checkout import CheckoutEmulator
 from procon.processors.base import (
     Credentials,
     CredentialsRejected,
-    DesiredWebhook,
     PermissionDenied,
     ProcessorError,
-    Target,
     TransientProcessorError,
 )
 from procon.processors.checkout.driver import CheckoutDriver, _Token
 from procon.processors.checkout.hosts import balances_base, mode_of_secret_key
 from procon.processors.checkout.http import BACKOFF_CAP, backoff_delay
+from procon.processors.checkout.webhook import CheckoutDesired, CheckoutTarget
 from procon.reconcile.ownership import CLUSTER, NAME, NAMESPACE, UID
 
 T = TypeVar("T")
@@ -53,7 +52,7 @@ READ_ONLY = ("ack_driverreadonly", "driver-read-only-access-key-secret")
 PRODUCTION = ("ack_driverproduction", "driver-production-access-key-secret")
 SECRETS = [SK_FULL, SK_WORKFLOWS, SK_NONE, OPERATOR[1], READ_ONLY[1], PRODUCTION[1]]
 
-SANDBOX = Target(mode=Mode.TEST, client_id=CLIENT, entities=(ENTITY,))
+SANDBOX = CheckoutTarget(mode=Mode.TEST, client_id=CLIENT, entities=(ENTITY,))
 HOOK = "https://hooks.example.com/checkout"
 OWNER = {CLUSTER: "unit", NAMESPACE: "payments", NAME: "webhooks", UID: "uid-1"}
 FIXTURE = {
@@ -136,11 +135,10 @@ def access_key(pair: tuple[str, str]) -> Credentials:
     return Credentials({"accessKeyId": pair[0], "accessKeySecret": pair[1]})
 
 
-def desired(url: str = HOOK) -> DesiredWebhook:
-    return DesiredWebhook(
+def desired(url: str = HOOK) -> CheckoutDesired:
+    return CheckoutDesired(
         url=url,
         events=("payment_approved",),
-        description=None,
         metadata=OWNER,
         signing_secret="procon-chosen-signing-key-0123456789",
     )
@@ -237,7 +235,7 @@ def test_a_bad_access_key_is_invalid_credentials(emulator: CheckoutEmulator, sta
 
 def test_an_unknown_client_id_is_the_token_hosts_406(emulator: CheckoutEmulator) -> None:
     driver = make_driver(emulator)
-    target = Target(mode=Mode.TEST, client_id=UNKNOWN_CLIENT)
+    target = CheckoutTarget(mode=Mode.TEST, client_id=UNKNOWN_CLIENT)
     with pytest.raises(CredentialsRejected) as caught:
         run(driver, lambda: driver.verify(access_key(OPERATOR), target))
     assert caught.value.reason == "InvalidCredentials"
@@ -248,13 +246,13 @@ def test_an_unknown_client_id_is_the_token_hosts_406(emulator: CheckoutEmulator)
 @pytest.mark.parametrize(
     ("pair", "target"),
     [
-        (PRODUCTION, Target(mode=Mode.TEST)),
-        (OPERATOR, Target(mode=Mode.LIVE)),
-        (OPERATOR, Target(mode=Mode.LIVE, client_id=CLIENT)),
+        (PRODUCTION, CheckoutTarget(mode=Mode.TEST)),
+        (OPERATOR, CheckoutTarget(mode=Mode.LIVE)),
+        (OPERATOR, CheckoutTarget(mode=Mode.LIVE, client_id=CLIENT)),
     ],
 )
 def test_an_access_key_of_the_other_mode_is_a_mode_mismatch(
-    emulator: CheckoutEmulator, pair: tuple[str, str], target: Target
+    emulator: CheckoutEmulator, pair: tuple[str, str], target: CheckoutTarget
 ) -> None:
     driver = make_driver(emulator)
     with pytest.raises(CredentialsRejected) as caught:
@@ -265,7 +263,7 @@ def test_an_access_key_of_the_other_mode_is_a_mode_mismatch(
 
 def test_an_access_key_of_its_own_mode_verifies_with_one_token_request(emulator: CheckoutEmulator) -> None:
     driver = make_driver(emulator)
-    account = run(driver, lambda: driver.verify(access_key(PRODUCTION), Target(mode=Mode.LIVE)))
+    account = run(driver, lambda: driver.verify(access_key(PRODUCTION), CheckoutTarget(mode=Mode.LIVE)))
     assert account.mode is Mode.LIVE
     assert emulator.count("POST", "/connect/token") == 1
 
@@ -273,7 +271,7 @@ def test_an_access_key_of_its_own_mode_verifies_with_one_token_request(emulator:
 def test_one_configured_host_for_both_modes_cannot_tell_the_mode(emulator: CheckoutEmulator) -> None:
     """With a single base for both modes, as PROCON_CHECKOUT_*_BASE give today, no second host exists."""
     driver = make_driver(emulator, api_base=emulator.api_base, auth_base=emulator.auth_base)
-    account = run(driver, lambda: driver.verify(access_key(OPERATOR), Target(mode=Mode.LIVE)))
+    account = run(driver, lambda: driver.verify(access_key(OPERATOR), CheckoutTarget(mode=Mode.LIVE)))
     assert account.mode is Mode.LIVE  # unverified: the emulator's own names serve both environments
 
 
@@ -281,7 +279,7 @@ def test_per_mode_bases_tell_the_mode_too(emulator: CheckoutEmulator) -> None:
     bases = {Mode.TEST: "http://access.sandbox.checkout.test", Mode.LIVE: "http://access.checkout.com"}
     driver = make_driver(emulator, auth_base=bases)
     with pytest.raises(CredentialsRejected) as caught:
-        run(driver, lambda: driver.verify(access_key(PRODUCTION), Target(mode=Mode.TEST)))
+        run(driver, lambda: driver.verify(access_key(PRODUCTION), CheckoutTarget(mode=Mode.TEST)))
     assert caught.value.reason == "ModeMismatch"
 
 
@@ -291,7 +289,7 @@ def test_previous_platform_keys_are_unsupported_not_live(emulator: CheckoutEmula
     key = head + str(uuid.uuid4())
     assert mode_of_secret_key(key) is None
     driver = make_driver(emulator)
-    for target in (SANDBOX, Target(mode=Mode.LIVE)):
+    for target in (SANDBOX, CheckoutTarget(mode=Mode.LIVE)):
         with pytest.raises(CredentialsRejected) as caught:
             run(driver, functools.partial(driver.verify, secret_key(key), target))
         assert caught.value.reason == "UnsupportedCredentials"
@@ -472,10 +470,10 @@ def test_no_credential_or_token_appears_in_any_error(emulator: CheckoutEmulator)
     async def scenario(driver: CheckoutDriver) -> None:
         wrong = access_key((OPERATOR[0], "wrong-" + OPERATOR[1]))
         await collect(driver, lambda: driver.verify(wrong, SANDBOX))
-        unknown = Target(mode=Mode.TEST, client_id=UNKNOWN_CLIENT)
+        unknown = CheckoutTarget(mode=Mode.TEST, client_id=UNKNOWN_CLIENT)
         await collect(driver, lambda: driver.verify(access_key(OPERATOR), unknown))
         await collect(driver, lambda: driver.verify(access_key(PRODUCTION), SANDBOX))
-        await collect(driver, lambda: driver.verify(secret_key(SK_FULL), Target(Mode.LIVE)))
+        await collect(driver, lambda: driver.verify(secret_key(SK_FULL), CheckoutTarget(Mode.LIVE)))
         await collect(driver, lambda: driver.check_permissions(secret_key(SK_NONE), SANDBOX, ["flow"]))
         await collect(driver, lambda: driver.list_webhooks(access_key(READ_ONLY), SANDBOX))
         await collect(

@@ -19,7 +19,6 @@ from procon.emulators.checkout import CheckoutEmulator
 from procon.emulators.stripe import StripeEmulator
 from procon.processors.base import (
     Credentials,
-    DesiredWebhook,
     MalformedResponse,
     PermissionDenied,
     ProcessorError,
@@ -27,16 +26,18 @@ from procon.processors.base import (
     TransientProcessorError,
 )
 from procon.processors.checkout.driver import CheckoutDriver
+from procon.processors.checkout.webhook import CheckoutTarget
 from procon.processors.responses import MAX_RESPONSE_BYTES, ResponseTooLarge
 from procon.processors.stripe import driver as stripe_driver
 from procon.processors.stripe.driver import StripeDriver
+from procon.processors.stripe.webhook import StripeDesired
 
 STRIPE_ACCOUNT = "acct_1HostileAnswers01"
 STRIPE_KEY = "sk_test_51HostileAnswersKey000000000000000000"
 CHECKOUT_CLIENT = "cli_hostilexjn2edkps7dfsq6emqm"
 CHECKOUT_KEY = "sk_sbox_" + "hostileanswers" + "a" * 12 + "2"
 TEST = Target(mode=Mode.TEST)
-SANDBOX = Target(mode=Mode.TEST, client_id=CHECKOUT_CLIENT)
+SANDBOX = CheckoutTarget(mode=Mode.TEST, client_id=CHECKOUT_CLIENT)
 LIST = "/v1/webhook_endpoints"
 ENDPOINT = {"id": "we_1", "url": "https://hooks.example.com/x", "enabled_events": ["*"]}
 
@@ -154,7 +155,7 @@ def test_stripe_account_and_create_answers_without_their_fields(stripe: StripeEm
     with pytest.raises(MalformedResponse, match="without an account id"):
         asyncio.run(StripeDriver(stripe.base_url, max_network_retries=0).verify(creds, TEST))
     stripe.set_faults(malformed_path_prefix=LIST, malformed_method="POST", **body({"id": "we_1"}))
-    desired = DesiredWebhook(
+    desired = StripeDesired(
         url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
     )
     with pytest.raises(MalformedResponse, match="no signing secret"):

@@ -13,25 +13,23 @@ from procon.emulators.stripe import StripeEmulator
 from procon.processors.base import (
     Credentials,
     CredentialsRejected,
-    DesiredWebhook,
     EndpointLimitReached,
     IdempotencyKeySpent,
     NotFound,
     PermissionDenied,
     RequestRejected,
-    Target,
     TransientProcessorError,
-    WebhookChanges,
 )
 from procon.processors.stripe.driver import StripeDriver, key_fingerprint, mode_of_key
 from procon.processors.stripe.permissions import WRITE_PROBES
+from procon.processors.stripe.webhook import StripeChanges, StripeDesired, StripeTarget
 
 ACCOUNT = "acct_1DriverTest0001"
 FULL = "rk_test_51DriverFullAccessKey0000000000000000"
 NARROW = "rk_test_51DriverNarrowKey00000000000000000000"
 SECRET = "sk_test_51DriverSecretKey00000000000000000000"
 EXPIRED = "rk_test_51DriverExpiredKey0000000000000000000"
-TEST = Target(mode=Mode.TEST)
+TEST = StripeTarget(mode=Mode.TEST)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +96,7 @@ def test_verify_refusals(emulator: StripeEmulator) -> None:
         assert caught.value.reason == reason
         assert key[12:] not in str(caught.value)
     with pytest.raises(CredentialsRejected) as caught:
-        run(d.verify(creds(FULL), Target(mode=Mode.LIVE)))
+        run(d.verify(creds(FULL), StripeTarget(mode=Mode.LIVE)))
     assert caught.value.reason == "ModeMismatch"
 
 
@@ -161,7 +159,7 @@ def test_secret_keys_hold_everything_without_probes(emulator: StripeEmulator) ->
 
 def test_webhook_lifecycle(emulator: StripeEmulator) -> None:
     d = driver(emulator)
-    desired = DesiredWebhook(
+    desired = StripeDesired(
         url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={"k": "v"}
     )
 
@@ -176,7 +174,7 @@ def test_webhook_lifecycle(emulator: StripeEmulator) -> None:
         listed = await d.list_webhooks(creds(FULL), TEST)
         assert [w.id for w in listed] == [created.webhook.id]
         updated = await d.update_webhook(
-            creds(FULL), TEST, created.webhook.id, WebhookChanges(enabled=False, events=("payout.paid",))
+            creds(FULL), TEST, created.webhook.id, StripeChanges(enabled=False, events=("payout.paid",))
         )
         assert (updated.enabled, updated.events) == (False, ("payout.paid",))
         await d.delete_webhook(creds(FULL), TEST, created.webhook.id)
@@ -196,14 +194,14 @@ def test_listing_pages_through_more_than_a_hundred(emulator: StripeEmulator) -> 
 
 def test_write_refusals_and_limits(emulator: StripeEmulator) -> None:
     d = driver(emulator)
-    desired = DesiredWebhook(
+    desired = StripeDesired(
         url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
     )
     with pytest.raises(PermissionDenied) as denied:
         run(d.create_webhook(creds(NARROW), TEST, desired, idempotency_key="k-2"))
     assert denied.value.permission == "rak_webhook_write"
     assert NARROW[12:] not in str(denied.value)
-    bad = DesiredWebhook(
+    bad = StripeDesired(
         url="https://localhost/x", events=("charge.succeeded",), description=None, metadata={}
     )
     with pytest.raises(RequestRejected):
@@ -291,7 +289,7 @@ def test_a_dropped_create_is_retried_with_its_idempotency_key(emulator: StripeEm
     emulator.set_faults(
         commit_then_fail=1, commit_then_fail_mode="drop", commit_then_fail_path_prefix="/v1/webhook_endpoints"
     )
-    desired = DesiredWebhook(
+    desired = StripeDesired(
         url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
     )
     created = run(driver(emulator).create_webhook(creds(FULL), TEST, desired, idempotency_key="k-drop"))
@@ -309,7 +307,7 @@ def test_a_saved_500_spends_the_idempotency_key(emulator: StripeEmulator) -> Non
         commit_then_fail_mode="processor_error",
         commit_then_fail_path_prefix="/v1/webhook_endpoints",
     )
-    desired = DesiredWebhook(
+    desired = StripeDesired(
         url="https://hooks.example.com/x", events=("charge.succeeded",), description=None, metadata={}
     )
     with pytest.raises(IdempotencyKeySpent) as caught:
@@ -343,7 +341,7 @@ def test_permanent_errors_are_sent_once(emulator: StripeEmulator) -> None:
 
 
 def test_a_validation_error_is_sent_once(emulator: StripeEmulator) -> None:
-    bad = DesiredWebhook(
+    bad = StripeDesired(
         url="https://localhost/x", events=("charge.succeeded",), description=None, metadata={}
     )
     with pytest.raises(RequestRejected):

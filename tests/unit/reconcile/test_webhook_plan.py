@@ -1,16 +1,29 @@
-"""The webhook planner, case by case: no server, just desired and observed state."""
+"""The webhook planner, case by case: no server, just desired and observed state.
+
+The webhooks are Stripe's, compared by the Stripe driver's rules: the planner's
+decisions are the same for every processor, and Stripe's endpoints have the most
+fields the processor cannot change in place.
+"""
 
 from __future__ import annotations
 
-from procon.processors.base import DesiredWebhook, ObservedWebhook
+from typing import Any
+
+from procon.processors.stripe.webhook import CONNECT, StripeDesired, StripeEndpoint, compare
+from procon.reconcile import webhook_plan
 from procon.reconcile.ownership import Owner, Relation, relation
-from procon.reconcile.webhook_plan import blocked_message, plan
+from procon.reconcile.webhook_plan import WebhookPlan, blocked_message
+
+
+def plan(*args: Any, **kwargs: Any) -> WebhookPlan:
+    return webhook_plan.plan(*args, compare=compare, **kwargs)
+
 
 OWNER = Owner(cluster="c1", namespace="shop", name="stripe", uid="uid-1")
 URL = "https://hooks.example.com/stripe"
 
 
-def desired(**overrides: object) -> DesiredWebhook:
+def desired(**overrides: object) -> StripeDesired:
     fields: dict[str, object] = {
         "url": URL,
         "events": ("charge.succeeded", "payout.paid"),
@@ -18,10 +31,10 @@ def desired(**overrides: object) -> DesiredWebhook:
         "metadata": OWNER.metadata(),
     }
     fields.update(overrides)
-    return DesiredWebhook(**fields)  # type: ignore[arg-type]
+    return StripeDesired(**fields)  # type: ignore[arg-type]
 
 
-def observed(id_: str, *, owner: Owner | None = OWNER, **overrides: object) -> ObservedWebhook:
+def observed(id_: str, *, owner: Owner | None = OWNER, **overrides: object) -> StripeEndpoint:
     fields: dict[str, object] = {
         "id": id_,
         "url": URL,
@@ -31,7 +44,7 @@ def observed(id_: str, *, owner: Owner | None = OWNER, **overrides: object) -> O
         "metadata": owner.metadata() if owner else {},
     }
     fields.update(overrides)
-    return ObservedWebhook(**fields)  # type: ignore[arg-type]
+    return StripeEndpoint(**fields)  # type: ignore[arg-type]
 
 
 def test_nothing_observed_creates() -> None:
@@ -91,7 +104,7 @@ def test_api_version_and_connect_changes_recreate() -> None:
     assert result.create
     assert result.retire is not None
     assert result.retire.why == "replaced: its API version changed"
-    connect = desired(connect=True, metadata=OWNER.metadata(connect=True))
+    connect = desired(connect=True, metadata={**OWNER.metadata(), CONNECT: "true"})
     result = plan(connect, OWNER, [observed("we_1")], published_id="we_1")
     assert result.create
     assert result.retire is not None

@@ -27,19 +27,23 @@ is used (``/{environment}/{version}/me``).
 Modules
 -------
 
+- ``emulator.EMULATOR``: how the shared machinery (``procon.emulators``: server,
+  control API, fixture loading, fault injection, ``procon emulate adyen``) builds this one;
 - ``emulator.AdyenEmulator``: state + faults + server, the object tests use;
 - ``app.create_app``: the aiohttp application over an ``AdyenState``;
 - ``fixture``: the YAML/dict format the state starts from;
-- ``control``: the ``/_emulator/`` control API; ``manage``: out-of-band changes;
+- ``control``: its own ``/_emulator/`` routes; ``manage``: out-of-band changes;
 - pure parts: ``roles``, ``webhooks``, ``notifications``, ``errors``, ``state``.
 """
 
 from procon.emulators.adyen.app import create_app
-from procon.emulators.adyen.emulator import AdyenEmulator
-from procon.emulators.adyen.fixture import FixtureError, load_fixture, state_from_fixture
+from procon.emulators.adyen.emulator import EMULATOR, AdyenEmulator
+from procon.emulators.adyen.fixture import load_fixture, state_from_fixture
 from procon.emulators.adyen.state import AdyenSettings, AdyenState
+from procon.emulators.fixtures import FixtureError
 
 __all__ = [
+    "EMULATOR",
     "AdyenEmulator",
     "AdyenSettings",
     "AdyenState",

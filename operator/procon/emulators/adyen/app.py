@@ -21,7 +21,7 @@ environment is refused there with a 401, as "a test key does not work" in live:
 - any other address serves the environment of the key, unless the
   ``default_environment`` setting names one.
 
-Middleware order, outermost first:
+Middleware order, outermost first (the shared shape is ``procon.emulators.app``, without answer headers):
 
 1. fault injection (5xx, 429 and latency before anything else; commit-then-fail after);
 2. authentication (``X-API-Key``), then the handler; ``AdyenError`` becomes
@@ -48,7 +48,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from procon.emulators.adyen import errors, notifications, roles, webhooks
-from procon.emulators.adyen.control import add_control_routes
+from procon.emulators.adyen.control import control_routes
 from procon.emulators.adyen.errors import AdyenError
 from procon.emulators.adyen.state import (
     AccountRef,
@@ -60,7 +60,8 @@ from procon.emulators.adyen.state import (
     Level,
     Webhook,
 )
-from procon.emulators.faults import CONTROL_PREFIX, ErrorRenderer, FaultInjector, FaultKind, fault_middleware
+from procon.emulators.app import emulator_app, read_json
+from procon.emulators.faults import ErrorRenderer, FaultInjector, FaultKind
 
 LOG = logging.getLogger(__name__)
 
@@ -88,11 +89,16 @@ _CALLER = web.RequestKey("adyen_caller", Caller)
 def create_app(state: AdyenState, faults: FaultInjector | None = None) -> web.Application:
     """An application serving ``state``; ``faults`` (a fresh injector if None) drives fault injection."""
     injector = faults if faults is not None else FaultInjector()
-    app = web.Application(middlewares=[fault_middleware(injector, fault_renderer(state)), _api_middleware])
+    app = emulator_app(
+        state,
+        injector,
+        render_fault=fault_renderer(state),
+        api_middleware=_api_middleware,
+        control_routes=control_routes(state),
+    )
     app[STATE] = state
     app[FAULTS] = injector
     _add_api_routes(app)
-    add_control_routes(app, state, injector)
     return app
 
 
@@ -156,8 +162,6 @@ def authenticate(state: AdyenState, api_key: str | None, host: str, path: str = 
 
 @web.middleware
 async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(CONTROL_PREFIX):
-        return await handler(request)
     state = request.app[STATE]
     try:
         # ASSUMPTION: authentication comes before routing, so an unknown path with a bad key is a 401.
@@ -203,11 +207,7 @@ def _base(request: web.Request) -> str:
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise errors.malformed_body() from None
+    return await read_json(request, errors.malformed_body)
 
 
 def _unreachable(state: AdyenState) -> AdyenError:

@@ -39,10 +39,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from procon.emulators.adyen.state import (
     AdyenSettings,
@@ -54,6 +51,8 @@ from procon.emulators.adyen.state import (
     HostEnvironment,
     Level,
 )
+from procon.emulators.base import FixtureSource
+from procon.emulators.fixtures import FixtureError, choice, integer, mapping, read_fixture, strings
 
 _TOP_FIELDS = {"companies", "credentials", "settings"}
 _COMPANY_FIELDS = {"id", "merchants"}
@@ -88,28 +87,9 @@ _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{3,80}$")
 _CREDENTIAL_ID = re.compile(r"^S2-[0-9A-F]{6,32}$")
 MIN_KEY_LENGTH = 16
 
-_Choice = TypeVar("_Choice", Environment, HostEnvironment, Choice)
-
-
-class FixtureError(ValueError):
-    """The fixture does not have the documented shape."""
-
-
-def _mapping(value: Any, where: str, fields: set[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise FixtureError(f"{where}: expected a mapping")
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        raise FixtureError(f"{where}: unknown fields {', '.join(map(str, unknown))}")
-    return value
-
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise FixtureError(f"{where}: expected a list of strings")
-    return tuple(dict.fromkeys(value))
+    return tuple(dict.fromkeys(strings(value, where)))
 
 
 def _account_id(value: Any, where: str) -> str:
@@ -118,22 +98,12 @@ def _account_id(value: Any, where: str) -> str:
     return value
 
 
-def _choice(enum: type[_Choice], value: Any, where: str, default: _Choice) -> _Choice:
-    if value is None:
-        return default
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise FixtureError(f"{where}: expected one of {allowed}, not {value!r}") from None
-
-
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest().upper()
 
 
 def _company(data: Any, where: str) -> Company:
-    fields = _mapping(data, where, _COMPANY_FIELDS)
+    fields = mapping(data, where, _COMPANY_FIELDS)
     merchants = _strings(fields.get("merchants"), f"{where}.merchants")
     for index, merchant in enumerate(merchants):
         _account_id(merchant, f"{where}.merchants[{index}]")
@@ -141,13 +111,13 @@ def _company(data: Any, where: str) -> Company:
 
 
 def _credential(data: Any, where: str, companies: Mapping[str, Company]) -> Credential:
-    fields = _mapping(data, where, _CREDENTIAL_FIELDS)
+    fields = mapping(data, where, _CREDENTIAL_FIELDS)
     username, api_key = fields.get("username"), fields.get("api_key")
     if not isinstance(username, str) or not username.startswith("ws"):
         raise FixtureError(f"{where}.username: expected an API credential username like ws_123456@Company.X")
     if not isinstance(api_key, str) or len(api_key) < MIN_KEY_LENGTH:
         raise FixtureError(f"{where}.api_key: expected a key of at least {MIN_KEY_LENGTH} characters")
-    environment = _choice(Environment, fields.get("environment"), f"{where}.environment", Environment.TEST)
+    environment = choice(Environment, fields.get("environment"), f"{where}.environment", Environment.TEST)
     company_id, merchant_id = fields.get("company"), fields.get("merchant")
     if (company_id is None) == (merchant_id is None):
         raise FixtureError(
@@ -246,20 +216,12 @@ def parse_credentials(
     return credentials
 
 
-def _integer(value: Any, where: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise FixtureError(f"{where}: expected an integer{' or null' if optional else ''}")
-    return value
-
-
 def parse_settings(data: Any, base: AdyenSettings | None = None) -> AdyenSettings:
     """Settings from a mapping; fields it leaves out keep ``base``'s values (defaults if None)."""
     base = base or AdyenSettings()
     if data is None:
         return base
-    fields = _mapping(data, "settings", SETTINGS_FIELDS)
+    fields = mapping(data, "settings", SETTINGS_FIELDS)
     values: dict[str, Any] = {}
     for name in (
         "me_without_management_role_status",
@@ -268,16 +230,16 @@ def parse_settings(data: Any, base: AdyenSettings | None = None) -> AdyenSetting
         "generate_hmac_failures_after_create",
     ):
         if name in fields:
-            values[name] = _integer(fields[name], f"settings.{name}")
+            values[name] = integer(fields[name], f"settings.{name}")
     if "webhook_limit" in fields:
-        values["webhook_limit"] = _integer(fields["webhook_limit"], "settings.webhook_limit", optional=True)
+        values["webhook_limit"] = integer(fields["webhook_limit"], "settings.webhook_limit", optional=True)
     for name in ("wrap_invalid_fields", "check_endpoint_ports", "newest_first"):
         if name in fields:
             if not isinstance(fields[name], bool):
                 raise FixtureError(f"settings.{name}: expected true or false")
             values[name] = fields[name]
     if "default_environment" in fields:
-        values["default_environment"] = _choice(
+        values["default_environment"] = choice(
             HostEnvironment,
             fields["default_environment"],
             "settings.default_environment",
@@ -285,7 +247,7 @@ def parse_settings(data: Any, base: AdyenSettings | None = None) -> AdyenSetting
         )
     for name in ("page_size_over_max", "patch_type"):
         if name in fields:
-            values[name] = _choice(Choice, fields[name], f"settings.{name}", getattr(base, name))
+            values[name] = choice(Choice, fields[name], f"settings.{name}", getattr(base, name))
     try:
         return AdyenSettings(**{**_settings_values(base), **values})
     except ValueError as error:
@@ -298,7 +260,7 @@ def _settings_values(settings: AdyenSettings) -> dict[str, Any]:
 
 def parse_fixture(data: Any) -> tuple[dict[str, Company], tuple[Credential, ...], AdyenSettings]:
     """Check a decoded fixture and turn it into companies, credentials and settings."""
-    fields = _mapping(data, "fixture", _TOP_FIELDS)
+    fields = mapping(data, "fixture", _TOP_FIELDS)
     companies = parse_companies(fields.get("companies"))
     if not companies:
         raise FixtureError("companies: expected a non-empty list")
@@ -306,25 +268,11 @@ def parse_fixture(data: Any) -> tuple[dict[str, Company], tuple[Credential, ...]
     return companies, credentials, parse_settings(fields.get("settings"))
 
 
-def load_fixture(
-    source: str | Path | Mapping[str, Any],
-) -> tuple[dict[str, Company], tuple[Credential, ...], AdyenSettings]:
+def load_fixture(source: FixtureSource) -> tuple[dict[str, Company], tuple[Credential, ...], AdyenSettings]:
     """A fixture from a YAML file path or an already decoded mapping."""
-    if isinstance(source, Mapping):
-        return parse_fixture(source)
-    path = Path(source)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise FixtureError(f"cannot read fixture {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise FixtureError(f"{path} is not valid YAML: {error}") from None
-    try:
-        return parse_fixture(data)
-    except FixtureError as error:
-        raise FixtureError(f"{path}: {error}") from None
+    return read_fixture(source, parse_fixture)
 
 
-def state_from_fixture(source: str | Path | Mapping[str, Any]) -> AdyenState:
+def state_from_fixture(source: FixtureSource) -> AdyenState:
     companies, credentials, settings = load_fixture(source)
     return AdyenState(companies.values(), credentials, settings)

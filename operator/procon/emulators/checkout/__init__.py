@@ -28,7 +28,7 @@ each account's prefixed hosts. Which account a host names is read from the
   ``PROCON_CHECKOUT_AUTH_BASE=http://access.checkout.test:PORT``, let the
   operator derive ``http://{prefix}.api.checkout.test:PORT`` as it does for
   the real hosts, and give its ``httpx.AsyncClient`` the transport
-  ``CheckoutEmulator.transport()`` (``transport.EmulatorTransport(base_url)``),
+  ``CheckoutEmulator.transport()`` (``procon.emulators.transport.EmulatorTransport(base_url)``),
   which connects every request to the emulator while httpx keeps the URL's
   host in the ``Host`` header. (``*.checkout.test`` never resolves in DNS.)
 
@@ -49,22 +49,26 @@ both environments.
 Modules
 -------
 
+- ``emulator.EMULATOR``: how the shared machinery (``procon.emulators``: server,
+  control API, fixture loading, fault injection, ``procon emulate checkout``) builds this one;
 - ``emulator.CheckoutEmulator``: state + faults + server, the object tests use;
 - ``app.create_app``: the aiohttp application over a ``CheckoutState``;
 - ``fixture``: the YAML/dict format the state starts from;
-- ``control``: the ``/_emulator/`` control API;
-- ``transport``: httpx transports that map any host to the emulator;
+- ``control``: its own ``/_emulator/`` routes (settings, keys, tokens, workflows, events);
+- ``transport`` (shared, ``procon.emulators.transport``): httpx transports that map any host to the emulator;
 - pure parts: ``hosts``, ``scopes``, ``auth``, ``tokens``, ``workflows``,
   ``catalog``, ``probes``, ``delivery``, ``events``, ``manage``, ``errors``.
 """
 
 from procon.emulators.checkout.app import create_app
-from procon.emulators.checkout.emulator import CheckoutEmulator
-from procon.emulators.checkout.fixture import FixtureError, load_fixture, state_from_fixture
+from procon.emulators.checkout.emulator import EMULATOR, CheckoutEmulator
+from procon.emulators.checkout.fixture import load_fixture, state_from_fixture
 from procon.emulators.checkout.state import CheckoutSettings, CheckoutState
-from procon.emulators.checkout.transport import EmulatorSyncTransport, EmulatorTransport
+from procon.emulators.fixtures import FixtureError
+from procon.emulators.transport import EmulatorSyncTransport, EmulatorTransport
 
 __all__ = [
+    "EMULATOR",
     "CheckoutEmulator",
     "CheckoutSettings",
     "CheckoutState",

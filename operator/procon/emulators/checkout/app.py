@@ -8,7 +8,7 @@ header (see ``hosts``). Paths decide what is served: ``/connect/token`` is
 the token endpoint on every host, ``/balances`` is served only on the balances
 host, everything else is the API.
 
-Middleware order, outermost first:
+Middleware order, outermost first (the shared shape is ``procon.emulators.app``):
 
 1. ``Cko-Request-Id`` and ``Cko-Version`` on every answer, faults and errors included;
 2. fault injection (5xx, 429 and latency before anything else; commit-then-fail after);
@@ -40,14 +40,15 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from procon.emulators.app import emulator_app, read_json
 from procon.emulators.checkout import auth, delivery, errors, hosts, probes, scopes, workflows
 from procon.emulators.checkout.auth import Caller
 from procon.emulators.checkout.catalog import events_by_source, source_of
-from procon.emulators.checkout.control import add_control_routes
+from procon.emulators.checkout.control import control_routes
 from procon.emulators.checkout.errors import CheckoutError
 from procon.emulators.checkout.state import CheckoutState, Mode, new_condition
 from procon.emulators.checkout.workflows import Workflow
-from procon.emulators.faults import CONTROL_PREFIX, ErrorRenderer, FaultInjector, FaultKind, fault_middleware
+from procon.emulators.faults import ErrorRenderer, FaultInjector, FaultKind
 
 LOG = logging.getLogger(__name__)
 
@@ -66,19 +67,19 @@ _REQUEST_ID = web.RequestKey("checkout_request_id", str)
 def create_app(state: CheckoutState, faults: FaultInjector | None = None) -> web.Application:
     """An application serving ``state``; ``faults`` (a fresh injector if None) drives fault injection."""
     injector = faults if faults is not None else FaultInjector()
-    app = web.Application(
-        middlewares=[
-            _request_id_middleware,
-            fault_middleware(injector, fault_renderer(state)),
-            _api_middleware,
-        ]
+    app = emulator_app(
+        state,
+        injector,
+        answer_headers=_answer_headers,
+        render_fault=fault_renderer(state),
+        api_middleware=_api_middleware,
+        control_routes=control_routes(state),
     )
     app[STATE] = state
     app[FAULTS] = injector
     app[_TASKS] = set()
     app.on_cleanup.append(_cancel_deliveries)
     _add_api_routes(app)
-    add_control_routes(app, state, injector)
     return app
 
 
@@ -122,28 +123,16 @@ def fault_renderer(state: CheckoutState) -> ErrorRenderer:
 # Middleware
 
 
-@web.middleware
-async def _request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(CONTROL_PREFIX):
-        return await handler(request)
+def _answer_headers(request: web.Request) -> dict[str, str]:
     # Observed Cko-Request-Id values are UUIDs.
     # ASSUMPTION: error bodies' request_id repeats it (the spec's examples show another shape).
     request_id = str(uuid.uuid4())
     request[_REQUEST_ID] = request_id
-    headers = {"Cko-Request-Id": request_id, "Cko-Version": CKO_VERSION}
-    try:
-        response = await handler(request)
-    except web.HTTPException as error:
-        error.headers.update(headers)
-        raise
-    response.headers.update(headers)
-    return response
+    return {"Cko-Request-Id": request_id, "Cko-Version": CKO_VERSION}
 
 
 @web.middleware
 async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(CONTROL_PREFIX):
-        return await handler(request)
     state = request.app[STATE]
     try:
         if request.path != TOKEN_PATH:
@@ -179,11 +168,7 @@ def _base(request: web.Request) -> str:
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise errors.malformed_body() from None
+    return await read_json(request, errors.malformed_body)
 
 
 def _query(request: web.Request) -> dict[str, str]:

@@ -9,85 +9,46 @@ injecting faults, and counting the calls the operator made.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
+from procon.emulators.base import Emulator, EmulatorKind
 from procon.emulators.checkout import events, manage
 from procon.emulators.checkout.app import create_app
 from procon.emulators.checkout.delivery import Delivery
 from procon.emulators.checkout.fixture import parse_clients, parse_settings, state_from_fixture
 from procon.emulators.checkout.hosts import client_prefix
 from procon.emulators.checkout.state import CheckoutSettings, CheckoutState, Key
-from procon.emulators.checkout.transport import EmulatorSyncTransport, EmulatorTransport
-from procon.emulators.faults import ExecutionGate, FaultInjector, FaultKind, FaultPlan, RequestRecord
-from procon.emulators.server import EmulatorServer
+from procon.emulators.transport import EmulatorSyncTransport, EmulatorTransport
 
 # A reserved top-level domain: names under it never resolve, so they only work through the transports
 # (or an explicit Host header).
 DOMAIN = "checkout.test"
 
 
-class CheckoutEmulator:
-    """A Checkout.com emulator served on localhost from a background thread."""
+# Checkout.com's secret and public keys, sandbox or production.
+KEY_PREFIXES = ("sk_", "pk_", "sk_sbox_", "pk_sbox_")
 
-    def __init__(
-        self,
-        state: CheckoutState,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int | None = None,
-        access_log: bool = False,
-    ) -> None:
-        self.state = state
-        self.faults = FaultInjector(seed=seed)
-        self._host = host
-        self._port = port
-        self._access_log = access_log
-        self._server: EmulatorServer | None = None
+EMULATOR: EmulatorKind[CheckoutState] = EmulatorKind(
+    name="checkout",
+    title="Checkout.com",
+    state_from_fixture=state_from_fixture,
+    create_app=create_app,
+    addressing=f"API and /connect/token; account hosts by Host header {{prefix}}.api.{DOMAIN}; ",
+    key_prefixes=KEY_PREFIXES,
+)
 
-    @classmethod
-    def from_fixture(
-        cls,
-        fixture: str | Path | Mapping[str, Any],
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int | None = None,
-        access_log: bool = False,
-    ) -> CheckoutEmulator:
-        """An emulator whose state comes from a fixture file (YAML) or mapping; see ``fixture``."""
-        return cls(state_from_fixture(fixture), host=host, port=port, seed=seed, access_log=access_log)
 
-    # Serving and addressing
+class CheckoutEmulator(Emulator[CheckoutState]):
+    """A Checkout.com emulator served on localhost from a background thread.
 
-    def start(self) -> str:
-        """Serve in a background thread; returns the base URL (``http://127.0.0.1:PORT``)."""
-        if self._server is not None and self._server.running:
-            return self._server.base_url
-        self._server = EmulatorServer(
-            create_app(self.state, self.faults), host=self._host, port=self._port, access_log=self._access_log
-        )
-        return self._server.start()
+    Its ``base_url`` (``http://127.0.0.1:PORT``) is the unprefixed API and token
+    host, reachable without any mapping; ``url_for`` and ``transport`` reach the others.
+    """
 
-    def stop(self) -> None:
-        self.faults.hold.open()  # held requests would keep the server from shutting down
-        if self._server is not None:
-            self._server.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: the unprefixed API and token host, reachable without any mapping."""
-        if self._server is None or not self._server.running:
-            raise RuntimeError(
-                "the Checkout.com emulator is not running; call start() or use it as a context manager"
-            )
-        return self._server.base_url
+    kind = EMULATOR
 
     @property
     def port(self) -> int:
@@ -120,25 +81,6 @@ class CheckoutEmulator:
 
     def sync_transport(self) -> EmulatorSyncTransport:
         return EmulatorSyncTransport(self.base_url)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def reset(self) -> None:
-        """Back to the fixture; no tokens, workflows, faults, counted requests or held writes."""
-        self.state.reset()
-        self.faults.clear()
-        self.faults.reset_counters()
-        self.faults.hold.open()
 
     def update_settings(self, **changes: Any) -> CheckoutSettings:
         """Change fixture settings at runtime (until ``reset()``), e.g. ``missing_scope_status=403``."""
@@ -243,40 +185,3 @@ class CheckoutEmulator:
     def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> bool:
         """Block until ``count`` deliveries were attempted (tests are asynchronous); False on timeout."""
         return self.state.wait_for_deliveries(count, timeout)
-
-    # Faults and counting
-
-    def set_faults(self, plan: FaultPlan | None = None, **changes: Any) -> FaultPlan:
-        """Install ``plan`` (default: no faults), then apply ``changes`` to it."""
-        self.faults.plan = plan or FaultPlan()
-        return self.faults.update(**changes) if changes else self.faults.plan
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        return self.faults.requests
-
-    def count(
-        self,
-        method: str | None = None,
-        route: str | None = None,
-        status: int | None = None,
-        *,
-        fault: FaultKind | None = None,
-    ) -> int:
-        """How many requests matched, e.g. ``count("POST", "/workflows", 201)``."""
-        return self.faults.count(method, route, status, fault=fault)
-
-    def reset_counters(self) -> None:
-        self.faults.reset_counters()
-
-    @contextmanager
-    def hold_writes(self) -> Iterator[ExecutionGate]:
-        """Hold state-changing requests at the point of execution until the block ends.
-
-        Use ``gate.wait_for_waiting(n, timeout)`` to know when requests are held.
-        """
-        self.faults.hold.close()
-        try:
-            yield self.faults.hold
-        finally:
-            self.faults.hold.open()

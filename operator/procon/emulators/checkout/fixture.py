@@ -37,12 +37,9 @@ a typo in a fixture otherwise shows up as a puzzling 401 much later.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-
+from procon.emulators.base import FixtureSource
 from procon.emulators.checkout import scopes
 from procon.emulators.checkout.state import (
     NAS_SECRET_KEY,
@@ -57,6 +54,7 @@ from procon.emulators.checkout.state import (
     SecretKey,
     mask_key,
 )
+from procon.emulators.fixtures import FixtureError, choice, integer, mapping, read_fixture, strings
 
 _CLIENT_ID = re.compile(r"^cli_[a-z0-9]{8,}$")
 _ENTITY_ID = re.compile(r"^ent_[a-z0-9]+$")
@@ -82,31 +80,13 @@ SETTINGS_FIELDS = {
     "invalid_client_status",
 }
 
-_Choice = TypeVar("_Choice", Mode, BodyStyle, EmptyScope)
-
-
-class FixtureError(ValueError):
-    """The fixture does not have the documented shape."""
-
-
-def _mapping(value: Any, where: str, fields: set[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise FixtureError(f"{where}: expected a mapping")
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        raise FixtureError(f"{where}: unknown fields {', '.join(map(str, unknown))}")
-    return value
-
 
 def _ids(value: Any, where: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise FixtureError(f"{where}: expected a list of strings")
-    for index, item in enumerate(value):
+    names = strings(value, where)
+    for index, item in enumerate(names):
         if not pattern.match(item):
             raise FixtureError(f"{where}[{index}]: expected an id like {example}, not {item!r}")
-    return tuple(dict.fromkeys(value))
+    return tuple(dict.fromkeys(names))
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -130,18 +110,8 @@ def _scopes(value: Any, where: str) -> frozenset[str]:
         raise FixtureError(f"{where}: {error}") from None
 
 
-def _choice(enum: type[_Choice], value: Any, where: str, default: _Choice) -> _Choice:
-    if value is None:
-        return default
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise FixtureError(f"{where}: expected one of {allowed}, not {value!r}") from None
-
-
 def _access_key(data: Any, client: Client, where: str) -> AccessKey:
-    fields = _mapping(data, where, _ACCESS_KEY_FIELDS)
+    fields = mapping(data, where, _ACCESS_KEY_FIELDS)
     key_id, secret = fields.get("id"), fields.get("secret")
     if not isinstance(key_id, str) or not _ACCESS_KEY_ID.match(key_id):
         raise FixtureError(f"{where}.id: expected an access key id like ack_clckqmmnyfiupexjew7shh5ahe")
@@ -158,7 +128,7 @@ def _access_key(data: Any, client: Client, where: str) -> AccessKey:
 
 
 def _secret_key(data: Any, client: Client, where: str) -> SecretKey:
-    fields = _mapping(data, where, _SECRET_KEY_FIELDS)
+    fields = mapping(data, where, _SECRET_KEY_FIELDS)
     value = fields.get("key")
     # Never echo the key itself: fixtures may hold realistic-looking keys.
     if not isinstance(value, str) or not _SECRET_KEY.match(value):
@@ -196,14 +166,14 @@ def _keys(value: Any, where: str) -> list[Any]:
 
 
 def _client(data: Any, where: str) -> ClientSpec:
-    fields = _mapping(data, where, _CLIENT_FIELDS)
+    fields = mapping(data, where, _CLIENT_FIELDS)
     client_id = fields.get("id")
     if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
         raise FixtureError(f"{where}.id: expected a client id like cli_vkuhvk4vjn2edkps7dfsq6emqm")
     client = Client(
         id=client_id,
         # A client without a mode is a sandbox (test) account: the emulator's choice, not Checkout.com's.
-        mode=_choice(Mode, fields.get("mode"), f"{where}.mode", Mode.SANDBOX),
+        mode=choice(Mode, fields.get("mode"), f"{where}.mode", Mode.SANDBOX),
         entities=_ids(
             fields.get("entities"), f"{where}.entities", _ENTITY_ID, "ent_eu3fkzbjqmdeeq4kdtovdvkbbm"
         ),
@@ -225,27 +195,19 @@ def _client(data: Any, where: str) -> ClientSpec:
     return ClientSpec(client=client, access_keys=access_keys, secret_keys=secret_keys)
 
 
-def _integer(value: Any, where: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise FixtureError(f"{where}: expected an integer{' or null' if optional else ''}")
-    return value
-
-
 def parse_settings(data: Any, base: CheckoutSettings | None = None) -> CheckoutSettings:
     """Settings from a mapping; fields it leaves out keep ``base``'s values (defaults if None)."""
     base = base or CheckoutSettings()
     if data is None:
         return base
-    fields = _mapping(data, "settings", SETTINGS_FIELDS)
+    fields = mapping(data, "settings", SETTINGS_FIELDS)
     values: dict[str, Any] = {}
     for name in ("missing_scope_status", "token_lifetime_seconds", "invalid_client_status"):
         if name in fields:
-            values[name] = _integer(fields[name], f"settings.{name}")
+            values[name] = integer(fields[name], f"settings.{name}")
     for name in ("workflow_limit", "rate_limit_retry_after"):
         if name in fields:
-            values[name] = _integer(fields[name], f"settings.{name}", optional=True)
+            values[name] = integer(fields[name], f"settings.{name}", optional=True)
     for name in ("mask_secrets_on_read", "token_response_scope"):
         if name in fields:
             if not isinstance(fields[name], bool):
@@ -257,11 +219,11 @@ def parse_settings(data: Any, base: CheckoutSettings | None = None) -> CheckoutS
                 raise FixtureError(f"settings.{name}: expected a string")
             values[name] = fields[name]
     if "unauthorized_body" in fields:
-        values["unauthorized_body"] = _choice(
+        values["unauthorized_body"] = choice(
             BodyStyle, fields["unauthorized_body"], "settings.unauthorized_body", base.unauthorized_body
         )
     if "empty_scope" in fields:
-        values["empty_scope"] = _choice(
+        values["empty_scope"] = choice(
             EmptyScope, fields["empty_scope"], "settings.empty_scope", base.empty_scope
         )
     merged = {**base.to_json(), **values}
@@ -305,27 +267,15 @@ def parse_clients(data: Any) -> tuple[ClientSpec, ...]:
 
 def parse_fixture(data: Any) -> tuple[tuple[ClientSpec, ...], CheckoutSettings]:
     """Check a decoded fixture and turn it into client specs and settings."""
-    fields = _mapping(data, "fixture", _TOP_FIELDS)
+    fields = mapping(data, "fixture", _TOP_FIELDS)
     return parse_clients(fields.get("clients")), parse_settings(fields.get("settings"))
 
 
-def load_fixture(source: str | Path | Mapping[str, Any]) -> tuple[tuple[ClientSpec, ...], CheckoutSettings]:
+def load_fixture(source: FixtureSource) -> tuple[tuple[ClientSpec, ...], CheckoutSettings]:
     """A fixture from a YAML file path or an already decoded mapping."""
-    if isinstance(source, Mapping):
-        return parse_fixture(source)
-    path = Path(source)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise FixtureError(f"cannot read fixture {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise FixtureError(f"{path} is not valid YAML: {error}") from None
-    try:
-        return parse_fixture(data)
-    except FixtureError as error:
-        raise FixtureError(f"{path}: {error}") from None
+    return read_fixture(source, parse_fixture)
 
 
-def state_from_fixture(source: str | Path | Mapping[str, Any]) -> CheckoutState:
+def state_from_fixture(source: FixtureSource) -> CheckoutState:
     clients, settings = load_fixture(source)
     return CheckoutState(clients, settings)

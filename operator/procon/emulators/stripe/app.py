@@ -1,6 +1,7 @@
 """The Stripe emulator's aiohttp application: routes, middleware, and the idempotency layer.
 
-Middleware order, outermost first, mirrors where Stripe does things:
+Middleware order, outermost first, mirrors where Stripe does things (the
+shared shape is ``procon.emulators.app``):
 
 1. ``Request-Id`` on every answer, faults and errors included;
 2. fault injection (5xx, 429 and latency before anything else; commit-then-fail after);
@@ -22,17 +23,11 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from procon.emulators.faults import (
-    APPLIED_FAULT,
-    CONTROL_PREFIX,
-    CommitFailureMode,
-    FaultInjector,
-    FaultKind,
-    fault_middleware,
-)
+from procon.emulators.app import emulator_app
+from procon.emulators.faults import APPLIED_FAULT, CommitFailureMode, FaultInjector, FaultKind
 from procon.emulators.stripe import access, catalog, errors, probes, webhooks
 from procon.emulators.stripe.access import Caller
-from procon.emulators.stripe.control import add_control_routes
+from procon.emulators.stripe.control import control_routes
 from procon.emulators.stripe.errors import StripeError
 from procon.emulators.stripe.forms import FormValue, fingerprint, parse_form
 from procon.emulators.stripe.idempotency import Outcome, SavedResponse
@@ -51,17 +46,18 @@ _REQUEST_ID = web.RequestKey("stripe_request_id", str)
 def create_app(state: StripeState, faults: FaultInjector | None = None) -> web.Application:
     """An application serving ``state``; ``faults`` (a fresh injector if None) drives fault injection."""
     injector = faults if faults is not None else FaultInjector()
-    app = web.Application(
-        middlewares=[
-            _request_id_middleware,
-            fault_middleware(injector, render_fault, saves_answers=True),
-            _api_middleware,
-        ]
+    app = emulator_app(
+        state,
+        injector,
+        answer_headers=_answer_headers,
+        render_fault=render_fault,
+        api_middleware=_api_middleware,
+        control_routes=control_routes(state),
+        saves_answers=True,
     )
     app[STATE] = state
     app[FAULTS] = injector
     _add_api_routes(app)
-    add_control_routes(app, state, injector)
     return app
 
 
@@ -82,7 +78,11 @@ def error_response(error: StripeError) -> web.Response:
 
 
 def render_fault(fault: FaultKind, should_retry: bool | None) -> web.Response:
-    """Stripe's answer for an injected fault, with ``Stripe-Should-Retry`` when the plan sets one."""
+    """Stripe's answer for an injected fault, with ``Stripe-Should-Retry`` when the plan sets one.
+
+    ASSUMPTION: lock timeouts are marked retryable by default (``FaultPlan.lock_timeout_should_retry``;
+    docs/processors/stripe.md, "Rate limits and retryable answers").
+    """
     if fault is FaultKind.RATE_LIMITED:
         error = errors.rate_limited()
     elif fault is FaultKind.LOCK_TIMEOUT:
@@ -98,31 +98,19 @@ def render_fault(fault: FaultKind, should_retry: bool | None) -> web.Response:
 # Middleware
 
 
-@web.middleware
-async def _request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(CONTROL_PREFIX):
-        return await handler(request)
+def _answer_headers(request: web.Request) -> dict[str, str]:
     request_id = random_id("req_", 14)  # ASSUMPTION: 14 characters, as in observed IDs (req_Zb0EgUuheEd4gf)
     request[_REQUEST_ID] = request_id
     # ASSUMPTION: answers echo the API version used: the request's Stripe-Version, else the newest known.
-    headers = {
+    return {
         "Request-Id": request_id,
         "Stripe-Version": request.headers.get("Stripe-Version") or catalog.latest_api_version(),
         "Cache-Control": "no-cache, no-store",
     }
-    try:
-        response = await handler(request)
-    except web.HTTPException as error:
-        error.headers.update(headers)
-        raise
-    response.headers.update(headers)
-    return response
 
 
 @web.middleware
 async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(CONTROL_PREFIX):
-        return await handler(request)
     state = request.app[STATE]
     response: web.StreamResponse
     try:

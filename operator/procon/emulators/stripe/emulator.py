@@ -10,93 +10,30 @@ the operator made.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import Any
 
-from procon.emulators.faults import ExecutionGate, FaultInjector, FaultKind, FaultPlan, RequestRecord
-from procon.emulators.server import EmulatorServer
+from procon.emulators.base import Emulator, EmulatorKind
 from procon.emulators.stripe.app import create_app
 from procon.emulators.stripe.fixture import parse_fixture, state_from_fixture
 from procon.emulators.stripe.state import ApiKey, StripeSettings, StripeState, endpoint_fields
 
+# Stripe's secret, restricted and publishable keys, test or live.
+KEY_PREFIXES = tuple(f"{kind}_{mode}" for kind in ("sk", "rk", "pk") for mode in ("", "test_", "live_"))
 
-class StripeEmulator:
+EMULATOR: EmulatorKind[StripeState] = EmulatorKind(
+    name="stripe",
+    title="Stripe",
+    state_from_fixture=state_from_fixture,
+    create_app=create_app,
+    key_prefixes=KEY_PREFIXES,
+)
+
+
+class StripeEmulator(Emulator[StripeState]):
     """A Stripe emulator served on localhost from a background thread."""
 
-    def __init__(
-        self,
-        state: StripeState,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int | None = None,
-        access_log: bool = False,
-    ) -> None:
-        self.state = state
-        self.faults = FaultInjector(seed=seed)
-        self._host = host
-        self._port = port
-        self._access_log = access_log
-        self._server: EmulatorServer | None = None
-
-    @classmethod
-    def from_fixture(
-        cls,
-        fixture: str | Path | Mapping[str, Any],
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int | None = None,
-        access_log: bool = False,
-    ) -> StripeEmulator:
-        """An emulator whose state comes from a fixture file (YAML) or mapping; see ``fixture``."""
-        return cls(state_from_fixture(fixture), host=host, port=port, seed=seed, access_log=access_log)
-
-    # Serving
-
-    def start(self) -> str:
-        """Serve in a background thread; returns the base URL (``http://127.0.0.1:PORT``)."""
-        if self._server is not None and self._server.running:
-            return self._server.base_url
-        self._server = EmulatorServer(
-            create_app(self.state, self.faults), host=self._host, port=self._port, access_log=self._access_log
-        )
-        return self._server.start()
-
-    def stop(self) -> None:
-        self.faults.hold.open()  # held requests would keep the server from shutting down
-        if self._server is not None:
-            self._server.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None or not self._server.running:
-            raise RuntimeError(
-                "the Stripe emulator is not running; call start() or use it as a context manager"
-            )
-        return self._server.base_url
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def reset(self) -> None:
-        """Back to the fixture; no faults, no counted requests, nothing held."""
-        self.state.reset()
-        self.faults.clear()
-        self.faults.reset_counters()
-        self.faults.hold.open()
+    kind = EMULATOR
 
     def update_settings(self, **changes: Any) -> StripeSettings:
         """Change fixture settings at runtime (until ``reset()``), e.g. ``permission_message_style="new"``."""
@@ -172,40 +109,3 @@ class StripeEmulator:
     def delete_endpoint(self, endpoint_id: str) -> None:
         """Delete an endpoint behind the API's back; KeyError if there is no such endpoint."""
         self.state.remove_endpoint(endpoint_id)
-
-    # Faults and counting
-
-    def set_faults(self, plan: FaultPlan | None = None, **changes: Any) -> FaultPlan:
-        """Install ``plan`` (default: no faults), then apply ``changes`` to it."""
-        self.faults.plan = plan or FaultPlan()
-        return self.faults.update(**changes) if changes else self.faults.plan
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        return self.faults.requests
-
-    def count(
-        self,
-        method: str | None = None,
-        route: str | None = None,
-        status: int | None = None,
-        *,
-        fault: FaultKind | None = None,
-    ) -> int:
-        """How many requests matched, e.g. ``count("POST", "/v1/webhook_endpoints", 200)``."""
-        return self.faults.count(method, route, status, fault=fault)
-
-    def reset_counters(self) -> None:
-        self.faults.reset_counters()
-
-    @contextmanager
-    def hold_writes(self) -> Iterator[ExecutionGate]:
-        """Hold state-changing requests at the point of execution until the block ends.
-
-        Use ``gate.wait_for_waiting(n, timeout)`` to know when requests are held.
-        """
-        self.faults.hold.close()
-        try:
-            yield self.faults.hold
-        finally:
-            self.faults.hold.open()

@@ -25,12 +25,10 @@ shows up as a puzzling 401 much later.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-
+from procon.emulators.base import FixtureSource
+from procon.emulators.fixtures import FixtureError, choice, mapping, read_fixture, strings
 from procon.emulators.stripe.keys import KeyKind
 from procon.emulators.stripe.permissions import MessageStyle
 from procon.emulators.stripe.state import (
@@ -57,29 +55,6 @@ _ACCOUNT_FIELDS = {
 _KEY_FIELDS = {"key", "permissions", "connect_permissions", "expired"}
 _SETTINGS_FIELDS = {"account_endpoint_with_restricted_key", "permission_message_style", "endpoint_limit"}
 
-_Choice = TypeVar("_Choice", AccountEndpointPolicy, MessageStyle)
-
-
-class FixtureError(ValueError):
-    """The fixture does not have the documented shape."""
-
-
-def _mapping(value: Any, where: str, fields: set[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise FixtureError(f"{where}: expected a mapping")
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        raise FixtureError(f"{where}: unknown fields {', '.join(map(str, unknown))}")
-    return value
-
-
-def _strings(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise FixtureError(f"{where}: expected a list of strings")
-    return value
-
 
 def _optional_string(value: Any, where: str) -> str | None:
     if value is not None and not isinstance(value, str):
@@ -94,15 +69,15 @@ def _account_id(value: Any, where: str) -> str:
 
 
 def _key(data: Any, account_id: str, where: str) -> ApiKey:
-    fields = _mapping(data, where, _KEY_FIELDS)
+    fields = mapping(data, where, _KEY_FIELDS)
     secret = fields.get("key")
     if not isinstance(secret, str):
         raise FixtureError(f"{where}.key: expected the key as a string")
     expired = fields.get("expired", False)
     if not isinstance(expired, bool):
         raise FixtureError(f"{where}.expired: expected true or false")
-    granted = _strings(fields.get("permissions"), f"{where}.permissions")
-    connect_granted = _strings(fields.get("connect_permissions"), f"{where}.connect_permissions")
+    granted = strings(fields.get("permissions"), f"{where}.permissions")
+    connect_granted = strings(fields.get("connect_permissions"), f"{where}.connect_permissions")
     try:
         key = ApiKey.parse(secret, account_id, granted, connect_granted, expired=expired)
     except ValueError as error:
@@ -114,9 +89,9 @@ def _key(data: Any, account_id: str, where: str) -> ApiKey:
 
 
 def _account(data: Any, where: str) -> AccountSpec:
-    fields = _mapping(data, where, _ACCOUNT_FIELDS)
+    fields = mapping(data, where, _ACCOUNT_FIELDS)
     account_id = _account_id(fields.get("id"), f"{where}.id")
-    connected = _strings(fields.get("connected_accounts"), f"{where}.connected_accounts")
+    connected = strings(fields.get("connected_accounts"), f"{where}.connected_accounts")
     for index, connected_id in enumerate(connected):
         _account_id(connected_id, f"{where}.connected_accounts[{index}]")
     raw_keys = fields.get("keys") or []
@@ -139,32 +114,22 @@ def _account(data: Any, where: str) -> AccountSpec:
     return AccountSpec(account=account, keys=keys)
 
 
-def _choice(enum: type[_Choice], value: Any, where: str, default: _Choice) -> _Choice:
-    if value is None:
-        return default
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise FixtureError(f"{where}: expected one of {allowed}, not {value!r}") from None
-
-
 def _settings(data: Any) -> StripeSettings:
     if data is None:
         return StripeSettings()
-    fields = _mapping(data, "settings", _SETTINGS_FIELDS)
+    fields = mapping(data, "settings", _SETTINGS_FIELDS)
     defaults = StripeSettings()
     limit = fields.get("endpoint_limit", defaults.endpoint_limit)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise FixtureError("settings.endpoint_limit: expected a positive integer")
     return StripeSettings(
-        account_endpoint_with_restricted_key=_choice(
+        account_endpoint_with_restricted_key=choice(
             AccountEndpointPolicy,
             fields.get("account_endpoint_with_restricted_key"),
             "settings.account_endpoint_with_restricted_key",
             defaults.account_endpoint_with_restricted_key,
         ),
-        permission_message_style=_choice(
+        permission_message_style=choice(
             MessageStyle,
             fields.get("permission_message_style"),
             "settings.permission_message_style",
@@ -176,7 +141,7 @@ def _settings(data: Any) -> StripeSettings:
 
 def parse_fixture(data: Any) -> tuple[tuple[AccountSpec, ...], StripeSettings]:
     """Check a decoded fixture and turn it into account specs and settings."""
-    fields = _mapping(data, "fixture", _TOP_FIELDS)
+    fields = mapping(data, "fixture", _TOP_FIELDS)
     raw_accounts = fields.get("accounts")
     if not isinstance(raw_accounts, list) or not raw_accounts:
         raise FixtureError("fixture.accounts: expected a non-empty list")
@@ -194,23 +159,11 @@ def parse_fixture(data: Any) -> tuple[tuple[AccountSpec, ...], StripeSettings]:
     return accounts, _settings(fields.get("settings"))
 
 
-def load_fixture(source: str | Path | Mapping[str, Any]) -> tuple[tuple[AccountSpec, ...], StripeSettings]:
+def load_fixture(source: FixtureSource) -> tuple[tuple[AccountSpec, ...], StripeSettings]:
     """A fixture from a YAML file path or an already decoded mapping."""
-    if isinstance(source, Mapping):
-        return parse_fixture(source)
-    path = Path(source)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise FixtureError(f"cannot read fixture {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise FixtureError(f"{path} is not valid YAML: {error}") from None
-    try:
-        return parse_fixture(data)
-    except FixtureError as error:
-        raise FixtureError(f"{path}: {error}") from None
+    return read_fixture(source, parse_fixture)
 
 
-def state_from_fixture(source: str | Path | Mapping[str, Any]) -> StripeState:
+def state_from_fixture(source: FixtureSource) -> StripeState:
     accounts, settings = load_fixture(source)
     return StripeState(accounts, settings)

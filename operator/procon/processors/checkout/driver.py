@@ -35,16 +35,17 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from procon import metrics, redaction
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
 from procon.processors import key_material
 from procon.processors.base import (
     Account,
+    Comparison,
     CreatedWebhook,
     Credentials,
     CredentialsRejected,
@@ -61,6 +62,7 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.processors.checkout import scopes as scope_rules
+from procon.processors.checkout import webhook as workflows
 from procon.processors.checkout.hosts import (
     REAL_API,
     REAL_AUTH,
@@ -86,8 +88,12 @@ from procon.processors.checkout.http import (
     request_id,
     unexpected,
 )
+from procon.processors.checkout.webhook import CheckoutTarget, CheckoutWorkflow
 from procon.processors.checkout.workflows import observed_webhook, workflow_name
 from procon.processors.responses import ResponseTooLarge, read_capped
+
+if TYPE_CHECKING:
+    from procon.api.v1alpha1 import ProcessorConnectionSpec
 
 SECRET_KEY_FIELD = "secretKey"
 ACCESS_KEY_ID_FIELD = "accessKeyId"
@@ -110,6 +116,7 @@ class CheckoutDriver:
     """Talks to Checkout.com (or anything configured in its place) for any number of connections."""
 
     signing_secret_source: SigningSecretSource = "operator"
+    permission_noun = "scope"
 
     def __init__(
         self,
@@ -145,6 +152,25 @@ class CheckoutDriver:
         # are not cached, so a grant in the Dashboard is noticed on the next check.
         self._granted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
+    # --- what the spec means at Checkout.com (pure) --------------------------------
+
+    def target(self, spec: ProcessorConnectionSpec) -> Target:
+        return workflows.target(spec)
+
+    def desired_webhook(
+        self, spec: ProcessorConnectionSpec, tag: Mapping[str, str], events: Sequence[str]
+    ) -> DesiredWebhook:
+        return workflows.desired(spec, tag, events)
+
+    def compare(self, observed: ObservedWebhook, desired: DesiredWebhook) -> Comparison:
+        return workflows.compare(observed, desired)
+
+    def required_permission(self, denied: str | None, required: Sequence[str]) -> str | None:
+        return denied
+
+    def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
+        return None
+
     # --- plumbing ---------------------------------------------------------------
 
     def _http(self) -> httpx.AsyncClient:
@@ -157,7 +183,7 @@ class CheckoutDriver:
             await self._client.aclose()
 
     def _api(self, target: Target) -> str:
-        return with_prefix(self._api_bases[target.mode], account_prefix(target.client_id))
+        return with_prefix(self._api_bases[target.mode], account_prefix(_client_id(target)))
 
     def _balances(self, target: Target) -> str | None:
         """The balances host: derived from the *unprefixed* API base, as it is never prefixed
@@ -165,7 +191,7 @@ class CheckoutDriver:
         return balances_base(self._api_bases[target.mode])
 
     def _auth(self, target: Target) -> str:
-        return with_prefix(self._auth_bases[target.mode], account_prefix(target.client_id))
+        return with_prefix(self._auth_bases[target.mode], account_prefix(_client_id(target)))
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request, retried with jittered exponential backoff on 429, 5xx and transport errors.
@@ -342,7 +368,7 @@ class CheckoutDriver:
         )
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
-        account = target.client_id or "classic"
+        account = _client_id(target) or "classic"
         if SECRET_KEY_FIELD in credentials.values:
             if is_previous_platform_key(credentials[SECRET_KEY_FIELD]):
                 raise CredentialsRejected(
@@ -411,7 +437,7 @@ class CheckoutDriver:
     async def _probe_scopes(
         self, credentials: Credentials, target: Target, wanted: Sequence[str], unknown: Sequence[str]
     ) -> PermissionReport:
-        entity = target.entities[0] if target.entities else None
+        entity = _entities(target)[0] if _entities(target) else None
         cache_key = (_fingerprint(credentials[SECRET_KEY_FIELD]), self._api(target))
         cached = self._granted.get(cache_key)
         already = cached[1] if cached and cached[0] > self._clock() else frozenset()
@@ -482,7 +508,7 @@ class CheckoutDriver:
         return tuple(sorted(resolved))
 
     async def _catalog(self, credentials: Credentials, target: Target) -> list[dict[str, Any]]:
-        cache_key = (self._api(target), target.client_id)
+        cache_key = (self._api(target), _client_id(target))
         cached = self._event_types.get(cache_key)
         if cached and cached[0] > self._clock():
             return cached[1]
@@ -540,7 +566,7 @@ class CheckoutDriver:
 
     async def _get_workflow(
         self, credentials: Credentials, target: Target, workflow_id: str
-    ) -> ObservedWebhook:
+    ) -> CheckoutWorkflow:
         response = await self._call("GET", f"/workflows/{workflow_id}", credentials, target)
         raise_for(response, f"reading workflow {workflow_id}")
         return observed_webhook(json_object(response, f"reading workflow {workflow_id}"))
@@ -550,20 +576,21 @@ class CheckoutDriver:
     ) -> CreatedWebhook:
         # Workflows take no idempotency key (docs/processors/checkout.md, "Idempotency and retries"): a lost
         # answer leaves a workflow that the next reconcile finds by its name and deletes.
-        if not desired.signing_secret:
+        wanted = workflows.as_desired(desired)
+        if not wanted.signing_secret:
             raise ValueError("a Checkout.com workflow needs the signing key procon chose")
         sources = await self._catalog(credentials, target)
         body = {
-            "name": workflow_name(desired.metadata),
+            "name": workflow_name(wanted.metadata),
             "active": True,
             "conditions": self._conditions(
-                sources, desired.events, desired.entities, desired.processing_channels
+                sources, wanted.events, wanted.entities, wanted.processing_channels
             ),
             "actions": [
                 {
                     "type": "webhook",
-                    "url": desired.url,
-                    "signature": {"method": "HMACSHA256", "key": desired.signing_secret},
+                    "url": wanted.url,
+                    "signature": {"method": "HMACSHA256", "key": wanted.signing_secret},
                 }
             ],
         }
@@ -574,7 +601,7 @@ class CheckoutDriver:
             # Created, but which one is unknown: the next reconcile finds it by its name.
             raise MalformedResponse("Checkout.com created the workflow but answered without its id")
         detail = await self._get_workflow(credentials, target, workflow_id)
-        return CreatedWebhook(webhook=detail, signing_secret=desired.signing_secret)
+        return CreatedWebhook(webhook=detail, signing_secret=wanted.signing_secret)
 
     def _conditions(
         self,
@@ -593,36 +620,37 @@ class CheckoutDriver:
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
     ) -> ObservedWebhook:
+        wanted = workflows.as_changes(changes)
         current = await self._get_workflow(credentials, target, webhook_id)
-        if changes.enabled is not None or changes.metadata is not None:
-            patch: dict[str, Any] = {"name": workflow_name(changes.metadata or current.metadata)}
-            if changes.enabled is not None:
-                patch["active"] = changes.enabled
+        if wanted.enabled is not None or wanted.metadata is not None:
+            patch: dict[str, Any] = {"name": workflow_name(wanted.metadata or current.metadata)}
+            if wanted.enabled is not None:
+                patch["active"] = wanted.enabled
             response = await self._call("PATCH", f"/workflows/{webhook_id}", credentials, target, json=patch)
             raise_for(response, f"updating workflow {webhook_id}")
-        if changes.events is not None:
+        if wanted.events is not None:
             sources = await self._catalog(credentials, target)
             await self._put_condition(
-                credentials, target, current, "event", {"events": self._source_map(sources, changes.events)}
+                credentials, target, current, "event", {"events": self._source_map(sources, wanted.events)}
             )
-        if changes.entities is not None:
+        if wanted.entities is not None:
             await self._put_condition(
-                credentials, target, current, "entity", {"entities": list(changes.entities)}
+                credentials, target, current, "entity", {"entities": list(wanted.entities)}
             )
-        if changes.processing_channels is not None:
+        if wanted.processing_channels is not None:
             await self._put_condition(
                 credentials,
                 target,
                 current,
                 "processing_channel",
-                {"processing_channels": list(changes.processing_channels)},
+                {"processing_channels": list(wanted.processing_channels)},
             )
-        if changes.signing_secret is not None:
+        if wanted.signing_secret is not None:
             action_id = current.parts.get("action")
             body = {
                 "type": "webhook",
                 "url": current.url,
-                "signature": {"method": "HMACSHA256", "key": changes.signing_secret},
+                "signature": {"method": "HMACSHA256", "key": wanted.signing_secret},
             }
             response = await self._call(
                 "PUT", f"/workflows/{webhook_id}/actions/{action_id}", credentials, target, json=body
@@ -634,7 +662,7 @@ class CheckoutDriver:
         self,
         credentials: Credentials,
         target: Target,
-        current: ObservedWebhook,
+        current: CheckoutWorkflow,
         kind: str,
         fields: dict[str, Any],
     ) -> None:
@@ -681,10 +709,18 @@ class CheckoutDriver:
             for dropped in [k for k in self._tokens if k[0] == printed]:
                 del self._tokens[dropped]
                 redaction.forget(_token_scope(dropped))  # no longer used, so never in a message
-        self._event_types.pop((self._api(target), target.client_id), None)
+        self._event_types.pop((self._api(target), _client_id(target)), None)
 
     def cached_entries(self) -> int:
         return len(self._tokens) + len(self._granted) + len(self._event_types)
+
+
+def _client_id(target: Target) -> str | None:
+    return target.client_id if isinstance(target, CheckoutTarget) else None
+
+
+def _entities(target: Target) -> tuple[str, ...]:
+    return target.entities if isinstance(target, CheckoutTarget) else ()
 
 
 def _event_sources(sources: list[Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
 
 REAL_API = {Mode.TEST: "https://api.sandbox.checkout.com", Mode.LIVE: "https://api.checkout.com"}
 REAL_AUTH = {Mode.TEST: "https://access.sandbox.checkout.com", Mode.LIVE: "https://access.checkout.com"}

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from procon.processors.base import MalformedResponse, ObservedWebhook
-from procon.reconcile.ownership import CLUSTER, CONNECT, MANAGED_BY, MANAGED_BY_VALUE, NAME, NAMESPACE, UID
+from procon.processors.base import MalformedResponse
+from procon.processors.checkout.webhook import CheckoutWorkflow
+from procon.reconcile.ownership import CLUSTER, MANAGED_BY, MANAGED_BY_VALUE, NAME, NAMESPACE, UID
 
 NAME_PREFIX = "procon/"
 
@@ -28,8 +29,7 @@ def metadata_from_name(name: str) -> dict[str, str]:
     if len(fields) != 4:
         return {}
     owner = dict(zip((CLUSTER, NAMESPACE, NAME, UID), fields, strict=True))
-    # Checkout.com has no Connect endpoints; the tag says so like Stripe's does.
-    return {MANAGED_BY: MANAGED_BY_VALUE, **owner, CONNECT: "false"}
+    return {MANAGED_BY: MANAGED_BY_VALUE, **owner}
 
 
 def _objects(value: Any, what: str, workflow: str) -> list[Mapping[str, Any]]:
@@ -52,7 +52,7 @@ def _strings(value: Any, what: str, workflow: str) -> list[str]:
     return value
 
 
-def observed_webhook(body: Mapping[str, Any]) -> ObservedWebhook:
+def observed_webhook(body: Mapping[str, Any]) -> CheckoutWorkflow:
     """A workflow as procon sees it; :class:`MalformedResponse` when the answer is not a workflow."""
     workflow = body.get("id")
     if not isinstance(workflow, str) or not workflow:
@@ -88,11 +88,10 @@ def observed_webhook(body: Mapping[str, Any]) -> ObservedWebhook:
         raise MalformedResponse(
             f"Checkout.com's workflow {workflow} has an 'active' that is not true or false"
         )
-    return ObservedWebhook(
+    return CheckoutWorkflow(
         id=workflow,
         url=str(action.get("url") or ""),
         events=tuple(sorted(events)),
-        description=None,
         enabled=active,
         metadata=metadata_from_name(str(body.get("name") or "")),
         status="enabled" if active else "disabled",

@@ -1,5 +1,31 @@
-"""Stripe: the driver, and what it knows about restricted-key permissions."""
+"""Stripe: the driver, its spec block, settings, and what it knows about restricted-key permissions."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from procon.processors.plugin import DriverContext, ProcessorPlugin, SpecText
+from procon.processors.stripe import settings
 from procon.processors.stripe.driver import StripeDriver
+from procon.processors.stripe.spec import StripeOptions
 
-__all__ = ["StripeDriver"]
+
+def _driver(env: Mapping[str, str], context: DriverContext) -> StripeDriver:
+    return StripeDriver(settings.api_base(env), permission_cache_ttl=context.permission_cache_ttl)
+
+
+PLUGIN = ProcessorPlugin(
+    name="stripe",
+    title="Stripe",
+    options=StripeOptions,
+    spec_text=SpecText(
+        credential_keys="`apiKey`",
+        events="event type names such as `payment_intent.succeeded`, or `*` alone for all events",
+        permissions="restricted-key permissions such as `rak_charge_read`",
+    ),
+    settings=settings.SETTINGS,
+    driver=_driver,
+    describe=lambda env: f"API {settings.api_base(env)}",
+)
+
+__all__ = ["PLUGIN", "StripeDriver"]

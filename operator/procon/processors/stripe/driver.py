@@ -32,16 +32,17 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import stripe
 
 from procon import metrics
-from procon.api.v1alpha1 import Mode
+from procon.api.schema import Mode
 from procon.processors import key_material
 from procon.processors.base import (
     Account,
+    Comparison,
     CreatedWebhook,
     Credentials,
     CredentialsRejected,
@@ -63,7 +64,12 @@ from procon.processors.base import (
 )
 from procon.processors.responses import ResponseTooLarge, describe_body, read_capped
 from procon.processors.stripe import permissions as perms
+from procon.processors.stripe import webhook as endpoints
+from procon.processors.stripe.webhook import StripeEndpoint, StripeTarget
 from procon.redaction import redact
+
+if TYPE_CHECKING:
+    from procon.api.v1alpha1 import ProcessorConnectionSpec
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 API_KEY_FIELD = "apiKey"
@@ -127,6 +133,7 @@ class StripeDriver:
     """Talks to one Stripe API base on behalf of any number of connections."""
 
     signing_secret_source: SigningSecretSource = "processor"
+    permission_noun = "permission"
 
     def __init__(
         self,
@@ -150,6 +157,26 @@ class StripeDriver:
         self._lock = asyncio.Lock()
         self.api_base = api_base
 
+    # --- what the spec means at Stripe (pure) -----------------------------------
+
+    def target(self, spec: ProcessorConnectionSpec) -> Target:
+        return endpoints.target(spec)
+
+    def desired_webhook(
+        self, spec: ProcessorConnectionSpec, tag: Mapping[str, str], events: Sequence[str]
+    ) -> DesiredWebhook:
+        return endpoints.desired(spec, tag, events)
+
+    def compare(self, observed: ObservedWebhook, desired: DesiredWebhook) -> Comparison:
+        return endpoints.compare(observed, desired)
+
+    def required_permission(self, denied: str | None, required: Sequence[str]) -> str | None:
+        return perms.as_required(denied, required)
+
+    def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
+        link = perms.dashboard_link(list(required), "procon")
+        return f"Grant them, or create a restricted key with exactly the required permissions: {link}"
+
     # --- calls ----------------------------------------------------------------
 
     def _options(
@@ -159,8 +186,8 @@ class StripeDriver:
         # using it speaks (the reconciler registers it for that connection).
         key = credentials[API_KEY_FIELD]
         options: dict[str, Any] = {"api_key": key}
-        if target.connected_account:
-            options["stripe_account"] = target.connected_account
+        if _connected(target):
+            options["stripe_account"] = _connected(target)
         if idempotency_key:
             options["idempotency_key"] = idempotency_key
         return options
@@ -358,16 +385,17 @@ class StripeDriver:
     async def create_webhook(
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
     ) -> CreatedWebhook:
+        wanted = endpoints.as_desired(desired)
         params: dict[str, Any] = {
-            "url": desired.url,
-            "enabled_events": list(desired.events),
-            "metadata": dict(desired.metadata),
+            "url": wanted.url,
+            "enabled_events": list(wanted.events),
+            "metadata": dict(wanted.metadata),
         }
-        if desired.description:
-            params["description"] = desired.description
-        if desired.api_version:
-            params["api_version"] = desired.api_version
-        if desired.connect:
+        if wanted.description:
+            params["description"] = wanted.description
+        if wanted.api_version:
+            params["api_version"] = wanted.api_version
+        if wanted.connect:
             params["connect"] = True
         body, replayed = await self._request_with_replay(
             "POST", "/v1/webhook_endpoints", credentials, target, params, idempotency_key=idempotency_key
@@ -380,15 +408,16 @@ class StripeDriver:
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
     ) -> ObservedWebhook:
+        wanted = endpoints.as_changes(changes)
         params: dict[str, Any] = {}
-        if changes.events is not None:
-            params["enabled_events"] = list(changes.events)
-        if changes.description is not None:
-            params["description"] = changes.description
-        if changes.enabled is not None:
-            params["disabled"] = not changes.enabled
-        if changes.metadata is not None:
-            params["metadata"] = dict(changes.metadata)
+        if wanted.events is not None:
+            params["enabled_events"] = list(wanted.events)
+        if wanted.description is not None:
+            params["description"] = wanted.description
+        if wanted.enabled is not None:
+            params["disabled"] = not wanted.enabled
+        if wanted.metadata is not None:
+            params["metadata"] = dict(wanted.metadata)
         body = await self._request("POST", f"/v1/webhook_endpoints/{webhook_id}", credentials, target, params)
         return _observed(body)
 
@@ -398,13 +427,13 @@ class StripeDriver:
     # --- cache ------------------------------------------------------------------
 
     def _cached(self, key: str, target: Target) -> _CachedAccess | None:
-        entry = self._cache.get((key_fingerprint(key), target.connected_account))
+        entry = self._cache.get((key_fingerprint(key), _connected(target)))
         if entry and entry.expires_at > self._clock():
             return entry
         return None
 
     def _remember(self, key: str, target: Target, account: Account, granted: frozenset[str]) -> None:
-        cache_key = (key_fingerprint(key), target.connected_account)
+        cache_key = (key_fingerprint(key), _connected(target))
         existing = self._cache.get(cache_key)
         now = self._clock()
         expires_at = existing.expires_at if existing and existing.expires_at > now else None
@@ -425,7 +454,12 @@ class StripeDriver:
         return len(self._cache)
 
 
-def _observed(item: Any) -> ObservedWebhook:
+def _connected(target: Target) -> str | None:
+    """The connected account a call acts on, if any."""
+    return target.connected_account if isinstance(target, StripeTarget) else None
+
+
+def _observed(item: Any) -> StripeEndpoint:
     """A webhook endpoint object as procon sees it; :class:`MalformedResponse` when it is not one."""
     if not isinstance(item, Mapping):
         raise MalformedResponse(
@@ -450,7 +484,7 @@ def _observed(item: Any) -> ObservedWebhook:
     if not isinstance(metadata, Mapping):
         raise MalformedResponse(f"Stripe's webhook endpoint {endpoint_id} has metadata that is not an object")
     status = text("status") or "enabled"
-    return ObservedWebhook(
+    return StripeEndpoint(
         id=endpoint_id,
         url=text("url", required=True) or "",
         events=tuple(sorted(events)),

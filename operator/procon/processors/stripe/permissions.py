@@ -25,7 +25,7 @@ exercise it, and a refusal there names it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -158,6 +158,17 @@ def is_known(permission: str) -> bool:
 def probe_for(permission: str) -> Probe | None:
     """The probe for ``permission``, or None when it cannot be checked safely."""
     return READ_PROBES.get(permission) or WRITE_PROBES.get(permission)
+
+
+def as_required(permission: str | None, required: Sequence[str]) -> str | None:
+    """The required permission a refusal is about: a key with no webhook access at all is refused
+    ``rak_webhook_read`` by the listing, but what the spec asks, and what to grant, is the write
+    (which implies the read)."""
+    if permission and permission.endswith("_read"):
+        write = permission.removesuffix("_read") + "_write"
+        if write in required:
+            return write
+    return permission
 
 
 def dashboard_link(permissions: list[str], name: str) -> str:

@@ -1,14 +1,15 @@
 """httpx transports that send every request to the emulator, whatever host its URL names.
 
-Account-specific Checkout.com hosts are subdomains (``vkuhvk4v.api.checkout.com``),
-which a loopback server cannot get from DNS. With one of these transports, a
-client keeps real-looking URLs (``http://vkuhvk4v.api.checkout.test:PORT/...``):
-httpx sets the ``Host`` header from the URL, and the transport then connects to
-the emulator's address instead, so the emulator sees the host the client meant::
+Processors serve accounts or environments on hosts of their own (an account's
+prefixed subdomain, a test or live host), which a loopback server cannot get
+from DNS. With one of these transports, a client keeps real-looking URLs
+(``http://acct1234.api.example.test:PORT/...``): httpx sets the ``Host`` header
+from the URL, and the transport then connects to the emulator's address
+instead, so the emulator sees the host the client meant::
 
     transport = EmulatorTransport(emulator.base_url)
     async with httpx.AsyncClient(transport=transport) as client:
-        await client.get("http://vkuhvk4v.api.checkout.test:8080/workflows", headers=...)
+        await client.get("http://acct1234.api.example.test:8080/webhooks", headers=...)
 
 An ``https://`` URL is sent as plain HTTP: the emulator does not do TLS.
 """

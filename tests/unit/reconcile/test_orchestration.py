@@ -1,0 +1,312 @@
+"""The reconciler's decisions, pass by pass, against in-memory ports and a made-up processor.
+
+No server: :class:`MemoryKube` stands for Kubernetes and :class:`FakeProcessor`
+for a processor that is neither Stripe nor Checkout.com (its own payload
+format field, its own permission names, either side choosing the signing
+key). That the orchestration works against it unchanged is the proof that it
+is processor-neutral and that the driver contract is enough.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from procon.reconcile.ownership import Owner
+from procon.reconcile.reconciler import Reconciler
+from tests.unit.reconcile.doubles import (
+    PROCESSOR,
+    WEBHOOK_PERMISSION,
+    Crash,
+    FakeProcessor,
+    FakeWebhook,
+    MemoryKube,
+)
+
+pytestmark = pytest.mark.anyio
+
+URL = "https://hooks.example.com/a"
+OWNER = Owner(cluster="c1", namespace="ns", name="shop", uid="uid-1")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def operator(kube: MemoryKube, processor: FakeProcessor) -> Reconciler:
+    return Reconciler(kube, {PROCESSOR: processor}, cluster_name="c1", draw=lambda: 0.5)
+
+
+def owned_by_me(processor: FakeProcessor) -> list[str]:
+    return sorted(i for i, (w, _) in processor.webhooks.items() if w.metadata.get("procon-uid") == "uid-1")
+
+
+def assert_one_published(kube: MemoryKube, processor: FakeProcessor) -> str:
+    (only,) = owned_by_me(processor)
+    assert kube.published == {"id": only, "secret": processor.secret_of(only)}
+    return only
+
+
+# --- first sight --------------------------------------------------------------------------
+
+
+async def test_first_sight_reports_reconciling_before_any_processor_call() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    first = {c["type"]: c for c in kube.status_writes[0]["conditions"]}
+    # Never "no status": a GitOps tool would read that as healthy.
+    assert first["Ready"]["status"] == "False"
+    assert first["Reconciling"]["status"] == "True"
+    assert first["Stalled"]["status"] == "False"
+    assert kube.condition("Ready")["status"] == "True"
+    assert kube.status["webhook"]["id"] == assert_one_published(kube, processor)
+    assert kube.status["account"] == {"id": "acct_1", "mode": "test"}
+    assert [r for r in kube.reasons() if r != "SigningSecretPublished"] == ["CreatedWebhookEndpoint"]
+
+
+# --- credentials -------------------------------------------------------------------------
+
+
+async def test_invalid_credentials_stall_without_touching_webhooks_and_warn_once() -> None:
+    kube, processor = MemoryKube(), FakeProcessor(valid_keys=set())
+    run = operator(kube, processor)
+    assert (await run.reconcile("ns", "shop")).state == "stalled"
+    assert kube.condition("CredentialsValid")["reason"] == "CredentialsInvalid"
+    assert kube.condition("Stalled")["status"] == "True"
+    assert kube.condition("WebhookReady")["reason"] == "WaitingForCredentials"
+    assert processor.calls == []
+    assert (await run.reconcile("ns", "shop")).state == "stalled"
+    assert kube.reasons().count("CredentialsInvalid") == 1  # one Warning per new reason, not per pass
+    processor.valid_keys.add("fake-key-1")  # the key is fixed at the processor
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    assert_one_published(kube, processor)
+
+
+async def test_missing_credentials_secret_waits_without_stalling() -> None:
+    kube, processor = MemoryKube(secrets={}), FakeProcessor()
+    outcome = await operator(kube, processor).reconcile("ns", "shop")
+    # In GitOps the Secret often lands after the connection; its arrival wakes the reconcile.
+    assert outcome.state == "progressing"
+    assert kube.condition("CredentialsValid")["reason"] == "CredentialsSecretNotFound"
+    assert kube.condition("Stalled")["status"] == "False"
+    assert processor.calls == []
+
+
+async def test_a_credentials_key_the_driver_cannot_find_is_reported_by_name() -> None:
+    kube, processor = MemoryKube(secrets={"shop-key": {"apiKey": "x"}}), FakeProcessor()
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    condition = kube.condition("CredentialsValid")
+    assert condition["reason"] == "CredentialsKeyMissing"
+    assert "'token'" in condition["message"]
+
+
+# --- permissions -------------------------------------------------------------------------
+
+
+async def test_missing_permissions_are_named_with_the_drivers_advice_then_recovered() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    kube.spec["requiredPermissions"] = [WEBHOOK_PERMISSION, "payouts.read"]
+    run = operator(kube, processor)
+    assert (await run.reconcile("ns", "shop")).state == "stalled"
+    condition = kube.condition("PermissionsValid")
+    assert condition["reason"] == "InsufficientPermissions"
+    assert "payouts.read" in condition["message"]
+    assert "Ask the account's owner for them" in condition["message"]
+    assert kube.status["missingPermissions"] == ["payouts.read"]
+    assert processor.webhooks == {}
+    processor.granted.add("payouts.read")
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    assert kube.status["missingPermissions"] == []
+
+
+async def test_unknown_permission_names_use_the_drivers_noun() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    kube.spec["requiredPermissions"] = [WEBHOOK_PERMISSION, "rak_charge_read"]
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    condition = kube.condition("PermissionsValid")
+    assert condition["reason"] == "UnknownPermission"
+    assert f"not a {PROCESSOR} grant procon knows: rak_charge_read" in condition["message"]
+
+
+async def test_a_webhook_call_refused_for_a_permission_names_it_as_missing() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    kube.spec["requiredPermissions"] = []
+    processor.granted.discard(WEBHOOK_PERMISSION)
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert kube.condition("WebhookReady")["reason"] == "InsufficientPermissions"
+    assert kube.status["missingPermissions"] == [WEBHOOK_PERMISSION]
+
+
+# --- create, crash recovery --------------------------------------------------------------
+
+
+async def test_crash_after_a_processor_chosen_create_is_recovered_by_replaying_its_key() -> None:
+    kube, processor = MemoryKube(crash_on_publish=1), FakeProcessor()
+    with pytest.raises(Crash):
+        await operator(kube, processor).reconcile("ns", "shop")
+    assert kube.published is None
+    assert kube.pending is not None  # the write-ahead record survives the crash
+    (created,) = processor.owned()
+    # A new process: nothing kept in memory.
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "ready"
+    assert assert_one_published(kube, processor) == created  # the same webhook, its secret recovered
+    assert processor.keys_used == [processor.keys_used[0]] * 2
+    assert kube.pending is None
+
+
+async def test_crash_after_an_operator_chosen_create_is_adopted_with_the_published_key() -> None:
+    kube, processor = MemoryKube(crash_on_publish=1), FakeProcessor(signing_secret_source="operator")
+    with pytest.raises(Crash):
+        await operator(kube, processor).reconcile("ns", "shop")
+    # The key was written before the create (write-ahead), the webhook id never.
+    assert kube.published is not None
+    assert not kube.published["id"]
+    key = kube.published["secret"]
+    (created,) = processor.owned()
+    assert processor.secret_of(created) == key
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "ready"
+    assert assert_one_published(kube, processor) == created
+    assert kube.published["secret"] == key
+    assert "AdoptedWebhookEndpoint" in kube.reasons()
+    assert processor.calls.count("create") == 1
+
+
+async def test_rotation_where_procon_chooses_the_key_switches_the_live_webhook() -> None:
+    kube, processor = MemoryKube(), FakeProcessor(signing_secret_source="operator")
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    webhook = assert_one_published(kube, processor)
+    old_key = processor.secret_of(webhook)
+    kube.annotations["procon.dev/rotate-signing-secret"] = "r1"
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    assert assert_one_published(kube, processor) == webhook  # rolled in place, not replaced
+    assert processor.secret_of(webhook) != old_key
+    assert kube.status["signingSecretRotation"] == "r1"
+
+
+# --- drift -------------------------------------------------------------------------------
+
+
+async def test_fields_changed_outside_procon_are_restored_in_place_as_drift() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    webhook = assert_one_published(kube, processor)
+    processor.tamper(webhook, events=("everything.else",), enabled=False, status="disabled")
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    restored, _ = processor.webhooks[webhook]
+    assert restored.events == ("charge.succeeded",)
+    assert restored.enabled
+    (_, reason, message) = kube.events[-1]
+    assert reason == "DriftCorrected"
+    assert message == f"webhook {webhook} was changed outside procon; restored events, enabled"
+    assert assert_one_published(kube, processor) == webhook
+
+
+async def test_a_webhook_deleted_outside_procon_is_recreated_as_drift() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    gone = assert_one_published(kube, processor)
+    del processor.webhooks[gone]
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    new = assert_one_published(kube, processor)
+    assert new != gone
+    assert any(
+        reason == "DriftCorrected" and f"webhook {gone} was deleted or changed outside procon" in message
+        for _, reason, message in kube.events
+    )
+
+
+async def test_a_field_the_driver_cannot_change_in_place_is_replaced_make_before_break() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    old = assert_one_published(kube, processor)
+    processor.format = "v2"  # the processor's own immutable field: only its comparison knows it
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    new = assert_one_published(kube, processor)
+    assert new != old
+    assert processor.webhooks[new][0].format == "v2"
+    # The new one was published before the old one went.
+    assert any(
+        reason == "DeletedWebhookEndpoint"
+        and f"replaced: its payload format changed; its replacement {new} is published" in message
+        for _, reason, message in kube.events
+    )
+
+
+# --- conflict ----------------------------------------------------------------------------
+
+
+async def test_a_foreign_webhook_at_the_url_blocks_the_create_and_is_never_touched() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    processor.add(FakeWebhook(id="wh_theirs", url=URL, events=("x",), metadata={}))
+    run = operator(kube, processor)
+    assert (await run.reconcile("ns", "shop")).state == "stalled"
+    assert kube.condition("WebhookReady")["reason"] == "EndpointConflict"
+    assert "wh_theirs" in kube.condition("WebhookReady")["message"]
+    assert processor.owned() == ["wh_theirs"]
+    assert "create" not in processor.calls
+    kube.spec["webhook"]["conflictPolicy"] = "Replace"
+    assert (await run.reconcile("ns", "shop")).state == "ready"
+    assert "wh_theirs" not in processor.webhooks
+    assert_one_published(kube, processor)
+
+
+async def test_another_connections_webhook_at_the_url_is_never_replaced() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    other = Owner(cluster="c1", namespace="team-b", name="pay", uid="uid-9")
+    processor.add(FakeWebhook(id="wh_sibling", url=URL, events=("x",), metadata=other.metadata()))
+    kube.spec["webhook"]["conflictPolicy"] = "Replace"
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert "team-b/pay" in kube.condition("WebhookReady")["message"]
+    assert processor.owned() == ["wh_sibling"]
+
+
+# --- deletion ----------------------------------------------------------------------------
+
+
+async def test_deletion_under_delete_removes_only_owned_webhooks_and_forgets_the_connection() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    mine = assert_one_published(kube, processor)
+    processor.add(
+        FakeWebhook(id="wh_theirs", url="https://elsewhere.example.com", events=("x",), metadata={})
+    )
+    kube.deleting = True
+    assert await run.finalize("ns", "shop", final_attempt=False)
+    assert processor.owned() == ["wh_theirs"]
+    assert f"deleted webhook {mine}: connection deleted" in [m for _, _, m in kube.events]
+    assert processor.forgotten == 1  # the driver's caches for the connection's key are dropped
+    assert run.state_entries()["remembered_credentials"] == 0
+
+
+async def test_deletion_under_delete_cleans_up_with_remembered_credentials_once_the_secret_is_gone() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    kube.secrets.clear()  # a namespace deletion takes the Secret in no set order
+    kube.deleting = True
+    assert await run.finalize("ns", "shop", final_attempt=False)
+    assert processor.owned() == []
+
+
+async def test_deletion_under_orphan_leaves_the_published_webhook_and_its_secret() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    published = assert_one_published(kube, processor)
+    # A crash leftover beside it: owned, never published.
+    leftover = FakeWebhook(id="wh_left", url=URL, events=("charge.succeeded",), metadata=OWNER.metadata())
+    processor.add(leftover)
+    kube.spec["deletionPolicy"] = "Orphan"
+    kube.deleting = True
+    assert await run.finalize("ns", "shop", final_attempt=False)
+    assert processor.owned() == [published]
+    assert kube.released  # the Secret is let go before the garbage collector follows its owner
+    (_, reason, message) = kube.events[-1]
+    assert reason == "OrphanedWebhookEndpoint"
+    assert f"left webhook {published} at the processor" in message
