@@ -22,14 +22,16 @@ emulator and its own credentials Secret, each connection its own webhook URL. It
 Kubernetes writes are read from the API server's own ``apiserver_request_total`` (scraped with the
 admin credentials before and after a window): every verb but GET, LIST and WATCH, by resource.
 The metric does not name the client, so a window is one in which only the operator acts: the bench
-itself only watches and reads. Token and access reviews (the operator asks the API server about
+itself only watches and reads, and its own apply (one APPLY per object) is taken off the first
+pass. Token and access reviews (the operator asks the API server about
 each scraper of its /metrics) create nothing and are shown apart, as are Lease renewals (the API
 server's own identity lease, and a leader-election lease once the operator has one).
 
 Usage: python bench/fleet.py [--connections 1000] [--per-account 10] [--drift-interval 60]
                              [--apply-workers 4] [--ready-timeout 1500] [--skip-restart]
                              [--state-dir DIR] [--json]
-Progress goes to stderr; the figures to stdout (a JSON document with --json).
+Progress goes to stderr; the figures to stdout (a JSON document with --json). Ctrl-C or SIGTERM
+while waiting for Ready reports how far the run got. Exits 1 unless every connection became Ready.
 """
 
 from __future__ import annotations
