@@ -23,6 +23,7 @@ from typing import Any
 
 from procon.dev import cluster as control_plane
 from procon.dev.demo import install_crd
+from procon.emulators.adyen import AdyenEmulator
 from procon.emulators.checkout import CheckoutEmulator
 from procon.emulators.stripe import StripeEmulator
 
@@ -62,21 +63,25 @@ class Emulators:
 
     stripe: StripeEmulator
     checkout: CheckoutEmulator
+    adyen: AdyenEmulator
 
     @classmethod
     def from_demo_fixtures(cls, *, seed: int | None = None) -> Emulators:
         return cls(
             StripeEmulator.from_fixture(FIXTURES / "stripe-demo.yaml", seed=seed),
             CheckoutEmulator.from_fixture(FIXTURES / "checkout-demo.yaml", seed=seed),
+            AdyenEmulator.from_fixture(FIXTURES / "adyen-demo.yaml", seed=seed),
         )
 
     def start(self) -> None:
         self.stripe.start()
         self.checkout.start()
+        self.adyen.start()
 
     def stop(self) -> None:
         self.stripe.stop()
         self.checkout.stop()
+        self.adyen.stop()
 
     def operator_env(self) -> dict[str, str]:
         """The variables that point the operator's processor clients at these emulators."""
@@ -86,6 +91,10 @@ class Emulators:
             "PROCON_CHECKOUT_AUTH_BASE": CHECKOUT_AUTH_BASE,
             "HTTP_PROXY": self.checkout.base_url,
             "NO_PROXY": "127.0.0.1,localhost",
+            # Adyen's test and live are separate hosts, each refusing the other's keys: the
+            # emulator serves each environment under a base URL of its own.
+            "PROCON_ADYEN_TEST_API_BASE": self.adyen.api_base_for("test"),
+            "PROCON_ADYEN_LIVE_API_BASE": self.adyen.api_base_for("live"),
         }
 
 

@@ -1,7 +1,7 @@
 """Measure what one connection costs: time from apply to Ready, and processor calls.
 
-Runs the real pieces: the local control plane, the Stripe and Checkout.com
-emulators, and the operator as a process. For each processor it prints:
+Runs the real pieces: the local control plane, the Stripe, Checkout.com and
+Adyen emulators, and the operator as a process. For each processor it prints:
 
 - apply-to-Ready time per connection (median and max over --runs);
 - processor API calls of the first reconcile, by route;
@@ -42,6 +42,11 @@ from tests.integration.operator_harness import (  # noqa: E402
     connection,
     key_secret,
     start_operator,
+)
+from tests.integration.test_adyen_connections import (  # noqa: E402
+    AdyenCompany,
+    adyen_connection,
+    adyen_secret,
 )
 
 from procon.dev import cluster as control_plane  # noqa: E402
@@ -117,7 +122,7 @@ def main() -> int:
         bench_cluster(args.state_dir, remove=False) as running,
         running_emulators() as emulators,
     ):
-        stripe, checkout = emulators.stripe, emulators.checkout
+        stripe, checkout, adyen = emulators.stripe, emulators.checkout, emulators.adyen
         state_dir = running.state_dir
         operator = start_operator(
             operator_environment(running, emulators, drift_interval=DRIFT_INTERVAL, cluster_name="bench"),
@@ -143,10 +148,15 @@ def main() -> int:
                     checkout_connection(name, client),
                 ]
 
+            def adyen_company(name: str) -> list[dict[str, Any]]:
+                company = AdyenCompany(adyen)
+                return [adyen_secret(name, company.api_key()), adyen_connection(name, company)]
+
             for title, emulator, make in [
                 ("Stripe, restricted key, 6 permissions", stripe, stripe_connection),
                 ("Checkout.com, OAuth, 5 scopes", checkout, checkout_oauth),
                 ("Checkout.com, secret key, 5 scopes", checkout, checkout_key),
+                ("Adyen, company-level API key, 1 role", adyen, adyen_company),
             ]:
                 namespace = f"bench-{len(namespaces)}-{int(time.time())}"
                 namespaces.append(namespace)
