@@ -640,7 +640,7 @@ class Harness:
         self.namespace = f"crash-{settings.seed}-{os.getpid()}-{int(time.time()) % 100000}"
         self.cluster_name = f"crash-{settings.seed}"
         self.kube = Kube(cluster.kubeconfig, self.namespace)
-        emulators = Emulators.from_demo_fixtures(seed=settings.seed)
+        self.emulators = emulators = Emulators.from_demo_fixtures(seed=settings.seed)
         self.stripe, self.checkout = emulators.stripe, emulators.checkout
         emulators.start()
         self.sides: dict[str, Side] = {}
@@ -693,8 +693,7 @@ class Harness:
             self.report.seconds = time.monotonic() - started
             self.operator.stop()
             self.kube.delete_namespace()
-            self.stripe.stop()
-            self.checkout.stop()
+            self.emulators.stop()
         return self.report
 
     def _round(self, number: int) -> None:
