@@ -84,8 +84,10 @@ class Runtime:
     kube: Kube
     reconciler: Reconciler
     queue: WorkQueue = field(default_factory=WorkQueue)
-    # Per key being reconciled: the checks of the wake-ups that came meanwhile. Each is run
-    # again after the reconcile; only if one still holds does the key run again.
+    # Per key being reconciled: the checks of the wake-ups that came meanwhile. A watch event
+    # can outrun the answer to the request that caused it (the operator's own Secret write,
+    # say), so each is run again after the reconcile; only if one still holds does the key run
+    # again, and a reconcile that already saw the change does not run twice for it.
     reasons: dict[Key, list[Callable[[], bool]]] = field(default_factory=dict)
     # Per key whose reconciles failed unexpectedly in a row: how many (see _Backoff).
     failures: dict[Key, int] = field(default_factory=dict)
