@@ -58,7 +58,10 @@ CORE = NEUTRAL + PROCESSOR_WEBHOOKS
 TESTS = (
     "tests/unit/reconcile",
     "tests/unit/test_redaction.py",
-    "tests/unit/test_processor_registry.py",
+    *(
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "tests" / "unit").glob("test_processor_registry*.py"))
+    ),
     *(
         str(p.relative_to(ROOT))
         for p in sorted((ROOT / "tests" / "unit" / "processors").glob("test_*_webhook.py"))
