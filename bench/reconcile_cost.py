@@ -1,7 +1,7 @@
 """Measure what one connection costs: time from apply to Ready, and processor calls.
 
-Runs the real pieces: the local control plane, the Stripe and Checkout.com
-emulators, and the operator as a process. For each processor it prints:
+Runs the real pieces: the local control plane, the Stripe, Checkout.com and
+Adyen emulators, and the operator as a process. For each processor it prints:
 
 - apply-to-Ready time per connection (median and max over --runs);
 - processor API calls of the first reconcile, by route;
@@ -39,9 +39,15 @@ from tests.integration.operator_harness import (  # noqa: E402
     operator_env,
     start_operator,
 )
+from tests.integration.test_adyen_connections import (  # noqa: E402
+    AdyenCompany,
+    adyen_connection,
+    adyen_secret,
+)
 
 from procon.dev import cluster as control_plane  # noqa: E402
 from procon.dev.demo import install_crd  # noqa: E402
+from procon.emulators.adyen import AdyenEmulator  # noqa: E402
 from procon.emulators.checkout import CheckoutEmulator  # noqa: E402
 from procon.emulators.stripe import StripeEmulator  # noqa: E402
 
@@ -129,6 +135,8 @@ def main() -> int:
     checkout = CheckoutEmulator.from_fixture(ROOT / "tests" / "fixtures" / "checkout-demo.yaml")
     stripe.start()
     checkout.start()
+    adyen = AdyenEmulator.from_fixture(ROOT / "tests" / "fixtures" / "adyen-demo.yaml")
+    adyen.start()
     operator = start_operator(
         operator_env(
             running.env(),
@@ -137,6 +145,8 @@ def main() -> int:
             PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
             HTTP_PROXY=checkout.base_url,
             NO_PROXY="127.0.0.1,localhost",
+            PROCON_ADYEN_TEST_API_BASE=adyen.api_base_for("test"),
+            PROCON_ADYEN_LIVE_API_BASE=adyen.api_base_for("live"),
             PROCON_DRIFT_INTERVAL=str(DRIFT_INTERVAL),
             PROCON_CLUSTER_NAME="bench",
         ),
@@ -156,10 +166,15 @@ def main() -> int:
             client = CheckoutClient(checkout)
             return [checkout_secret(name, secret_key=client.secret_key()), checkout_connection(name, client)]
 
+        def adyen_company(name: str) -> list[dict[str, Any]]:
+            company = AdyenCompany(adyen)
+            return [adyen_secret(name, company.api_key()), adyen_connection(name, company)]
+
         for title, emulator, make in [
             ("Stripe, restricted key, 6 permissions", stripe, stripe_connection),
             ("Checkout.com, OAuth, 5 scopes", checkout, checkout_oauth),
             ("Checkout.com, secret key, 5 scopes", checkout, checkout_key),
+            ("Adyen, company-level API key, 1 role", adyen, adyen_company),
         ]:
             namespace = f"bench-{len(namespaces)}-{int(time.time())}"
             namespaces.append(namespace)
@@ -172,6 +187,7 @@ def main() -> int:
         operator.stop()
         stripe.stop()
         checkout.stop()
+        adyen.stop()
         for namespace in namespaces:
             subprocess.run(
                 ["kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"],

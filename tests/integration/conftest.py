@@ -179,11 +179,22 @@ def checkout_emulator() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def adyen_emulator() -> Iterator[Any]:
+    from procon.emulators.adyen import AdyenEmulator
+
+    emulator = AdyenEmulator.from_fixture(Path(__file__).parents[1] / "fixtures" / "adyen-demo.yaml")
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
 def operator(
     cluster: control_plane.Cluster,
     crd_installed: None,
     stripe_emulator: Any,
     checkout_emulator: Any,
+    adyen_emulator: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
     from procon.dev.processes import free_port
@@ -204,6 +215,10 @@ def operator(
         PROCON_CHECKOUT_API_BASE="http://api.checkout.test",
         PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
         HTTP_PROXY=checkout_emulator.base_url,
+        # Adyen's test and live are separate hosts, each refusing the other's keys: the emulator
+        # serves each environment under its own path, so the operator can tell a key of the other.
+        PROCON_ADYEN_TEST_API_BASE=adyen_emulator.api_base_for("test"),
+        PROCON_ADYEN_LIVE_API_BASE=adyen_emulator.api_base_for("live"),
         NO_PROXY="127.0.0.1,localhost",
         PROCON_METRICS_PORT=str(free_port()),
     )

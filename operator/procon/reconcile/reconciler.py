@@ -846,6 +846,13 @@ class Reconciler:
                 credentials, target, desired, idempotency_key=new_idempotency_key()
             )
         await self._publish(connection, created)
+        webhook = created.webhook
+        # A driver may create a webhook that delivers nothing until its secret is published (one
+        # whose processor generates the key creates it switched off, so no event is signed with a
+        # key the receiver lacks). Now that it is published: whatever the driver still finds to change.
+        finish = driver.compare(webhook, desired).changes
+        if finish is not None:
+            webhook = await driver.update_webhook(credentials, target, webhook.id, finish)
         if rotation is not None:
             await self._mark_rotated(connection, rotation)
         previous_id = (connection.status.get("webhook") or {}).get("id")
@@ -860,7 +867,7 @@ class Reconciler:
             await self._event(
                 connection, "Normal", "CreatedWebhookEndpoint", f"created webhook {created.webhook.id}"
             )
-        return created.webhook
+        return webhook
 
     async def _send_create(
         self,

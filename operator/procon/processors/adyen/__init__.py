@@ -1,0 +1,36 @@
+"""Adyen: the Management API driver (webhook configurations), its spec block, settings, roles and
+key shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from procon.processors.adyen import settings
+from procon.processors.adyen.driver import AdyenDriver
+from procon.processors.adyen.spec import AdyenOptions
+from procon.processors.plugin import DriverContext, ProcessorPlugin, SpecText
+
+
+def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
+    return AdyenDriver(settings.api_bases(env), cache_ttl=context.permission_cache_ttl)
+
+
+PLUGIN = ProcessorPlugin(
+    name="adyen",
+    title="Adyen",
+    options=AdyenOptions,
+    spec_text=SpecText(
+        credential_keys="`apiKey` (the API key of an API credential)",
+        events="event codes such as `AUTHORISATION` or `REFUND` (Adyen sends its default codes to "
+        "every standard webhook as well)",
+        permissions="API credential roles written as lower-case slugs, such as "
+        '`management-api-webhooks-read-and-write` for "Management API - Webhooks read and write" '
+        "(compared ignoring case, spaces and punctuation)",
+        no_description="its webhooks carry procon's ownership tag as their description",
+    ),
+    settings=settings.SETTINGS,
+    driver=_driver,
+    describe=settings.describe,
+)
+
+__all__ = ["PLUGIN", "AdyenDriver"]
