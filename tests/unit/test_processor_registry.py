@@ -29,7 +29,7 @@ BASE_SPEC = {
 def test_every_processor_package_is_found_by_its_plugin_under_its_own_name() -> None:
     found = processors.names()
     assert {"checkout", "stripe"} <= set(found)
-    assert list(found) == sorted(found)
+    assert list(found) == [p.name for p in sorted(processors.plugins(), key=lambda p: (p.order, p.name))]
     for name in found:
         plugin = processors.get(name)
         assert isinstance(plugin, ProcessorPlugin)
@@ -85,9 +85,10 @@ def _driver(env, context):
 PLUGIN = ProcessorPlugin(
     name="zeta",
     title="Zeta Pay",
+    order=1000,
     options=ZetaOptions,
     spec_text=SpecText(credential_keys="`zetaKey`", events="zeta events", permissions="zeta grants"),
-    settings=(EnvSetting("PROCON_ZETA_API_BASE", "https://api.zeta.example", "The Zeta API.", "apiBase"),),
+    settings=(EnvSetting("PROCON_ZETA_API_BASE", "apiBase", "Zeta API base URL", "https://api.zeta.example"),),
     driver=_driver,
 )
 '''
