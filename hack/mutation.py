@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,11 @@ KILLED = {1, 3}
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 TIMEOUT = {24, 36, 152, 255, -24}
+
+
+def module_of(mutant: str) -> str:
+    """``procon.redaction`` of ``procon.redaction.x_redact__mutmut_3`` (or of ``...xǁClassǁmethod...``)."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
 
 
 def module_file(module: str) -> Path:
@@ -214,7 +220,7 @@ def main() -> int:
             if args.show:
                 print("    " + show(name.split(" ")[0]).replace("\n", "\n    "))
     mutated = {name for t in tallies.values() for name in t.killed + t.equivalent + t.survived + t.untested}
-    listed = [n for n in equivalent if any(n.startswith(f"{m}.") for m in args.modules)]
+    listed = [n for n in equivalent if module_of(n) in args.modules]
     stale = [n for n in listed if n not in mutated]
     killed = [n for n in listed if n in set(every.killed)]
     for name in stale:

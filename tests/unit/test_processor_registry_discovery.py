@@ -17,6 +17,7 @@ from procon.processors.plugin import ProcessorPlugin, SpecText
 PLUGIN = ProcessorPlugin(
     name={name!r},
     title="A test processor",
+    order=1000,
     options=None,
     spec_text=SpecText(credential_keys="`key`", events="events", permissions="grants"),
     settings=(),
