@@ -35,9 +35,9 @@ import pytest
 from aiohttp import web
 
 from procon.api.v1alpha1 import Mode
-from procon.dev.stripe_spec import StripeSpec, data_files
-from procon.dev.toolchain import StripeMock, ensure_stripe_mock
 from procon.emulators.stripe import probes as emulator_probes
+from procon.emulators.stripe.openapi import StripeSpec, data_files
+from procon.emulators.stripe.stripe_mock import StripeMock, ensure_stripe_mock
 from procon.emulators.stripe.webhooks import CREATE_PARAMS, LIST_PARAMS, UPDATE_PARAMS
 from procon.processors.base import (
     Credentials,
@@ -394,7 +394,7 @@ def test_the_spec_is_the_one_the_project_pins(stripe_mock_tool: StripeMock, stri
 
 
 def test_the_emulators_value_lists_are_the_specs(stripe_spec: StripeSpec) -> None:
-    """Event types and webhook API versions: refresh with ``python -m procon.dev.stripe_spec``."""
+    """Event types and webhook API versions: refresh with ``python -m procon.emulators.stripe.openapi``."""
     data = Path(__file__).resolve().parents[2] / "operator" / "procon" / "emulators" / "stripe" / "data"
     for name, text in data_files(stripe_spec).items():
         committed = (data / name).read_text(encoding="utf-8").split()

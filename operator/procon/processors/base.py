@@ -42,7 +42,7 @@ class IdempotencyKeySpent(TransientProcessorError):
     processor returns it once, the signing secret) cannot be had under this key. Retrying with the same key
     would get the same saved answer until the processor prunes the key, so the
     caller drops it, cleans up what the create may have left, and creates
-    afresh under a new key (docs/processors/stripe.md, "Idempotency").
+    afresh under a new key (the "Idempotency" section of a processor's docs/processors/ page).
     """
 
     reason = "ProcessorUnavailable"
