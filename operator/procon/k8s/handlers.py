@@ -61,6 +61,7 @@ from procon.k8s.secret_watch import watch_managed_secrets
 from procon.k8s.workqueue import Key, Priority, WorkQueue
 from procon.processors.base import ProcessorDriver
 from procon.processors.plugin import DriverContext
+from procon.reconcile import annotations as procon_annotations
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
@@ -349,7 +350,7 @@ async def connection_changed(
     annotations = dict(meta.get("annotations") or {})
     if not runtime.queue.is_known(key):
         # First sight (a new connection, or every connection after a start).
-        if _settled(status, generation):
+        if _settled(status, generation, annotations):
             # Ready for this very spec when the operator last looked: its drift check, at a
             # random point of the interval, so a restart does not check everything at once.
             delay = runtime.settings.drift_interval * random.random()  # noqa: S311 - jitter
@@ -370,14 +371,17 @@ async def connection_changed(
         runtime.wake(namespace, name, still_new)
 
 
-def _settled(status: Mapping[str, Any], generation: int) -> bool:
-    """Whether the status says Ready for this generation: nothing to do but the drift check."""
+def _settled(status: Mapping[str, Any], generation: int, annotations: Mapping[str, str]) -> bool:
+    """Whether the status says Ready for this generation with every request carried out (a
+    rotation asked for by annotation, which moves no generation): nothing to do but the drift check."""
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    rotation = procon_annotations.rotation(annotations)
     return bool(
         ready
         and ready.get("status") == "True"
         and ready.get("observedGeneration", generation) == generation
         and status.get("observedGeneration") == generation
+        and (not rotation or rotation == status.get("signingSecretRotation"))
     )
 
 
