@@ -120,9 +120,13 @@ def test_a_restart_with_every_connection_ready_writes_nothing_and_only_lists(
         stripe_emulator.reset_counters()
 
         operator.restart()
-        # Each connection checked at least once since the restart (spread over the interval).
+        # Each connection looked at (Kubernetes only) and then checked with the processor at least
+        # once since the restart (its drift check, at a random point of the interval).
         wait_for(
-            lambda: metric(operator, "procon_reconcile_total") >= count,
+            lambda: (
+                metric(operator, "procon_reconcile_total", result="resumed") >= count
+                and metric(operator, "procon_reconcile_total", result="ready") >= count
+            ),
             timeout=90,
             interval=0.5,
             what="every connection's first drift check after the restart",

@@ -90,6 +90,8 @@ class Runtime:
     # say), so each is run again after the reconcile; only if one still holds does the key run
     # again, and a reconcile that already saw the change does not run twice for it.
     reasons: dict[Key, list[Callable[[], bool]]] = field(default_factory=dict)
+    # Keys first seen settled after the start, not looked at yet (see _resume).
+    resuming: set[Key] = field(default_factory=set)
     # Per key whose reconciles failed unexpectedly in a row: how many (see _Backoff).
     failures: dict[Key, int] = field(default_factory=dict)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -115,6 +117,7 @@ class Runtime:
         self.queue.forget(key)
         self.reasons.pop(key, None)
         self.failures.pop(key, None)
+        self.resuming.discard(key)
         self.kube.forget(namespace, name)
         self.reconciler.forget(namespace, name)
         metrics.forget_connection(namespace, name)
@@ -125,6 +128,7 @@ class Runtime:
             **{f"queue_{store}": count for store, count in self.queue.state_entries().items()},
             "wakeup_reasons": len(self.reasons),
             "failure_counts": len(self.failures),
+            "resuming": len(self.resuming),
             **self.kube.state_entries(),
             **self.reconciler.state_entries(),
             "condition_series": metrics.connection_series(),
@@ -351,10 +355,11 @@ async def connection_changed(
     if not runtime.queue.is_known(key):
         # First sight (a new connection, or every connection after a start).
         if _settled(status, generation, annotations):
-            # Ready for this very spec when the operator last looked: its drift check, at a
-            # random point of the interval, so a restart does not check everything at once.
-            delay = runtime.settings.drift_interval * random.random()  # noqa: S311 - jitter
-            runtime.queue.add_after(key, delay, Priority.DRIFT)
+            # Ready for this very spec when the operator last looked: a look at what the last
+            # process may have left unfinished (Kubernetes reads only, behind every change),
+            # then its drift check at a random point of the interval (see _resume).
+            runtime.resuming.add(key)
+            runtime.queue.add(key, Priority.DRIFT)
         else:
             runtime.queue.add(key, Priority.CHANGE)
         return
@@ -414,9 +419,39 @@ async def _work(runtime: Runtime) -> None:
             queue.done(key)
 
 
+async def _resume(runtime: Runtime, key: Key) -> bool:
+    """The first pass over a connection first seen settled after a start: True when it needs a
+    full reconcile now (the last process left work on it unfinished). Otherwise its drift check
+    is scheduled at a random point of the interval, so a restart neither checks every connection
+    with the processor at once nor asks it anything already answered."""
+    namespace, name = key
+    started = time.monotonic()
+    unfinished = await runtime.reconciler.left_unfinished(namespace, name)
+    if unfinished is None:
+        runtime.queue.forget(key)
+        return False
+    if unfinished:
+        return True
+    metrics.reconciled("unknown", "resumed", time.monotonic() - started)
+    if not runtime.reasons.get(key):
+        delay = runtime.settings.drift_interval * random.random()  # noqa: S311 - jitter
+        runtime.queue.add_after(key, delay, Priority.DRIFT)
+    else:
+        runtime.reasons.pop(key, None)
+        runtime.queue.add(key, Priority.CHANGE)
+    return False
+
+
 async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     namespace, name = key
     queue = runtime.queue
+    if key in runtime.resuming:
+        runtime.resuming.discard(key)
+        try:
+            if not await _resume(runtime, key):
+                return
+        except Exception:
+            logger.exception("looking at %s/%s after the start failed; reconciling it", namespace, name)
     started = time.monotonic()
     processor = "unknown"
     retry_in: float | None = None

@@ -204,6 +204,25 @@ class Reconciler:
             return outcome
         return Outcome("retrying")
 
+    async def left_unfinished(self, namespace: str, name: str) -> bool | None:
+        """After a start, for a connection whose status says it is settled: whether the last
+        process left work on it unfinished (a create whose write-ahead record is still in the
+        signing Secret, a rotation not carried out). Reads Kubernetes only, asks no processor,
+        writes nothing. None when the connection is gone."""
+        connection = await self._kube.get_connection(namespace, name)
+        if connection is None or connection.deleting:
+            return None
+        if PENDING_CREATE in connection.annotations:
+            return True
+        rotation = procon_annotations.rotation(connection.annotations)
+        if rotation and rotation != connection.status.get("signingSecretRotation"):
+            return True
+        try:
+            published = await self._kube.read_published(connection)
+        except SecretNotOwned:
+            return True  # the reconcile reports it
+        return published is not None and published.pending is not None
+
     def _next_retry(self, connection: Connection) -> float:
         """Count one more transient failure in a row; seconds until the next attempt."""
         key = (connection.namespace, connection.name)

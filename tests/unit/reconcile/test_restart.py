@@ -117,3 +117,40 @@ async def test_a_record_from_a_status_without_permissions_granted_is_not_trusted
 
     await process(kube, processor).reconcile("ns", "shop")
     assert processor.checks == ["verify", "permissions"]
+
+
+async def test_after_a_start_a_settled_connection_is_looked_at_in_kubernetes_only() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    restarted = process(kube, processor)
+
+    assert await restarted.left_unfinished("ns", "shop") is False
+    assert processor.calls == []
+    assert processor.checks == []
+    assert kube.status_writes == []
+
+
+async def test_a_create_interrupted_by_the_last_process_is_found_after_a_start() -> None:
+    from procon.reconcile.ports import PendingCreate
+
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.pending = PendingCreate(key="procon-k", params="p")  # the write-ahead record of a create
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
+
+
+async def test_a_rotation_not_carried_out_is_found_after_a_start() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.annotations["procon.dev/rotate-signing-secret"] = "r1"
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
+
+
+async def test_a_connection_gone_meanwhile_is_none() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.deleting = True
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is None
