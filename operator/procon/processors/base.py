@@ -35,6 +35,21 @@ class TransientProcessorError(ProcessorError):
     reason = "ProcessorUnavailable"
 
 
+class RateLimited(TransientProcessorError):
+    """The processor refused for its rate limit (HTTP 429): the whole account waits, not only the caller.
+
+    ``retry_after`` is the wait the answer asked for (its ``Retry-After``, capped), None when it
+    named none. The layer that admits requests (procon.processors.calls) has paused the account
+    already; the reconciler retries the connection with backoff like any transient error.
+    """
+
+    reason = "RateLimited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IdempotencyKeySpent(TransientProcessorError):
     """A create's idempotency key answers only with a saved error: it is of no more use.
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from procon.processors.adyen import settings
 from procon.processors.adyen.driver import AdyenDriver
 from procon.processors.adyen.spec import AdyenOptions
-from procon.processors.plugin import DriverContext, ProcessorPlugin, SpecText
+from procon.processors.plugin import CONSERVATIVE_RATE, DriverContext, ProcessorPlugin, SpecText
 
 
 def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
@@ -31,6 +31,9 @@ PLUGIN = ProcessorPlugin(
     settings=settings.SETTINGS,
     driver=_driver,
     describe=settings.describe,
+    # ASSUMPTION: Adyen publishes no rate limit for its webhook endpoints (docs/processors/adyen.md,
+    # "Rate limits"): procon's conservative rate, per account and mode.
+    rate_limit=lambda mode: CONSERVATIVE_RATE,
 )
 
 __all__ = ["PLUGIN", "AdyenDriver"]
