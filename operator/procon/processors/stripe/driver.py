@@ -575,8 +575,8 @@ def _raise_translated(error: stripe.StripeError) -> NoReturn:
     if status == 429 and code == "lock_timeout":
         raise TransientProcessorError(f"Stripe: {message}{suffix}") from None
     if isinstance(error, stripe.RateLimitError) or status == 429:
-        # Stripe documents no Retry-After (docs/processors/stripe.md, "Rate limits procon keeps to"); one that comes is
-        # honoured all the same.
+        # Stripe documents no Retry-After (docs/processors/stripe.md, "Rate limits procon keeps
+        # to"); one that comes is honoured all the same.
         raise RateLimited(
             f"Stripe rate limit: {message}{suffix}", calls.retry_after_seconds(error.headers)
         ) from None
