@@ -158,6 +158,7 @@ def test_every_rendered_manifest_passes_server_side_dry_run(
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
         "ConfigMap",  # the Grafana dashboard
+        "PodDisruptionBudget",
         "Role",  # leader election, in the release namespace (and the operator's, namespaced)
         "RoleBinding",
     }
@@ -308,6 +309,12 @@ def test_leader_election_is_on_with_two_replicas(helm: Helm, kube_version: str) 
         },
     ]
 
+    (budget,) = by_kind(docs, "PodDisruptionBudget")
+    assert budget["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+    }
+
     # Two replicas without leader election would both act: refused.
     refused = helm.run(
         "template",
@@ -327,6 +334,7 @@ def test_leader_election_is_on_with_two_replicas(helm: Helm, kube_version: str) 
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert not [name for name in _env(deployment) if name.startswith("PROCON_LEADER_ELECTION")]
     assert not [r for r in by_kind(alone, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    assert not by_kind(alone, "PodDisruptionBudget")  # one pod: a budget would only block drains
 
 
 def test_shards_render_one_deployment_and_lease_each(helm: Helm, kube_version: str) -> None:
@@ -356,6 +364,10 @@ def test_shards_render_one_deployment_and_lease_each(helm: Helm, kube_version: s
         assert spec["template"]["metadata"]["labels"]["procon.dev/shard"] == shard
     (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "procon-leader-election"]
     assert role["rules"][1]["resourceNames"] == ["procon", "procon-blue", "procon-green"]
+    budgets = {b["metadata"]["name"]: b["spec"]["selector"] for b in by_kind(docs, "PodDisruptionBudget")}
+    assert budgets["procon"]["matchExpressions"] == [{"key": "procon.dev/shard", "operator": "DoesNotExist"}]
+    assert budgets["procon-green"]["matchLabels"]["procon.dev/shard"] == "green"
+    assert sorted(budgets) == ["procon", "procon-blue", "procon-green"]
     # One metrics Service for every shard's pods.
     (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "procon-metrics"]
     assert "procon.dev/shard" not in service["spec"]["selector"]

@@ -8,7 +8,8 @@
   lease duration (plus one retry period) of the kill, every connection converges, and the
   emulator holds exactly one owned webhook per connection, the one whose secret is
   published: none duplicated, none lost. A SIGTERMed leader releases the Lease, and the
-  next standby takes it at once.
+  next standby takes it at once; a SIGTERMed standby just stops. A leader that sees another
+  holder exits at once.
 - Two shards with different selectors each reconcile only the connections they select,
   each leading its own Lease at the same time.
 
@@ -381,3 +382,18 @@ def test_shards_each_reconcile_only_the_connections_they_select(
     wait_for(lambda: "g-1" in reconciled_by(blue), timeout=30, what="blue to reconcile g-1")
     (moved,) = [e for e in account.endpoints() if e["url"].startswith("https://hooks.example.com/g-1")]
     assert moved["url"] == "https://hooks.example.com/g-1/moved"
+
+
+def test_a_standby_stops_at_once_on_sigterm(kubectl: Kubectl, namespace: str, candidates: Any) -> None:
+    """A standby has nothing to finish or release: SIGTERM ends it at once, leaving the Lease
+    to its holder."""
+    leader = candidates(namespace, "pod-a")
+    wait_for(lambda: holder(kubectl, namespace) == leader.identity, timeout=30, what="pod-a to lead")
+    standby = candidates(namespace, "pod-b")
+    wait_for(lambda: "is held by" in standby.process.log(), timeout=30, what="pod-b to see the holder")
+    asked = time.monotonic()
+    standby.process.stop()
+    assert standby.process.process.returncode == 0
+    assert time.monotonic() - asked < 5
+    assert "stopped while standing by" in standby.process.log()
+    assert holder(kubectl, namespace) == leader.identity

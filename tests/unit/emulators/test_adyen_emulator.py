@@ -1047,8 +1047,11 @@ def test_the_cli_serves_the_adyen_emulator() -> None:
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 30)
         assert ready, "the emulator printed nothing within 30s"
-        base_url = process.stdout.readline().split(" listening on ")[1].split()[0]
+        announced = process.stdout.readline()
+        base_url = announced.split(" listening on ")[1].split()[0]
+        assert f"{base_url}/live/v3" in announced  # how to reach one environment
         assert httpx.get(f"{base_url}/v3/me", headers=key(OPERATOR)).json()["username"] == OPERATOR_USER
+        assert httpx.get(f"{base_url}/live/v3/me", headers=key(OPERATOR)).status_code == 401
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

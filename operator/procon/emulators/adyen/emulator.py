@@ -24,6 +24,10 @@ from procon.emulators.transport import EmulatorSyncTransport, EmulatorTransport
 # transports. Their first label names the environment, as Adyen's hosts do.
 DOMAIN = "adyen.test"
 API_VERSION = "v3"
+# ASSUMPTION: Adyen API keys start with "AQE", as every published one does (no documented format);
+# the fixtures' keys do too. Keys travel only in X-API-Key, never in a path, but should one reach the
+# access log (a control path naming a credential by key), the log hides it.
+KEY_PREFIXES = ("AQE",)
 
 
 EMULATOR: EmulatorKind[AdyenState] = EmulatorKind(
@@ -32,9 +36,11 @@ EMULATOR: EmulatorKind[AdyenState] = EmulatorKind(
     state_from_fixture=state_from_fixture,
     create_app=create_app,
     addressing=(
-        f"Management API: {{base_url}}/{API_VERSION}, either environment by key; hosts "
+        f"Management API: {{base_url}}/{API_VERSION}, either environment by key; one environment: "
+        f"{{base_url}}/test/{API_VERSION} and {{base_url}}/live/{API_VERSION}, or hosts "
         f"management-test.{DOMAIN} and management-live.{DOMAIN} by Host header; "
     ),
+    key_prefixes=KEY_PREFIXES,
 )
 
 
