@@ -319,8 +319,11 @@ class ProcessorDriver(Protocol):
     ) -> list[ObservedWebhook]:
         """Every webhook on the account, owned by procon or not.
 
-        ``owner`` is the asking connection's tag: a driver that must fetch
-        webhooks one by one may serve the others from a cache.
+        ``owner`` is the asking connection's tag, a hint only: the answer must not depend on it,
+        for procon shares one listing among the connections on an account
+        (procon.reconcile.accounts). A 429 raises :class:`RateLimited`; every HTTP request a
+        driver sends goes through ``procon.processors.calls.admitted()`` (the account's rate,
+        its pause after a 429, the bound on requests in flight).
         """
         ...
 
