@@ -147,9 +147,9 @@ class AccountDriver:
         return found
 
     def _bucket(self, credentials: Credentials, target: Target) -> calls.AccountBucket:
-        observation = self._observation(credentials, target)
+        observation = self._observations.get((self._fingerprint(credentials), target))
         account: Hashable
-        if observation.account is not None:
+        if observation is not None and observation.account is not None:
             mode, account_id = observation.account
             account = (self.processor, mode, "account", account_id)
         else:
@@ -172,7 +172,9 @@ class AccountDriver:
 
     def _wrote(self, credentials: Credentials, target: Target) -> None:
         """A write ended, however: the account's listing may be out of date."""
-        observation = self._observation(credentials, target)
+        observation = self._observations.get((self._fingerprint(credentials), target))
+        if observation is None:
+            return  # nothing listed, nothing in flight: nothing out of date
         observation.generation += 1
         observation.listing = None
         observation.flight = None
