@@ -92,6 +92,15 @@ def current_listing(needed: bool = True) -> Iterator[None]:
 
 
 @dataclass
+class _Flight:
+    """A listing in flight, and how many callers wait for it: when the last gives up (its reconcile
+    timed out), the listing is cancelled, as it would have been without sharing."""
+
+    task: asyncio.Task[list[ObservedWebhook]] = field(repr=False)
+    waiters: int = 0
+
+
+@dataclass
 class _Observation:
     """What is known of one (credentials, target): the account they verified as, and a listing."""
 
@@ -101,7 +110,7 @@ class _Observation:
     listed_at: float = 0.0
     # Bumped by every write: a listing begun before it ended is not kept.
     generation: int = 0
-    flight: asyncio.Task[list[ObservedWebhook]] | None = field(default=None, repr=False)
+    flight: _Flight | None = field(default=None, repr=False)
 
 
 class AccountDriver:
@@ -231,13 +240,21 @@ class AccountDriver:
             metrics.account_listing(self.processor, "cached")
             return list(observation.listing)
         flight = observation.flight
-        if flight is not None and not flight.done():
+        if flight is not None and not flight.task.done():
             metrics.account_listing(self.processor, "shared")
         else:
             metrics.account_listing(self.processor, "listed")
             flight = self._list(credentials, target, owner, observation)
-        # Shielded: a caller that gives up (its reconcile timed out) does not cancel the others' listing.
-        return list(await asyncio.shield(flight))
+        flight.waiters += 1
+        try:
+            # Shielded: a caller that gives up does not cancel the others' listing...
+            return list(await asyncio.shield(flight.task))
+        finally:
+            flight.waiters -= 1
+            if not flight.waiters and not flight.task.done():
+                # ...but the last one does: nobody waits for it, and an answer that never ends
+                # must not hold a request slot (and every later need of the account) forever.
+                flight.task.cancel()
 
     def _list(
         self,
@@ -245,7 +262,7 @@ class AccountDriver:
         target: Target,
         owner: Mapping[str, str] | None,
         observation: _Observation,
-    ) -> asyncio.Task[list[ObservedWebhook]]:
+    ) -> _Flight:
         generation = observation.generation
         started = self._clock()
 
@@ -255,7 +272,7 @@ class AccountDriver:
                     credentials, target, self.inner.list_webhooks(credentials, target, owner)
                 )
             finally:
-                if observation.flight is task:
+                if observation.flight is flight:
                     observation.flight = None
             if observation.generation == generation:
                 observation.listing = tuple(found)
@@ -265,8 +282,9 @@ class AccountDriver:
         task = asyncio.ensure_future(listing())
         # Its error reaches every caller; none is left unretrieved when all have gone.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        observation.flight = task
-        return task
+        flight = _Flight(task)
+        observation.flight = flight
+        return flight
 
     def _drop_stale(self, now: float) -> None:
         """Forget what nobody used within ``max_age`` (credentials replaced, connections gone quiet):

@@ -122,6 +122,21 @@ async def test_a_caller_giving_up_does_not_cancel_the_others_listing() -> None:
     assert processor.calls == ["list"]
 
 
+async def test_a_listing_nobody_waits_for_any_more_is_cancelled() -> None:
+    """An answer that never ends must not hold a request slot, nor the account's later needs."""
+    clock, processor = Clock(), SlowProcessor()
+    driver = layer(processor, clock, max_concurrent=1)
+    stuck = [asyncio.create_task(driver.list_webhooks(KEY, TARGET, OWNER)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    for need in stuck:
+        need.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    processor.gate.set()
+    assert await asyncio.wait_for(driver.list_webhooks(KEY, TARGET, OWNER), 5) == []
+    assert processor.requests == 2  # the slot came back, and a new listing was made
+
+
 async def test_every_write_refreshes_the_account_listing() -> None:
     clock, processor = Clock(), open_processor()
     driver = layer(processor, clock)
