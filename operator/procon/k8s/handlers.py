@@ -372,13 +372,17 @@ async def _run_loop(
     wakeup: Wakeup,
 ) -> None:
     backoff = _Backoff()
+    # Whether this pass was asked for by a change (the connection's, its Secret's): it then acts on
+    # the account as it is now; a periodic check (and the first, after a start) may act on the
+    # account's shared listing (procon.reconcile.accounts).
+    changed = False
     while not stopped:
         wakeup.begin()
         started = time.monotonic()
         processor = str(spec.get("processor", "unknown"))
         retry_in: float | None = None
         try:
-            outcome = await runtime.reconciler.reconcile(namespace, name)
+            outcome = await runtime.reconciler.reconcile(namespace, name, changed=changed)
             state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
         except Exception:
             logger.exception("reconcile of %s/%s failed", namespace, name)
@@ -396,16 +400,18 @@ async def _run_loop(
         else:
             backoff.reset()
             delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
-        await _sleep_until_woken(wakeup.event, stopped, delay)
+        changed = await _sleep_until_woken(wakeup.event, stopped, delay)
 
 
-async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
+    """Sleep ``delay`` seconds, or until woken; whether it was a wake-up (a change seen by a watch)."""
     waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
     try:
         await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    return wakeup.is_set()
 
 
 @kopf.on.probe(id="watch")

@@ -141,8 +141,13 @@ class Reconciler:
 
     # --- entry points -----------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str) -> Outcome:
+    async def reconcile(self, namespace: str, name: str, *, changed: bool = True) -> Outcome:
         """Bring one connection to its desired state and report it in status.
+
+        ``changed``: the pass was asked for by a change (to the connection, its Secret, an
+        annotation), not by the periodic check. Only a periodic check of an unchanged, Ready
+        connection acts on the account's shared listing of up to a drift interval ago
+        (procon.reconcile.accounts); every other pass on a listing made about now.
 
         Whatever goes wrong ends in status: a pass that outlives the deadline
         (a processor answering slowly, or without end) or fails unexpectedly
@@ -165,9 +170,7 @@ class Reconciler:
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
-                # Only the periodic check of an unchanged, Ready connection may act on the account's
-                # shared listing of up to a drift interval ago (procon.reconcile.accounts).
-                with accounts.current_listing(not self._is_drift(connection)):
+                with accounts.current_listing(changed or not self._is_drift(connection)):
                     async with deadline:
                         outcome = replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
