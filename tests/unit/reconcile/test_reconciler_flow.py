@@ -234,7 +234,7 @@ async def test_unchanged_fleet_on_one_account_lists_once_per_interval_and_writes
     assert fleet.writes() == 0
     processor.calls.clear()
 
-    now[0] += 200  # the interval is over: one listing more, for all of them
+    now[0] += 301  # the interval is over: one listing more, for all of them
     await asyncio.gather(*(operator.reconcile("ns", n, changed=False) for n in names))
     assert processor.calls == ["list"]
     assert fleet.writes() == 0
