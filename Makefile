@@ -45,10 +45,11 @@ integration: $(STAMP)
 mutation: $(STAMP)
 	$(BIN)/python hack/mutation.py $(MODULES)
 
-## crd: regenerate crds/ and the chart's CRD template from the API types
+## crd: regenerate crds/, the chart's CRD template and its per-processor values, schema and env
 crd: $(STAMP)
 	$(BIN)/procon crd > crds/processorconnections.procon.dev.yaml
 	$(BIN)/procon crd --helm > charts/procon/templates/crd.yaml
+	$(BIN)/procon chart
 
 .PHONY: e2e-kind
 ## e2e-kind: build the image, install the chart and the Stripe emulator on kind, wait for a Ready connection

@@ -71,6 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from bench._harness import Emulators, bench_cluster, operator_environment  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
@@ -84,13 +85,11 @@ from tests.integration.operator_harness import (  # noqa: E402
     connection,
     key_secret,
     metrics_reader_token,
-    operator_env,
     scrape_metrics,
 )
 
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION  # noqa: E402
 from procon.dev import cluster as control_plane  # noqa: E402
-from procon.dev.demo import install_crd  # noqa: E402
 from procon.dev.processes import free_port  # noqa: E402
 from procon.emulators.checkout import CheckoutEmulator  # noqa: E402
 from procon.emulators.faults import CommitFailureMode, FaultPlan, RequestRecord  # noqa: E402
@@ -641,27 +640,21 @@ class Harness:
         self.namespace = f"crash-{settings.seed}-{os.getpid()}-{int(time.time()) % 100000}"
         self.cluster_name = f"crash-{settings.seed}"
         self.kube = Kube(cluster.kubeconfig, self.namespace)
-        fixtures = ROOT / "tests" / "fixtures"
-        self.stripe = StripeEmulator.from_fixture(fixtures / "stripe-demo.yaml", seed=settings.seed)
-        self.checkout = CheckoutEmulator.from_fixture(fixtures / "checkout-demo.yaml", seed=settings.seed)
-        self.stripe.start()
-        self.checkout.start()
+        self.emulators = emulators = Emulators.from_demo_fixtures(seed=settings.seed)
+        self.stripe, self.checkout = emulators.stripe, emulators.checkout
+        emulators.start()
         self.sides: dict[str, Side] = {}
         if "stripe" in settings.processors:
             self.sides["stripe"] = StripeSide(self.stripe, self.cluster_name, self.namespace)
         if "checkout" in settings.processors:
             self.sides["checkout"] = CheckoutSide(self.checkout, self.cluster_name, self.namespace)
-        env = operator_env(
-            cluster.env(),
-            PROCON_STRIPE_API_BASE=self.stripe.base_url,
-            PROCON_CHECKOUT_API_BASE="http://api.checkout.test",
-            PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
-            HTTP_PROXY=self.checkout.base_url,
-            NO_PROXY="127.0.0.1,localhost",
-            PROCON_DRIFT_INTERVAL=str(settings.drift_interval),
-            PROCON_CLUSTER_NAME=self.cluster_name,
+        env = operator_environment(
+            cluster,
+            emulators,
+            drift_interval=settings.drift_interval,
+            cluster_name=self.cluster_name,
+            namespaces=(self.namespace,),
         )
-        env["PROCON_NAMESPACES"] = self.namespace
         self.operator = Operator(env, workdir / "crash-operator.log", cold_start=settings.cold_start)
         self.operator.metrics_token = metrics_reader_token(Kubectl(cluster))
         self.trace_path = workdir / "processor-calls.trace"
@@ -700,8 +693,7 @@ class Harness:
             self.report.seconds = time.monotonic() - started
             self.operator.stop()
             self.kube.delete_namespace()
-            self.stripe.stop()
-            self.checkout.stop()
+            self.emulators.stop()
         return self.report
 
     def _round(self, number: int) -> None:
@@ -1212,15 +1204,9 @@ def main() -> int:
         cold_start=args.cold_start,
         verbose=args.verbose,
     )
-    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="procon-crash-"))
-    running = control_plane.up(state_dir)
-    install_crd(running)
     workdir = Path(tempfile.mkdtemp(prefix="procon-crash-run-"))
-    try:
+    with bench_cluster(args.state_dir, prefix="procon-crash-", remove=False) as running:
         report = Harness(running, settings, workdir).run()
-    finally:
-        if args.state_dir is None:
-            control_plane.down(state_dir)
     print(report.summary())
     print(f"operator log: {workdir / 'crash-operator.log'}")
     print(f"processor calls, actions and kills: {workdir / 'processor-calls.trace'}")

@@ -17,35 +17,27 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._harness import (  # noqa: E402
+    bench_cluster,
+    operator_environment,
+    running_emulators,
+)
+from bench._harness import process_memory_mib as rss_mib  # noqa: E402
 from tests.integration.churn import churn  # noqa: E402
 from tests.integration.conftest import Kubectl  # noqa: E402
 from tests.integration.operator_harness import (  # noqa: E402
     OperatorProcess,
     metrics_reader_token,
-    operator_env,
     start_operator,
 )
 
-from procon.dev import cluster as control_plane  # noqa: E402
-from procon.dev.demo import install_crd  # noqa: E402
 from procon.dev.processes import free_port  # noqa: E402
-from procon.emulators.stripe import StripeEmulator  # noqa: E402
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, from /proc (Linux)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-    if not match:
-        raise RuntimeError(f"no VmRSS for process {pid}")
-    return int(match.group(1)) / 1024
 
 
 def state_entries(operator: OperatorProcess) -> dict[str, float]:
@@ -69,45 +61,44 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="procon-bench-"))
-    running = control_plane.up(state_dir)
-    install_crd(running)
-    kubectl = Kubectl(running)
-    stripe = StripeEmulator.from_fixture(ROOT / "tests" / "fixtures" / "stripe-demo.yaml")
-    stripe.start()
-    operator = start_operator(
-        operator_env(
-            running.env(),
-            PROCON_STRIPE_API_BASE=stripe.base_url,
-            PROCON_CLUSTER_NAME="bench",
-            PROCON_METRICS_PORT=str(free_port()),
-        ),
-        state_dir / "lifecycle-operator.log",
-        ["--log-level=info"],
-    )
-    operator.metrics_token = metrics_reader_token(kubectl)
-    pid = operator.process.pid
-    try:
-        print(f"operator started: {rss_mib(pid):.1f} MiB")
-        started = time.monotonic()
-        churn(kubectl, stripe, args.warm_up, batch=args.batch)
-        settle()
-        warm = rss_mib(pid)
-        print(f"after {args.warm_up} warm-up connections: {warm:.1f} MiB; kept: {state_entries(operator)}")
-        churn(kubectl, stripe, args.cycles, batch=args.batch)
-        settle()
-        after = rss_mib(pid)
-        elapsed = time.monotonic() - started
-        print(f"after {args.cycles} more connections: {after:.1f} MiB; kept: {state_entries(operator)}")
-        print(
-            f"growth over {args.cycles} create/delete cycles: {after - warm:+.1f} MiB "
-            f"({(after - warm) * 1024 / args.cycles:.1f} KiB per connection); {elapsed:.0f}s in all"
+    with (
+        bench_cluster(args.state_dir, remove=False) as running,
+        running_emulators() as emulators,
+    ):
+        kubectl = Kubectl(running)
+        stripe = emulators.stripe
+        operator = start_operator(
+            operator_environment(
+                running,
+                emulators,
+                drift_interval=300,
+                cluster_name="bench",
+                PROCON_METRICS_PORT=str(free_port()),
+            ),
+            running.state_dir / "lifecycle-operator.log",
+            ["--log-level=info"],
         )
-    finally:
-        operator.stop()
-        stripe.stop()
-        if args.state_dir is None:
-            control_plane.down(state_dir)
+        try:
+            operator.metrics_token = metrics_reader_token(kubectl)
+            pid = operator.process.pid
+            print(f"operator started: {rss_mib(pid):.1f} MiB")
+            started = time.monotonic()
+            churn(kubectl, stripe, args.warm_up, batch=args.batch)
+            settle()
+            warm = rss_mib(pid)
+            kept = state_entries(operator)
+            print(f"after {args.warm_up} warm-up connections: {warm:.1f} MiB; kept: {kept}")
+            churn(kubectl, stripe, args.cycles, batch=args.batch)
+            settle()
+            after = rss_mib(pid)
+            elapsed = time.monotonic() - started
+            print(f"after {args.cycles} more connections: {after:.1f} MiB; kept: {state_entries(operator)}")
+            print(
+                f"growth over {args.cycles} create/delete cycles: {after - warm:+.1f} MiB "
+                f"({(after - warm) * 1024 / args.cycles:.1f} KiB per connection); {elapsed:.0f}s in all"
+            )
+        finally:
+            operator.stop()
     return 0
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +26,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._harness import (  # noqa: E402
+    bench_cluster,
+    kubectl,
+    operator_environment,
+    running_emulators,
+)
+from bench._harness import processor_calls as calls  # noqa: E402
 from tests.integration.operator_harness import (  # noqa: E402
     ANALYTICS_PERMISSIONS,
     CheckoutClient,
@@ -36,7 +41,6 @@ from tests.integration.operator_harness import (  # noqa: E402
     checkout_secret,
     connection,
     key_secret,
-    operator_env,
     start_operator,
 )
 from tests.integration.test_adyen_connections import (  # noqa: E402
@@ -46,22 +50,8 @@ from tests.integration.test_adyen_connections import (  # noqa: E402
 )
 
 from procon.dev import cluster as control_plane  # noqa: E402
-from procon.dev.demo import install_crd  # noqa: E402
-from procon.emulators.adyen import AdyenEmulator  # noqa: E402
-from procon.emulators.checkout import CheckoutEmulator  # noqa: E402
-from procon.emulators.stripe import StripeEmulator  # noqa: E402
 
 DRIFT_INTERVAL = 5.0
-
-
-def kubectl(running: control_plane.Cluster, *args: str, stdin: str | None = None) -> str:
-    return subprocess.run(
-        ["kubectl", *args], input=stdin, text=True, capture_output=True, check=True, env=running.env()
-    ).stdout
-
-
-def calls(emulator: Any) -> Counter[str]:
-    return Counter(f"{r.method} {r.route}" for r in emulator.requests if not r.path.startswith("/_emulator"))
 
 
 def settled(emulator: Any, *, quiet: float = 1.0, timeout: float = 30.0) -> Counter[str]:
@@ -128,75 +118,57 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="procon-bench-"))
-    running = control_plane.up(state_dir)
-    install_crd(running)
-    stripe = StripeEmulator.from_fixture(ROOT / "tests" / "fixtures" / "stripe-demo.yaml")
-    checkout = CheckoutEmulator.from_fixture(ROOT / "tests" / "fixtures" / "checkout-demo.yaml")
-    stripe.start()
-    checkout.start()
-    adyen = AdyenEmulator.from_fixture(ROOT / "tests" / "fixtures" / "adyen-demo.yaml")
-    adyen.start()
-    operator = start_operator(
-        operator_env(
-            running.env(),
-            PROCON_STRIPE_API_BASE=stripe.base_url,
-            PROCON_CHECKOUT_API_BASE="http://api.checkout.test",
-            PROCON_CHECKOUT_AUTH_BASE="http://access.checkout.test",
-            HTTP_PROXY=checkout.base_url,
-            NO_PROXY="127.0.0.1,localhost",
-            PROCON_ADYEN_TEST_API_BASE=adyen.api_base_for("test"),
-            PROCON_ADYEN_LIVE_API_BASE=adyen.api_base_for("live"),
-            PROCON_DRIFT_INTERVAL=str(DRIFT_INTERVAL),
-            PROCON_CLUSTER_NAME="bench",
-        ),
-        state_dir / "bench-operator.log",
-    )
-    namespaces = []
-    try:
+    with (
+        bench_cluster(args.state_dir, remove=False) as running,
+        running_emulators() as emulators,
+    ):
+        stripe, checkout, adyen = emulators.stripe, emulators.checkout, emulators.adyen
+        state_dir = running.state_dir
+        operator = start_operator(
+            operator_environment(running, emulators, drift_interval=DRIFT_INTERVAL, cluster_name="bench"),
+            state_dir / "bench-operator.log",
+        )
+        namespaces: list[str] = []
+        try:
 
-        def stripe_connection(name: str) -> list[dict[str, Any]]:
-            return [key_secret(name, StripeAccount(stripe).key(ANALYTICS_PERMISSIONS)), connection(name)]
+            def stripe_connection(name: str) -> list[dict[str, Any]]:
+                return [key_secret(name, StripeAccount(stripe).key(ANALYTICS_PERMISSIONS)), connection(name)]
 
-        def checkout_oauth(name: str) -> list[dict[str, Any]]:
-            client = CheckoutClient(checkout)
-            return [checkout_secret(name, access_key=client.access_key()), checkout_connection(name, client)]
+            def checkout_oauth(name: str) -> list[dict[str, Any]]:
+                client = CheckoutClient(checkout)
+                return [
+                    checkout_secret(name, access_key=client.access_key()),
+                    checkout_connection(name, client),
+                ]
 
-        def checkout_key(name: str) -> list[dict[str, Any]]:
-            client = CheckoutClient(checkout)
-            return [checkout_secret(name, secret_key=client.secret_key()), checkout_connection(name, client)]
+            def checkout_key(name: str) -> list[dict[str, Any]]:
+                client = CheckoutClient(checkout)
+                return [
+                    checkout_secret(name, secret_key=client.secret_key()),
+                    checkout_connection(name, client),
+                ]
 
-        def adyen_company(name: str) -> list[dict[str, Any]]:
-            company = AdyenCompany(adyen)
-            return [adyen_secret(name, company.api_key()), adyen_connection(name, company)]
+            def adyen_company(name: str) -> list[dict[str, Any]]:
+                company = AdyenCompany(adyen)
+                return [adyen_secret(name, company.api_key()), adyen_connection(name, company)]
 
-        for title, emulator, make in [
-            ("Stripe, restricted key, 6 permissions", stripe, stripe_connection),
-            ("Checkout.com, OAuth, 5 scopes", checkout, checkout_oauth),
-            ("Checkout.com, secret key, 5 scopes", checkout, checkout_key),
-            ("Adyen, company-level API key, 1 role", adyen, adyen_company),
-        ]:
-            namespace = f"bench-{len(namespaces)}-{int(time.time())}"
-            namespaces.append(namespace)
-            kubectl(running, "create", "namespace", namespace)
-            report(title, *measure(running, namespace, emulator, make, args.runs))
-            # Gone before the next processor is measured, so no drift check of
-            # these connections counts towards the next one's figures.
-            kubectl(running, "delete", "namespace", namespace, "--wait=true", "--timeout=120s")
-    finally:
-        operator.stop()
-        stripe.stop()
-        checkout.stop()
-        adyen.stop()
-        for namespace in namespaces:
-            subprocess.run(
-                ["kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"],
-                env=running.env(),
-                capture_output=True,
-                check=False,
-            )
-        if args.state_dir is None:
-            control_plane.down(state_dir)
+            for title, emulator, make in [
+                ("Stripe, restricted key, 6 permissions", stripe, stripe_connection),
+                ("Checkout.com, OAuth, 5 scopes", checkout, checkout_oauth),
+                ("Checkout.com, secret key, 5 scopes", checkout, checkout_key),
+                ("Adyen, company-level API key, 1 role", adyen, adyen_company),
+            ]:
+                namespace = f"bench-{len(namespaces)}-{int(time.time())}"
+                namespaces.append(namespace)
+                kubectl(running, "create", "namespace", namespace)
+                report(title, *measure(running, namespace, emulator, make, args.runs))
+                # Gone before the next processor is measured, so no drift check of
+                # these connections counts towards the next one's figures.
+                kubectl(running, "delete", "namespace", namespace, "--wait=true", "--timeout=120s")
+        finally:
+            operator.stop()
+            for namespace in namespaces:
+                kubectl(running, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
     return 0
 
 

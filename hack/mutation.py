@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,10 @@ CORE = NEUTRAL + PROCESSOR_WEBHOOKS
 TESTS = (
     "tests/unit/reconcile",
     "tests/unit/test_redaction.py",
-    "tests/unit/test_processor_registry.py",
+    *(
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "tests" / "unit").glob("test_processor_registry*.py"))
+    ),
     *(
         str(p.relative_to(ROOT))
         for p in sorted((ROOT / "tests" / "unit" / "processors").glob("test_*_webhook.py"))
@@ -70,6 +74,11 @@ KILLED = {1, 3}
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 TIMEOUT = {24, 36, 152, 255, -24}
+
+
+def module_of(mutant: str) -> str:
+    """``procon.redaction`` of ``procon.redaction.x_redact__mutmut_3`` (or of ``...xǁClassǁmethod...``)."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
 
 
 def module_file(module: str) -> Path:
@@ -117,7 +126,8 @@ class Tally:
         return 100.0 * len(self.killed) / counted if counted else 100.0
 
 
-def tally(module: str, equivalent: dict[str, str]) -> Tally:
+def tally(module: str, equivalent: dict[str, str], *, reached: bool = True) -> Tally:
+    """The module's mutants by outcome; ``reached`` False: no selected test reaches any of them."""
     meta = WORK / "mutants" / module_file(module).with_suffix(".py.meta")
     if not meta.exists():  # a module without functions to mutate
         return Tally()
@@ -128,14 +138,19 @@ def tally(module: str, equivalent: dict[str, str]) -> Tally:
             t.killed.append(name)
         elif code in SURVIVED:
             (t.equivalent if name in equivalent else t.survived).append(name)
-        elif code in NO_TESTS:
+        elif code in NO_TESTS or (code is None and not reached):
             (t.equivalent if name in equivalent else t.untested).append(name)
         else:
             t.other.append(f"{name} (exit code {code})")
     return t
 
 
-def run_module(module: str, jobs: int) -> None:
+# What mutmut says, exiting 1, when no selected test reaches any of the module's functions.
+NOTHING_REACHED = "could not find any test case for any mutant"
+
+
+def run_module(module: str, jobs: int) -> bool:
+    """Runs mutmut on ``module``'s mutants; False when no selected test reaches any of them."""
     log = WORK / f"{module}.log"
     # mutmut names a mutant module.x_function__mutmut_N or module.xǁClassǁmethod__mutmut_N (a
     # package's module without its __init__): these patterns leave out the package's submodules.
@@ -143,9 +158,12 @@ def run_module(module: str, jobs: int) -> None:
     command = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(jobs), *patterns]
     with log.open("w") as out:
         done = subprocess.run(command, cwd=WORK, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0 and NOTHING_REACHED in log.read_text():
+        return False
     if done.returncode != 0:
         sys.stdout.write(log.read_text()[-4000:])
         sys.exit(f"mutmut failed on {module} (exit code {done.returncode}); its output is in {log}")
+    return True
 
 
 def show(name: str) -> str:
@@ -171,8 +189,8 @@ def main() -> int:
     tallies: dict[str, Tally] = {}
     for module in args.modules:
         print(f"mutating {module} ...", flush=True)
-        run_module(module, args.jobs)
-        tallies[module] = tally(module, equivalent)
+        reached = run_module(module, args.jobs)
+        tallies[module] = tally(module, equivalent, reached=reached)
 
     print()
     columns = ("mutants", "killed", "survived", "no test", "equiv.", "score")
@@ -202,7 +220,7 @@ def main() -> int:
             if args.show:
                 print("    " + show(name.split(" ")[0]).replace("\n", "\n    "))
     mutated = {name for t in tallies.values() for name in t.killed + t.equivalent + t.survived + t.untested}
-    listed = [n for n in equivalent if any(n.startswith(f"{m}.") for m in args.modules)]
+    listed = [n for n in equivalent if module_of(n) in args.modules]
     stale = [n for n in listed if n not in mutated]
     killed = [n for n in listed if n in set(every.killed)]
     for name in stale:

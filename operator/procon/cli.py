@@ -1,6 +1,7 @@
 """The ``procon`` command.
 
-``procon crd`` prints the CRD; ``procon dev ...`` runs the local control plane
+``procon crd`` prints the CRD, ``procon chart`` writes the chart's per-processor
+parts; ``procon dev ...`` runs the local control plane
 and demo. Subcommands import what they need lazily, so ``procon crd`` stays
 fast and works without a Go toolchain.
 """
@@ -21,6 +22,19 @@ def _cmd_crd(args: argparse.Namespace) -> int:
 
     sys.stdout.write(helm_crd_template() if args.helm else crd_yaml())
     return 0
+
+
+def _cmd_chart(args: argparse.Namespace) -> int:
+    from procon import chart
+
+    try:
+        changed = chart.stale(args.root) if args.check else chart.write(args.root)
+    except chart.ChartError as error:
+        print(f"procon: {error}", file=sys.stderr)
+        return 1
+    for path in changed:
+        print(f"{'stale' if args.check else 'rewrote'}: {path}")
+    return 1 if args.check and changed else 0
 
 
 def _cmd_cluster_build(_: argparse.Namespace) -> int:
@@ -65,6 +79,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import kopf
 
+    from procon import processors
     from procon.k8s.leader_election import LeaderElectionSettings
     from procon.k8s.sharding import shard_selector
     from procon.redaction import install_log_redaction
@@ -92,7 +107,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
     if level != "debug":
         # One line per HTTP request and per kopf handler call drowns what matters.
-        for chatty in ("httpx", "stripe", "kopf.objects"):
+        chatty_clients = [name for p in processors.plugins() for name in p.chatty_loggers]
+        for chatty in ("httpx", "kopf.objects", *chatty_clients):
             logging.getLogger(chatty).setLevel(logging.WARNING)
     install_log_redaction()
     import procon.k8s.handlers  # noqa: F401 - registers the handlers with kopf
@@ -126,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the Helm chart's templates/crd.yaml instead (behind crds.enabled, with crds.keep)",
     )
     crd.set_defaults(func=_cmd_crd)
+
+    chart = commands.add_parser(
+        "chart", help="write the chart's per-processor values, schema and environment from the registry"
+    )
+    chart.add_argument("--root", type=Path, default=Path(), help="the procon checkout (default: here)")
+    chart.add_argument("--check", action="store_true", help="only list the files that are out of date")
+    chart.set_defaults(func=_cmd_chart)
 
     run = commands.add_parser("run", help="run the operator (configured by PROCON_* environment variables)")
     run.add_argument(

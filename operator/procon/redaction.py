@@ -1,8 +1,8 @@
 """Keep key material, account identifiers and URL credentials out of everything people read.
 
 Processors echo parts of keys and account ids in their error messages
-(Stripe: ``The provided key 'rk_test_***...qs8Kgd' ... on account
-'acct_1PJB...'``), and exception text flows into conditions, events and logs.
+(``The provided key 'rk_test_***...qs8Kgd' ... on account 'acct_1PJB...'``),
+and exception text flows into conditions, events and logs.
 So every processor message passes through :func:`redact` before it leaves a
 driver, the reconciler redacts every message again for the connection it
 concerns, and a logging filter redacts every log record as a last line of
@@ -10,13 +10,13 @@ defence.
 
 Three mechanisms, because none suffices alone:
 
-- patterns for every credential shape we know (Stripe and Checkout.com keys,
-  whatever follows their prefix, signing secrets, bearer tokens and JWTs) and
-  for account ids;
+- patterns for every credential shape we know (each processor's keys, whatever
+  follows their prefix, and signing secrets, from its package's ``PLUGIN``;
+  bearer tokens and JWTs here) and for account ids;
 - URLs lose what can carry a credential: userinfo (``https://user:pass@``),
   query values and fragments. A webhook URL is still sent to the processor
   whole (it is the user's URL); it is only never *shown* whole. Links procon
-  builds itself (the Stripe Dashboard's) keep their query: it names
+  builds itself (a processor's dashboard's) keep their query: it names
   permissions, nothing secret;
 - the exact values of the secrets a connection uses (its credential fields,
   its signing secret), remembered per connection with :func:`remember`, which
@@ -41,6 +41,7 @@ the patterns.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 import threading
@@ -63,31 +64,45 @@ MAX_VALUES = 20_000
 # Characters a key may be made of, masks ('*', '…') included. '-' and '_'
 # too, so that a prefix takes the whole key with it whatever its shape (a
 # UUID after ``sk_test_``), never leaving the rest in the clear.
-_KEYISH = r"[A-Za-z0-9*.…#$=_-]"
+KEYISH = r"[A-Za-z0-9*.…#$=_-]"
 # Each shape with a literal that every match contains: a pattern runs only on
 # texts holding its literal, which most texts do not (a substring test costs a
 # fraction of a regex scan). Each consumes as much as it can.
-_CREDENTIAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    # Stripe secret, restricted and publishable keys, masked or not, any shape after the prefix.
-    ("k_", re.compile(rf"(?<![A-Za-z0-9])[spr]k_(?:test|live|org)_{_KEYISH}+")),
-    # Checkout.com keys: sk_/pk_, sandbox or not, base32 or UUID-shaped.
-    ("k_", re.compile(rf"(?<![A-Za-z0-9])[sp]k_{_KEYISH}{{20,}}")),
-    # Checkout.com OAuth access key ids.
-    ("ack_", re.compile(r"(?<![A-Za-z0-9])ack_[A-Za-z0-9]{8,}")),
-    # Webhook signing secrets (Stripe).
-    ("whsec_", re.compile(r"(?<![A-Za-z0-9])whsec_[A-Za-z0-9*+/=._-]+")),
+# The processors' own shapes come from their packages (:func:`_patterns`); these are everyone's.
+_COMMON_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # HTTP credentials, in any case (their literal is looked for in the lower-cased text).
     ("bearer", re.compile(r"(?i)(?<![A-Za-z0-9])bearer\s+[A-Za-z0-9._~+/=-]{8,}")),
     ("basic", re.compile(r"(?i)(?<![A-Za-z0-9])basic\s+[A-Za-z0-9._~+/=-]{8,}")),
     # JWTs.
     ("eyJ", re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
 )
-_ACCOUNT_PATTERN = re.compile(r"\bacct_([A-Za-z0-9]+)")
 # A URL as it appears in running text, up to whitespace or a quote. Lower-case
 # schemes only: the API server admits no other in a webhook URL.
 _URL = re.compile(r"""https?://[^\s"'<>`]+""")
-# Links procon builds itself; their query names permissions, nothing secret.
-_OWN_LINKS = ("https://dashboard.stripe.com/",)
+
+
+@functools.cache
+def _patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Every processor's credential shapes, then the common ones (read once, on first use)."""
+    from procon import processors
+
+    shapes = [shape for p in processors.plugins() for shape in p.redaction.credentials]
+    return (*shapes, *_COMMON_PATTERNS)
+
+
+@functools.cache
+def _account_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    from procon import processors
+
+    return tuple(shape for p in processors.plugins() for shape in p.redaction.account_ids)
+
+
+@functools.cache
+def _own_links() -> tuple[str, ...]:
+    """Links procon builds itself; their query names permissions, nothing secret."""
+    from procon import processors
+
+    return tuple(link for p in processors.plugins() for link in p.redaction.own_links)
 
 
 def redact_url(url: str) -> str:
@@ -97,7 +112,7 @@ def redact_url(url: str) -> str:
     ``https://[REDACTED]@hooks.example.com/x?token=[REDACTED]#[REDACTED]``:
     where the credentials were stays visible, so a person can tell URLs apart.
     """
-    if url.startswith(_OWN_LINKS):
+    if url.startswith(_own_links()):
         return url
     scheme, _, rest = url.partition("://")
     authority_end = min(
@@ -186,7 +201,7 @@ class _Index:
 
 def _variants(value: str) -> set[str]:
     """The value and the forms it travels in: base64 (Secret data in Kubernetes API bodies) and
-    percent-encoded (a URL inside a form-encoded request body, as the Stripe SDK logs it)."""
+    percent-encoded (a URL inside a form-encoded request body, as an SDK logs it)."""
     encoded = base64.b64encode(value.encode()).decode().rstrip("=")
     return {value, encoded, quote(value, safe=""), quote_plus(value, safe="")}
 
@@ -317,10 +332,15 @@ def registered_count() -> int:
 
 def mask_account(account_id: str) -> str:
     """``acct_1PJBLEBBLEfV`` -> ``acct_…LEfV``: enough to tell accounts apart, not to name one."""
-    match = _ACCOUNT_PATTERN.fullmatch(account_id)
-    if not match:
-        return account_id
-    return f"acct_…{match.group(1)[-4:]}"
+    for _, pattern in _account_patterns():
+        match = pattern.fullmatch(account_id)
+        if match:
+            return _masked(match)
+    return account_id
+
+
+def _masked(match: re.Match[str]) -> str:
+    return f"{match.string[match.start() : match.start(1)]}…{match.group(1)[-4:]}"
 
 
 def _replace(text: str, spans: list[tuple[int, int]]) -> str:
@@ -344,13 +364,14 @@ def _replace(text: str, spans: list[tuple[int, int]]) -> str:
 def _redact(text: str, scope: str | None, *, everything: bool) -> str:
     text = _replace(text, _register.spans(text, scope, everything=everything))
     lowered = text.lower()
-    for literal, pattern in _CREDENTIAL_PATTERNS:
+    for literal, pattern in _patterns():
         if literal in (lowered if pattern.flags & re.IGNORECASE else text):
             text = pattern.sub(REDACTED, text)
     if "://" in text:
         text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    if "acct_" in text:
-        text = _ACCOUNT_PATTERN.sub(lambda m: mask_account(m.group(0)), text)
+    for literal, pattern in _account_patterns():
+        if literal in text:
+            text = pattern.sub(_masked, text)
     return text
 
 

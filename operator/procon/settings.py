@@ -59,9 +59,9 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-# Short, and no "/": it fits every place the identity is written (a Stripe metadata
-# value, of at most 500 characters; a segment of a Checkout.com workflow name, whose
-# segments "/" separates). A kube-system namespace UID has this shape too.
+# Short, and no "/": it fits every place a driver writes the identity (a metadata value
+# of limited length; a segment of a webhook's name, whose segments "/" separates; see
+# docs/processors/*.md). A kube-system namespace UID has this shape too.
 CLUSTER_NAME_PATTERN = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 # What every procon before per-cluster identities wrote when nothing was configured.
 LEGACY_DEFAULT_CLUSTER_NAME = "default"

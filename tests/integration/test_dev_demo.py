@@ -8,7 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from procon import processors as registry
 from procon.dev import processes
+from procon.dev.demo import emulator_process
+
+
+def in_demo() -> list[str]:
+    """The processors the demo shows, in the registry's order."""
+    return [p.name for p in registry.plugins() if p.demo is not None]
 
 
 def procon(*args: str) -> subprocess.CompletedProcess[str]:
@@ -42,8 +49,9 @@ def test_dev_up_runs_the_demo_and_dev_down_stops_it(tmp_path: Path) -> None:
             )
             for item in listed["items"]
         }
-        assert ready == {"quickstart-stripe": "True", "quickstart-checkout": "True"}
-        for name in ("operator", "stripe-emulator", "checkout-emulator"):
+        assert ready == {f"quickstart-{name}": "True" for name in in_demo()}
+        assert {"stripe", "checkout", "adyen"} <= set(in_demo())
+        for name in ("operator", *map(emulator_process, in_demo())):
             assert processes.running(state, name), f"{name} is not running"
         # A second `up` finds everything running and changes nothing.
         again = procon("dev", "up", f"--state-dir={state}")
@@ -51,6 +59,7 @@ def test_dev_up_runs_the_demo_and_dev_down_stops_it(tmp_path: Path) -> None:
     finally:
         down = procon("dev", "down", f"--state-dir={state}")
     assert down.returncode == 0, down.stderr
-    assert "stopped: operator, stripe-emulator, checkout-emulator, control plane" in down.stdout
-    for name in ("operator", "stripe-emulator", "checkout-emulator"):
+    stopped = ", ".join(("operator", *map(emulator_process, in_demo())))
+    assert f"stopped: {stopped}, control plane" in down.stdout
+    for name in ("operator", *map(emulator_process, in_demo())):
         assert processes.running(state, name) is None

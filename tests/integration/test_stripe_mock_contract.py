@@ -35,19 +35,17 @@ import pytest
 from aiohttp import web
 
 from procon.api.v1alpha1 import Mode
-from procon.dev.stripe_spec import StripeSpec, data_files
-from procon.dev.toolchain import StripeMock, ensure_stripe_mock
 from procon.emulators.stripe import probes as emulator_probes
+from procon.emulators.stripe.openapi import StripeSpec, data_files
+from procon.emulators.stripe.stripe_mock import StripeMock, ensure_stripe_mock
 from procon.emulators.stripe.webhooks import CREATE_PARAMS, LIST_PARAMS, UPDATE_PARAMS
 from procon.processors.base import (
     Credentials,
-    DesiredWebhook,
-    Target,
     TransientProcessorError,
-    WebhookChanges,
 )
 from procon.processors.stripe import permissions as perms
 from procon.processors.stripe.driver import StripeDriver
+from procon.processors.stripe.webhook import CONNECT, StripeChanges, StripeDesired, StripeTarget
 from procon.reconcile.ownership import Owner
 from tests.waiting import wait_for
 
@@ -58,9 +56,12 @@ SECRET_KEY = "sk_test_51ContractSecretKey0000000000000000"
 CONNECTED = "acct_1ContractConnected01"
 WEBHOOK_ID = "we_1ContractWebhook000001"
 # The ownership tag the reconciler writes, at the longest names Kubernetes allows.
-OWNER = Owner(
-    cluster="c" * 40, namespace="n" * 63, name="m" * 253, uid="0b9e8a0e-5c1f-4f57-9d6e-6f2b1c3d4e5f"
-).metadata(connect=True)
+OWNER = {
+    **Owner(
+        cluster="c" * 40, namespace="n" * 63, name="m" * 253, uid="0b9e8a0e-5c1f-4f57-9d6e-6f2b1c3d4e5f"
+    ).metadata(),
+    CONNECT: "true",
+}
 LISTENING = re.compile(r"^Listening for HTTP at address: (\S+)$")
 # stripe-mock's refusal of a missing required parameter, from its JSON Schema validator.
 MISSING_PROPERTY = re.compile(r"object property '([a-z_]+)' is required")
@@ -215,7 +216,7 @@ async def _outcome(label: str, outcomes: dict[str, Any], call: Awaitable[Any]) -
         outcomes[label] = error
 
 
-def _desired(**overrides: Any) -> DesiredWebhook:
+def _desired(**overrides: Any) -> StripeDesired:
     fields: dict[str, Any] = {
         "url": "https://hooks.example.com/stripe",
         "events": ("charge.succeeded", "financial_connections.account.upcoming_deactivation"),
@@ -225,19 +226,19 @@ def _desired(**overrides: Any) -> DesiredWebhook:
         "connect": True,
     }
     fields.update(overrides)
-    return DesiredWebhook(**fields)
+    return StripeDesired(**fields)
 
 
 # Each update the reconciler makes, alone and together.
 UPDATES = {
-    "events": WebhookChanges(events=("*",)),
-    "description": WebhookChanges(description="a new description"),
-    "description-unset": WebhookChanges(description=""),
-    "metadata": WebhookChanges(metadata={**OWNER, "procon-connect": "false"}),
-    "metadata-unset-key": WebhookChanges(metadata={"procon-connect": ""}),
-    "disable": WebhookChanges(enabled=False),
-    "enable": WebhookChanges(enabled=True),
-    "all": WebhookChanges(
+    "events": StripeChanges(events=("*",)),
+    "description": StripeChanges(description="a new description"),
+    "description-unset": StripeChanges(description=""),
+    "metadata": StripeChanges(metadata={**OWNER, "procon-connect": "false"}),
+    "metadata-unset-key": StripeChanges(metadata={"procon-connect": ""}),
+    "disable": StripeChanges(enabled=False),
+    "enable": StripeChanges(enabled=True),
+    "all": StripeChanges(
         events=("charge.failed", "charge.succeeded"), description="all", enabled=True, metadata=OWNER
     ),
 }
@@ -255,7 +256,7 @@ async def run_repertoire(base_url: str) -> Repertoire:
         for key_name, key in (("restricted", RESTRICTED_KEY), ("secret", SECRET_KEY)):
             credentials = Credentials({"apiKey": key})
             for target_name, connected in targets.items():
-                target = Target(mode=Mode.TEST, connected_account=connected)
+                target = StripeTarget(mode=Mode.TEST, connected_account=connected)
                 label = f"{key_name}/{target_name}"
 
                 def record(what: str, call: Awaitable[Any], label: str = label) -> Awaitable[None]:
@@ -393,7 +394,7 @@ def test_the_spec_is_the_one_the_project_pins(stripe_mock_tool: StripeMock, stri
 
 
 def test_the_emulators_value_lists_are_the_specs(stripe_spec: StripeSpec) -> None:
-    """Event types and webhook API versions: refresh with ``python -m procon.dev.stripe_spec``."""
+    """Event types and webhook API versions: refresh with ``python -m procon.emulators.stripe.openapi``."""
     data = Path(__file__).resolve().parents[2] / "operator" / "procon" / "emulators" / "stripe" / "data"
     for name, text in data_files(stripe_spec).items():
         committed = (data / name).read_text(encoding="utf-8").split()

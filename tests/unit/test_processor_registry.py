@@ -8,6 +8,7 @@ with no edit anywhere else.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ BASE_SPEC = {
 def test_every_processor_package_is_found_by_its_plugin_under_its_own_name() -> None:
     found = processors.names()
     assert {"checkout", "stripe"} <= set(found)
-    assert list(found) == sorted(found)
+    assert list(found) == [p.name for p in sorted(processors.plugins(), key=lambda p: (p.order, p.name))]
     for name in found:
         plugin = processors.get(name)
         assert isinstance(plugin, ProcessorPlugin)
@@ -85,9 +86,10 @@ def _driver(env, context):
 PLUGIN = ProcessorPlugin(
     name="zeta",
     title="Zeta Pay",
+    order=1000,
     options=ZetaOptions,
     spec_text=SpecText(credential_keys="`zetaKey`", events="zeta events", permissions="zeta grants"),
-    settings=(EnvSetting("PROCON_ZETA_API_BASE", "https://api.zeta.example", "The Zeta API.", "apiBase"),),
+    settings=(EnvSetting("PROCON_ZETA_API_BASE", "apiBase", "Zeta API base URL", "https://api.zeta.example"),),
     driver=_driver,
 )
 '''
@@ -118,3 +120,36 @@ def test_a_new_processor_package_is_taken_in_without_an_edit_elsewhere() -> None
     assert "`zetaKey`" in schema["properties"]["credentialsSecretRef"]["properties"]["key"]["description"]
     parsed = spec.model_validate({**BASE_SPEC, "processor": "zeta", "zeta": {"region": "eu"}})
     assert parsed.zeta.region == "eu"  # type: ignore[attr-defined]
+
+
+OPERATOR_PACKAGE = Path(processors.__file__).resolve().parents[1]
+
+
+def _names_of_a_processor(plugin: ProcessorPlugin) -> re.Pattern[str]:
+    """How code names a processor: its title's word (``Stripe``, ``Checkout``, ``StripeMock``) or its
+    name in an identifier, module path, string or file name (``"adyen"``, ``stripe_spec``,
+    ``processors.checkout``, ``stripe-mock``); the English word "checkout" ending a sentence is not one."""
+    word = re.escape(plugin.title.split(".")[0])
+    name = re.escape(plugin.name)
+    return re.compile(rf"\b{word}|[\"'/._-]{name}\b|\b{name}[/_-]")
+
+
+def test_no_module_outside_a_processors_own_packages_names_a_processor() -> None:
+    """Issue 11's boundary: only ``processors/<name>/`` and ``emulators/<name>/`` name a processor."""
+    own = {
+        OPERATOR_PACKAGE / kind / plugin.name
+        for kind in ("processors", "emulators")
+        for plugin in processors.plugins()
+    }
+    patterns = {plugin.name: _names_of_a_processor(plugin) for plugin in processors.plugins()}
+    found = []
+    for path in sorted(OPERATOR_PACKAGE.rglob("*.py")):
+        if any(path.is_relative_to(package) for package in own):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            found += [
+                f"{path.relative_to(OPERATOR_PACKAGE)}:{number}: {name}"
+                for name, pattern in patterns.items()
+                if pattern.search(line)
+            ]
+    assert found == []

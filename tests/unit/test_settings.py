@@ -33,3 +33,22 @@ def test_a_cluster_name_fit_for_every_processor_is_taken(name: str) -> None:
 def test_a_cluster_name_that_does_not_fit_stops_the_operator(name: str) -> None:
     with pytest.raises(SettingsError, match="PROCON_CLUSTER_NAME"):
         OperatorSettings.from_env({"PROCON_CLUSTER_NAME": name})
+
+
+def test_each_processors_own_settings_are_read_and_checked_by_its_package() -> None:
+    from procon import processors
+    from procon.processors.plugin import DriverContext
+
+    settings = OperatorSettings.from_env(
+        {"PROCON_STRIPE_API_BASE": "http://127.0.0.1:12111/", "PATH": "/bin"}
+    )
+    # Only the processors' declared variables that are set, nothing else from the environment.
+    assert settings.processor_env == {"PROCON_STRIPE_API_BASE": "http://127.0.0.1:12111/"}
+    driver = processors.get("stripe").driver(settings.processor_env, DriverContext())
+    assert getattr(driver, "api_base", None) == "http://127.0.0.1:12111"
+    for plugin in processors.plugins():
+        assert plugin.settings, f"{plugin.name} declares no settings for the chart"
+        for setting in plugin.settings:
+            assert setting.name.startswith(f"PROCON_{plugin.name.upper()}_")
+            with pytest.raises(SettingsError, match=setting.name):
+                OperatorSettings.from_env({setting.name: "ftp://nowhere"})

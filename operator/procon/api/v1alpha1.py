@@ -48,6 +48,11 @@ def _described(compose: Callable[[], str]) -> Callable[[dict[str, Any]], None]:
     return extra
 
 
+def _named(name: str, title: str) -> str:
+    """The name quoted, followed by the title where it says more than the name."""
+    return f"`{name}`" if title.lower() == name else f"`{name}` ({title})"
+
+
 def _either(words: Sequence[str]) -> str:
     """``a``, ``a or b``, ``a, b or c``."""
     return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else list(words))
@@ -152,7 +157,7 @@ class Webhook(_Model):
             json_schema_extra=validations(
                 cel(
                     "self.startsWith('https://') && isURL(self) && url(self).getHostname() != ''",
-                    "url must be an absolute https:// URL with a host, such as https://hooks.example.com/stripe",
+                    "url must be an absolute https:// URL with a host, such as https://hooks.example.com/payments",
                 ),
                 # Userinfo would be copied wherever the URL is shown; '@' before the first
                 # '/', '?' or '#' is the only place it can be.
@@ -224,7 +229,7 @@ class SpecBase(_Model):
             json_schema_extra=lambda schema: schema.update(
                 {
                     "description": "The payment processor: "
-                    + _either([f"`{p.name}` ({p.title})" for p in registry.plugins()])
+                    + _either([_named(p.name, p.title) for p in registry.plugins()])
                     + ". It cannot be changed after creation.",
                     **validations(
                         cel(

@@ -1,9 +1,10 @@
 """``procon dev up``: the whole local demo on the embedded control plane.
 
-It starts, each only if not already running: the control plane, the Stripe
-and Checkout.com emulators with the quickstart fixtures, and the operator
-pointed at them; then it installs the CRD, applies the quickstart
-connections and waits until they are Ready. ``procon dev down`` stops it all; the state
+It starts, each only if not already running: the control plane, an emulator
+of each processor in the registry that takes part in the demo (its
+``PLUGIN.demo``), with its quickstart fixture, and the operator pointed at
+them; then it installs the CRD, applies each processor's quickstart
+connection and waits until they are Ready. ``procon dev down`` stops it all; the state
 directory keeps the cluster's data for the next ``up``.
 """
 
@@ -16,18 +17,26 @@ from pathlib import Path
 
 import httpx
 
+from procon import processors as registry
 from procon.api.crd import crd_yaml
 from procon.dev import cluster as control_plane
 from procon.dev import processes
 from procon.dev.toolchain import source_dir
+from procon.processors.plugin import ProcessorPlugin
 
-STRIPE_EMULATOR = "stripe-emulator"
-CHECKOUT_EMULATOR = "checkout-emulator"
 OPERATOR = "operator"
-QUICKSTARTS = ("quickstart-stripe", "quickstart-checkout")
-# Checkout.com's account hosts ({prefix}.api...) reach the emulator through it as a proxy.
-CHECKOUT_API_BASE = "http://api.checkout.test"
-CHECKOUT_AUTH_BASE = "http://access.checkout.test"
+
+
+def _in_demo() -> list[ProcessorPlugin]:
+    return [p for p in registry.plugins() if p.demo is not None]
+
+
+def emulator_process(name: str) -> str:
+    return f"{name}-emulator"
+
+
+def quickstart(name: str) -> str:
+    return f"quickstart-{name}"
 
 
 def install_crd(running: control_plane.Cluster, *, timeout: float = 60.0) -> None:
@@ -89,22 +98,19 @@ def _start_emulator(state_dir: Path, processor: str, name: str) -> str:
     return base_url
 
 
-def _start_operator(
-    state_dir: Path, running: control_plane.Cluster, stripe_api: str, checkout_proxy: str
-) -> None:
+def _start_operator(state_dir: Path, running: control_plane.Cluster, emulators: dict[str, str]) -> None:
     log = processes.log_file(state_dir, OPERATOR)
     offset = log.stat().st_size if log.exists() else 0
     env = {
         **running.env(),
-        "PROCON_STRIPE_API_BASE": stripe_api,
         "PROCON_DRIFT_INTERVAL": os.environ.get("PROCON_DRIFT_INTERVAL", "60"),
         "PROCON_CLUSTER_NAME": "procon-dev",
-        "PROCON_CHECKOUT_API_BASE": CHECKOUT_API_BASE,
-        "PROCON_CHECKOUT_AUTH_BASE": CHECKOUT_AUTH_BASE,
-        "HTTP_PROXY": checkout_proxy,
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
     }
+    for plugin in _in_demo():
+        assert plugin.demo is not None
+        env.update(plugin.demo.operator_env(emulators[plugin.name]))
     processes.start(
         state_dir,
         OPERATOR,
@@ -117,18 +123,19 @@ def _start_operator(
 def up(state_dir: Path, *, timeout: float = 180.0) -> int:
     running = control_plane.up(state_dir, timeout=timeout)
     install_crd(running)
-    stripe_api = _start_emulator(running.state_dir, "stripe", STRIPE_EMULATOR)
-    checkout_proxy = _start_emulator(running.state_dir, "checkout", CHECKOUT_EMULATOR)
-    _start_operator(running.state_dir, running, stripe_api, checkout_proxy)
+    emulators = {
+        p.name: _start_emulator(running.state_dir, p.name, emulator_process(p.name)) for p in _in_demo()
+    }
+    _start_operator(running.state_dir, running, emulators)
     env = running.env()
-    for manifest in ("stripe.yaml", "checkout.yaml"):
+    for name in emulators:
         subprocess.run(
-            ["kubectl", "apply", "-n", "default", "-f", str(_quickstart_dir() / manifest)],
+            ["kubectl", "apply", "-n", "default", "-f", str(_quickstart_dir() / f"{name}.yaml")],
             env=env,
             check=True,
             capture_output=True,
         )
-    for name in QUICKSTARTS:
+    for name in map(quickstart, emulators):
         waited = subprocess.run(
             [
                 "kubectl",
@@ -151,19 +158,23 @@ def up(state_dir: Path, *, timeout: float = 180.0) -> int:
                 file=sys.stderr,
             )
             return 1
+    titles = {p.name: p.title for p in _in_demo()}
+    served = ",\n".join(f"the {titles[name]} emulator at {url}" for name, url in emulators.items())
+    first = next(iter(emulators), "")
+    states = "\n".join(f"  curl -s {url}/_emulator/state" for url in emulators.values())
     print(
-        f"""procon demo is up: Kubernetes at {running.server}, the Stripe emulator at {stripe_api},
-the Checkout.com emulator at {checkout_proxy}, the operator running, and two quickstart
-connections Ready.
+        f"""procon demo is up: Kubernetes at {running.server},
+{served},
+the operator running, and {len(emulators)} quickstart connections Ready.
 
 Look around:
   export KUBECONFIG={running.kubeconfig} PATH={running.bin_dir}:$PATH
   kubectl get pconn -o wide
-  kubectl describe pconn quickstart-stripe quickstart-checkout
-  kubectl get secret quickstart-stripe-webhook -o yaml
-  curl -s {stripe_api}/_emulator/state          # the emulators' side
-  curl -s {checkout_proxy}/_emulator/state
+  kubectl describe pconn {" ".join(map(quickstart, emulators))}
+  kubectl get secret {quickstart(first)}-webhook -o yaml
   kubectl apply -f examples/                    # more connections (their keys are placeholders)
+The emulators' side:
+{states}
 
 Logs: {running.state_dir / "logs"}
 Stop it with: procon dev down --state-dir {state_dir}"""
@@ -172,7 +183,7 @@ Stop it with: procon dev down --state-dir {state_dir}"""
 
 
 def down(state_dir: Path) -> int:
-    names = (OPERATOR, STRIPE_EMULATOR, CHECKOUT_EMULATOR)
+    names = (OPERATOR, *(emulator_process(p.name) for p in _in_demo()))
     stopped = [name for name in names if processes.stop(state_dir.resolve(), name)]
     if control_plane.down(state_dir):
         stopped.append("control plane")

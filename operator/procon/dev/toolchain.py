@@ -81,14 +81,15 @@ def cache_root() -> Path:
     return Path(base) / "procon"
 
 
-def _go() -> str:
-    go = shutil.which("go")
-    if not go:
+def go() -> str:
+    """The Go toolchain's path (every build here is a Go build)."""
+    found = shutil.which("go")
+    if not found:
         raise ToolchainError("the Go toolchain (`go`) is not on PATH; it builds the local control plane")
-    return go
+    return found
 
 
-def _build_key(
+def build_key(
     src: Path,
     extra: str = "",
     names: Sequence[str] = ("go.mod", "go.sum", "main.go", "etcd/main.go", "K8S_VERSION"),
@@ -98,9 +99,7 @@ def _build_key(
     for name in names:
         digest.update(name.encode())
         digest.update((src / name).read_bytes())
-    go_version = subprocess.run(
-        [_go(), "env", "GOVERSION"], capture_output=True, text=True, check=True
-    ).stdout
+    go_version = subprocess.run([go(), "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout
     digest.update(go_version.encode())
     return digest.hexdigest()[:12]
 
@@ -117,7 +116,8 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run_logged(cmd: list[str], *, cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+def run_logged(cmd: list[str], *, cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    """Run ``cmd`` with its output appended to ``log``; a failure names the log, not the output."""
     with log.open("ab") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
@@ -134,7 +134,7 @@ def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
     """
     src = source_dir()
     k8s_version = (src / "K8S_VERSION").read_text().strip()
-    key = _build_key(src, HELM_VERSION)
+    key = build_key(src, HELM_VERSION)
     entry = cache_root() / "controlplane" / f"{k8s_version}-{key}"
     bin_dir = entry / "bin"
     toolchain = Toolchain(bin_dir=bin_dir, kubernetes_version=k8s_version)
@@ -168,9 +168,9 @@ def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
             ]
         )
         say(f"building Kubernetes {k8s_version} control plane from Go modules (first time only; log: {log})")
-        _run_logged(
+        run_logged(
             [
-                _go(),
+                go(),
                 "build",
                 "-trimpath",
                 "-ldflags",
@@ -189,7 +189,7 @@ def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
         (staging / "controlplane").rename(staging / "procon-controlplane")
         say(f"building helm {HELM_VERSION}")
         env = {**os.environ, "GOBIN": str(staging), "GOFLAGS": "-trimpath"}
-        _run_logged([_go(), "install", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], cwd=src, log=log, env=env)
+        run_logged([go(), "install", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"], cwd=src, log=log, env=env)
         for name in wanted:
             if not (staging / name).exists():
                 raise ToolchainError(f"{name} missing after build; see {log}")
@@ -200,7 +200,7 @@ def ensure_toolchain(*, verbose: bool = True) -> Toolchain:
     return toolchain
 
 
-def _hack_module(name: str) -> Path:
+def hack_module(name: str) -> Path:
     """``hack/<name>``, next to ``hack/controlplane`` in the same checkout."""
     src = source_dir().parent / name
     if not (src / "go.mod").is_file():
@@ -208,7 +208,7 @@ def _hack_module(name: str) -> Path:
     return src
 
 
-def _build_once(
+def build_once(
     entry: Path, outputs: Sequence[Path], what: str, build: Callable[[Path], None], *, verbose: bool
 ) -> None:
     """Run ``build(log)`` in cache entry ``entry`` unless every output is there already.
@@ -229,13 +229,21 @@ def _build_once(
         build(log)
 
 
-def _module_version(src: Path, module: str) -> str:
+def module_version(src: Path, module: str) -> str:
     """The version of ``module`` that ``src/go.mod`` requires (for cache keys and reports)."""
     for line in (src / "go.mod").read_text().splitlines():
         words = line.split()
         if module in words:
             return words[words.index(module) + 1]
     raise ToolchainError(f"{src / 'go.mod'} does not require {module}")
+
+
+def go_module_dir(src: Path, module: str) -> Path:
+    """Where Go's module cache holds ``module`` at the version ``src/go.mod`` requires (for its files)."""
+    found = subprocess.run(
+        [go(), "list", "-m", "-f", "{{.Dir}}", module], cwd=src, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return Path(found)
 
 
 def ensure_kstatus(*, verbose: bool = True) -> Path:
@@ -246,17 +254,17 @@ def ensure_kstatus(*, verbose: bool = True) -> Path:
     control plane and cached the same way, so tests judge connections by the
     real implementation rather than a re-statement of its rules.
     """
-    src = _hack_module("kstatus")
-    version = _module_version(src, "sigs.k8s.io/cli-utils")
-    entry = cache_root() / "kstatus" / f"{version}-{_build_key(src, names=('go.mod', 'go.sum', 'main.go'))}"
+    src = hack_module("kstatus")
+    version = module_version(src, "sigs.k8s.io/cli-utils")
+    entry = cache_root() / "kstatus" / f"{version}-{build_key(src, names=('go.mod', 'go.sum', 'main.go'))}"
     binary = entry / "kstatus"
 
     def build(log: Path) -> None:
         staging = entry / "kstatus.partial"
-        _run_logged([_go(), "build", "-trimpath", "-o", str(staging), "."], cwd=src, log=log)
+        run_logged([go(), "build", "-trimpath", "-o", str(staging), "."], cwd=src, log=log)
         staging.rename(binary)
 
-    _build_once(entry, [binary], "building kstatus from sigs.k8s.io/cli-utils", build, verbose=verbose)
+    build_once(entry, [binary], "building kstatus from sigs.k8s.io/cli-utils", build, verbose=verbose)
     return binary
 
 
@@ -272,15 +280,15 @@ def ensure_monitoring_crds(*, verbose: bool = True) -> list[Path]:
     Prometheus Operator's Go API module, both pinned in ``hack/monitoring-crds/go.mod``, built and
     cached like the control plane.
     """
-    src = _hack_module("monitoring-crds")
-    entry = cache_root() / "monitoring-crds" / _build_key(src, names=("go.mod", "go.sum", "tools.go"))
+    src = hack_module("monitoring-crds")
+    entry = cache_root() / "monitoring-crds" / build_key(src, names=("go.mod", "go.sum", "tools.go"))
     crds = [entry / "crds" / name for name in MONITORING_CRDS]
 
     def build(log: Path) -> None:
         controller_gen = entry / "controller-gen"
-        _run_logged(
+        run_logged(
             [
-                _go(),
+                go(),
                 "build",
                 "-trimpath",
                 "-o",
@@ -291,7 +299,7 @@ def ensure_monitoring_crds(*, verbose: bool = True) -> list[Path]:
             log=log,
         )
         staging = Path(tempfile.mkdtemp(prefix="crds-", dir=entry))
-        _run_logged(
+        run_logged(
             [
                 str(controller_gen),
                 "crd:crdVersions=v1,maxDescLen=0",
@@ -309,7 +317,7 @@ def ensure_monitoring_crds(*, verbose: bool = True) -> list[Path]:
         staging.rename(entry / "crds")
 
     what = "generating the Prometheus Operator CRDs with controller-gen"
-    _build_once(entry, crds, what, build, verbose=verbose)
+    build_once(entry, crds, what, build, verbose=verbose)
     return crds
 
 
@@ -328,20 +336,18 @@ def ensure_promql(*, verbose: bool = True) -> PromQL:
     pinned in ``hack/promql/go.mod``): their expressions parse, and they select what they claim
     to on sample series. Built and cached like the control plane.
     """
-    src = _hack_module("promql")
+    src = hack_module("promql")
     names = ("go.mod", "go.sum", "main.go", "script_test.go")
-    entry = cache_root() / "promql" / _build_key(src, names=names)
+    entry = cache_root() / "promql" / build_key(src, names=names)
     tools = PromQL(check=entry / "promql", script=entry / "promql.test")
 
     def build(log: Path) -> None:
-        _run_logged([_go(), "build", "-trimpath", "-o", f"{tools.check}.partial", "."], cwd=src, log=log)
-        _run_logged(
-            [_go(), "test", "-c", "-trimpath", "-o", f"{tools.script}.partial", "."], cwd=src, log=log
-        )
+        run_logged([go(), "build", "-trimpath", "-o", f"{tools.check}.partial", "."], cwd=src, log=log)
+        run_logged([go(), "test", "-c", "-trimpath", "-o", f"{tools.script}.partial", "."], cwd=src, log=log)
         Path(f"{tools.check}.partial").rename(tools.check)
         Path(f"{tools.script}.partial").rename(tools.script)
 
-    _build_once(
+    build_once(
         entry,
         [tools.check, tools.script],
         "building the PromQL checker from Prometheus",
@@ -349,63 +355,3 @@ def ensure_promql(*, verbose: bool = True) -> PromQL:
         verbose=verbose,
     )
     return tools
-
-
-@dataclass(frozen=True)
-class StripeMock:
-    """Stripe's official mock of its API, and the OpenAPI spec it validates requests against."""
-
-    binary: Path
-    spec: Path  # spec3.json, as embedded in the binary
-    version: str  # the stripe-mock module version, e.g. v0.203.0
-
-
-STRIPE_MOCK_MODULE = "github.com/stripe/stripe-mock"
-
-
-def ensure_stripe_mock(*, verbose: bool = True) -> StripeMock:
-    """Return ``hack/stripe-mock`` built (stripe-mock and a copy of its spec), building it first if needed.
-
-    stripe-mock (pinned in ``hack/stripe-mock/go.mod``) checks each request against the OpenAPI
-    spec it embeds, so the Stripe driver is held to Stripe's own schema and not only to procon's
-    emulator. The spec is copied next to the binary from the module, so tests can compare the
-    emulator's value lists with the very spec the binary serves, even after the Go module cache
-    is cleaned. Built and cached like the control plane.
-    """
-    src = _hack_module("stripe-mock")
-    version = _module_version(src, STRIPE_MOCK_MODULE)
-    entry = (
-        cache_root() / "stripe-mock" / f"{version}-{_build_key(src, names=('go.mod', 'go.sum', 'tools.go'))}"
-    )
-    tool = StripeMock(binary=entry / "stripe-mock", spec=entry / "spec3.json", version=version)
-
-    def build(log: Path) -> None:
-        ldflags = f"-s -w -X main.version={version}"
-        partial = entry / "stripe-mock.partial"
-        _run_logged(
-            [_go(), "build", "-trimpath", "-ldflags", ldflags, "-o", str(partial), STRIPE_MOCK_MODULE],
-            cwd=src,
-            log=log,
-        )
-        module_dir = subprocess.run(
-            [_go(), "list", "-m", "-f", "{{.Dir}}", STRIPE_MOCK_MODULE],
-            cwd=src,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        spec = Path(module_dir) / "embedded" / "openapi" / "spec3.json"
-        if not spec.is_file():
-            raise ToolchainError(f"{STRIPE_MOCK_MODULE} {version} has no {spec.name}; see {log}")
-        shutil.copyfile(spec, entry / "spec3.json.partial")
-        (entry / "spec3.json.partial").rename(tool.spec)
-        partial.rename(tool.binary)
-
-    _build_once(
-        entry,
-        [tool.binary, tool.spec],
-        f"building stripe-mock {version} from {STRIPE_MOCK_MODULE}",
-        build,
-        verbose=verbose,
-    )
-    return tool

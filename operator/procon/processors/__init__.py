@@ -42,7 +42,7 @@ def _discover() -> tuple[ProcessorPlugin, ...]:
     from procon.processors.plugin import ProcessorPlugin
 
     found: list[ProcessorPlugin] = []
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    for module in pkgutil.iter_modules(__path__):
         if not module.ispkg:
             continue
         package = importlib.import_module(f"{__name__}.{module.name}")
@@ -52,11 +52,11 @@ def _discover() -> tuple[ProcessorPlugin, ...]:
         if not isinstance(plugin, ProcessorPlugin) or plugin.name != module.name:
             raise TypeError(f"{package.__name__}.PLUGIN must be a ProcessorPlugin named {module.name!r}")
         found.append(plugin)
-    return tuple(found)
+    return tuple(sorted(found, key=lambda p: (p.order, p.name)))
 
 
 def plugins() -> tuple[ProcessorPlugin, ...]:
-    """Every processor, ordered by name."""
+    """Every processor, in the order they were added (:attr:`ProcessorPlugin.order`)."""
     return _discovered()
 
 

@@ -53,11 +53,11 @@ class RateLimited(TransientProcessorError):
 class IdempotencyKeySpent(TransientProcessorError):
     """A create's idempotency key answers only with a saved error: it is of no more use.
 
-    The create may or may not have happened, and its result (for Stripe, the
-    signing secret) cannot be had under this key. Retrying with the same key
+    The create may or may not have happened, and its result (where the
+    processor returns it once, the signing secret) cannot be had under this key. Retrying with the same key
     would get the same saved answer until the processor prunes the key, so the
     caller drops it, cleans up what the create may have left, and creates
-    afresh under a new key (docs/processors/stripe.md, "Idempotency").
+    afresh under a new key (the "Idempotency" section of a processor's docs/processors/ page).
     """
 
     reason = "ProcessorUnavailable"
@@ -161,9 +161,9 @@ class PermissionReport:
 class Target:
     """Where on the processor a connection acts: the mode always.
 
-    A processor that needs more (Stripe: a connected account; Checkout.com: the
-    client id that selects its hosts, the entities) returns its own subclass
-    from :meth:`ProcessorDriver.target`; the reconciler only hands it back.
+    A processor that needs more (an account to act on, a client id that selects
+    its hosts) returns its own subclass from :meth:`ProcessorDriver.target`; the
+    reconciler only hands it back.
     """
 
     mode: Mode
@@ -174,8 +174,8 @@ class DesiredWebhook:
     """The webhook a connection wants, as the reconciler sees it.
 
     ``metadata`` is procon's ownership tag (plus whatever the processor adds to
-    it); each driver stores it its own way (Stripe: the endpoint's metadata;
-    Checkout.com: the workflow's name). ``signing_secret`` is set only for
+    it); each driver stores it its own way (in the webhook's metadata, or
+    encoded in its name where the processor keeps nothing else). ``signing_secret`` is set only for
     processors where procon chooses the key. A driver builds its own subclass
     (:meth:`ProcessorDriver.desired_webhook`) carrying the processor's fields;
     the reconciler and the planner read only these.
@@ -258,7 +258,7 @@ class ProcessorDriver(Protocol):
     """The operations the reconciler needs from a processor."""
 
     # Who chooses a webhook's signing secret: the processor returns it once at
-    # creation (Stripe), or procon generates it and sends it (Checkout.com).
+    # creation ("processor"), or procon generates it and sends it ("operator").
     signing_secret_source: SigningSecretSource
     # What the processor calls what ``spec.requiredPermissions`` lists ("permission", "scope",
     # "role"), for messages.
@@ -286,7 +286,7 @@ class ProcessorDriver(Protocol):
         ...
 
     def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
-        """What to add to the message naming missing permissions (Stripe: a dashboard link)."""
+        """What to add to the message naming missing permissions (a link to grant them, say)."""
         ...
 
     # --- calls -------------------------------------------------------------------------
@@ -301,7 +301,7 @@ class ProcessorDriver(Protocol):
     async def resolve_events(
         self, credentials: Credentials, target: Target, events: Sequence[str]
     ) -> tuple[str, ...]:
-        """The spec's events as the processor's event ids (Checkout.com expands categories)."""
+        """The spec's events as the processor's event ids (a driver may expand categories)."""
         ...
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:

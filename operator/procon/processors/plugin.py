@@ -13,6 +13,7 @@ processor is the driver's (:class:`procon.processors.base.ProcessorDriver`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -43,20 +44,62 @@ class SpecText:
     # How ``requiredPermissions`` are named, e.g. "restricted-key permissions such as `rak_charge_read`".
     permissions: str
     # Whether ``webhook.description`` reaches the processor, and if not why (one clause), e.g.
-    # "Checkout.com workflows carry procon's ownership tag as their name". None: it does.
+    # "its workflows carry procon's ownership tag as their name". None: it does.
     no_description: str | None = None
+
+
+# A shape to redact, with a literal every match contains (the pattern runs only on texts holding
+# it: a substring test costs a fraction of a regex scan).
+Shape = tuple[str, re.Pattern[str]]
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What :mod:`procon.redaction` must know about a processor's secrets and ids."""
+
+    # Its key material, masked or not, whatever follows a prefix.
+    credentials: tuple[Shape, ...] = ()
+    # Its account ids: shown masked, as the text before group 1, "…", and the last four
+    # characters of group 1 (enough to tell accounts apart, not to name one).
+    account_ids: tuple[Shape, ...] = ()
+    # Links procon builds itself (its dashboard's), whose query names nothing secret.
+    own_links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Demo:
+    """How ``procon dev up`` shows the processor.
+
+    By convention its emulator (``procon emulate <name>``) serves
+    ``examples/quickstart/<name>-emulator.yaml``, and ``examples/quickstart/<name>.yaml``
+    declares the connection ``quickstart-<name>``, which the demo waits to be Ready.
+    """
+
+    # The operator's environment for reaching the emulator at this base URL.
+    operator_env: Callable[[str], Mapping[str, str]]
+
+
+# An http(s) URL, or empty; what the chart's schema admits for a URL setting.
+URL_VALUE = r"^(https?://[^\s/]+(/\S*)?)?$"
 
 
 @dataclass(frozen=True)
 class EnvSetting:
-    """One environment variable of a processor's operator settings."""
+    """One environment variable of a processor's operator settings, and its key in the chart.
+
+    The chart's values (``config.processors.<name>.<value>``), their schema and the
+    deployment's environment are generated from these (``procon chart``).
+    """
 
     name: str  # PROCON_<NAME>_...
-    # The chart's default value; "" means unset (the driver's own default, described).
-    default: str
-    description: str
-    # The chart's values key under processors.<name> (camelCase), e.g. "apiBase".
+    # The chart's values key under config.processors.<name> (camelCase), e.g. "apiBase".
     value: str
+    # What it is, one sentence without a final stop, e.g. "<Title> API base URL".
+    description: str
+    # What leaving it empty (unset) means, e.g. the processor's own API's address.
+    unset: str
+    # What the chart's schema admits (a regular expression; always matching "").
+    pattern: str = URL_VALUE
 
 
 @dataclass(frozen=True)
@@ -72,8 +115,11 @@ class ProcessorPlugin:
 
     # The value of ``spec.processor`` and the key of the ``spec.<name>`` block.
     name: str
-    # How a person calls it: "Stripe", "Checkout.com".
+    # How a person calls it, properly spelt and capitalised.
     title: str
+    # Its place in every listing (the CRD's enum and descriptions, the chart, the demo): the order
+    # the processors were added in, so a new one goes last and nothing listed before it moves.
+    order: int
     # The ``spec.<name>`` block, or None when the processor has no options.
     options: type[BaseModel] | None
     spec_text: SpecText
@@ -83,6 +129,11 @@ class ProcessorPlugin:
     # Builds the driver from the operator's environment (its own settings above) and what all
     # drivers share; raises procon.settings.SettingsError naming a variable it cannot use.
     driver: Callable[[Mapping[str, str], DriverContext], ProcessorDriver]
+    redaction: Redaction = field(default_factory=Redaction)
+    # None: not part of the local demo.
+    demo: Demo | None = None
+    # Loggers of its client library that are too chatty at the operator's info level.
+    chatty_loggers: tuple[str, ...] = ()
     # Reads and checks its settings (SettingsError naming a value it cannot use) and says where its
     # calls go, for the operator's start-up log line.
     describe: Callable[[Mapping[str, str]], str] = field(default=lambda env: "")

@@ -1,7 +1,7 @@
 """Reading processor answers defensively: a size cap, and words for an answer that is not JSON.
 
-A processor's answers to procon's calls are small (a Stripe list of 100
-endpoints, a Checkout.com workflow), so anything near a few MiB is not an
+A processor's answers to procon's calls are small (a list of 100 webhooks,
+one webhook's configuration), so anything near a few MiB is not an
 answer procon can use: a proxy's page, a misrouted download, or a body that
 never ends. Reading stops at the cap instead of holding memory and a
 connection for as long as the other side keeps sending.

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from procon import metrics
+from procon import redaction as procon_redaction
 from procon.api.schema import Mode
 from procon.processors import calls
 from procon.processors.adyen import redaction as adyen_redaction
@@ -1150,6 +1151,14 @@ def test_key_shapes_are_masked(text: str) -> None:
     assert "[REDACTED]" in masked
     assert not re.search(r"AQE|[0-9A-F]{20}", masked), masked
     assert not re.search(r"[{}\[\]<>^;:]{2}", masked.replace("[REDACTED]", "")), masked
+
+
+def test_procon_redaction_masks_adyen_keys_through_the_registry() -> None:
+    hmac_key = "7052E6804F0AF40DCC390464C817F4F963516FA42AC8816D518DC5D39F41E902"
+    text = procon_redaction.redact(f"X-API-Key: {TEST_KEY} and hmacKey {hmac_key}")
+    assert TEST_KEY[:12] not in text
+    assert hmac_key[:12] not in text
+    assert text.count(procon_redaction.REDACTED) == 2
 
 
 def test_words_and_lower_case_digests_are_not_keys() -> None:

@@ -7,8 +7,17 @@ from collections.abc import Mapping
 
 from procon.processors.adyen import settings
 from procon.processors.adyen.driver import AdyenDriver
+from procon.processors.adyen.redaction import REDACTION
 from procon.processors.adyen.spec import AdyenOptions
-from procon.processors.plugin import CONSERVATIVE_RATE, DriverContext, ProcessorPlugin, SpecText
+from procon.processors.plugin import CONSERVATIVE_RATE, Demo, DriverContext, ProcessorPlugin, SpecText
+
+
+def _demo_env(emulator: str) -> dict[str, str]:
+    """The emulator serves each environment under its own path, refusing the other's keys there."""
+    return {
+        settings.TEST_API_BASE.name: f"{emulator}/test/v3",
+        settings.LIVE_API_BASE.name: f"{emulator}/live/v3",
+    }
 
 
 def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
@@ -18,6 +27,7 @@ def _driver(env: Mapping[str, str], context: DriverContext) -> AdyenDriver:
 PLUGIN = ProcessorPlugin(
     name="adyen",
     title="Adyen",
+    order=30,
     options=AdyenOptions,
     spec_text=SpecText(
         credential_keys="`apiKey` (the API key of an API credential)",
@@ -29,6 +39,8 @@ PLUGIN = ProcessorPlugin(
         no_description="its webhooks carry procon's ownership tag as their description",
     ),
     settings=settings.SETTINGS,
+    redaction=REDACTION,
+    demo=Demo(operator_env=_demo_env),
     driver=_driver,
     describe=settings.describe,
     # ASSUMPTION: Adyen publishes no rate limit for its webhook endpoints (docs/processors/adyen.md,

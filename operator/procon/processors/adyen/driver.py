@@ -53,7 +53,6 @@ from procon.processors.adyen.http import (
     is_adyens,
     json_object,
     not_adyens,
-    redact,
     request_id,
     too_many_requests,
     unexpected,
@@ -89,6 +88,7 @@ from procon.processors.base import (
     WebhookChanges,
 )
 from procon.processors.responses import ResponseTooLarge, read_capped
+from procon.redaction import redact
 
 if TYPE_CHECKING:
     from procon.api.v1alpha1 import ProcessorConnectionSpec
@@ -102,8 +102,6 @@ MAX_PAGES = 100
 # generateHmac answers 64 hex digits (docs/processors/adyen.md, "HMAC keys"); procon accepts any
 # even-length hex key of 16 to 128 bytes, since a receiver hex-decodes it, and nothing else.
 _HMAC_KEY = re.compile(r"^(?:[0-9A-Fa-f]{2}){16,128}$")
-# The check value is short hex (6 digits seen); anything else is not one (never shown whole).
-_CHECK_VALUE = re.compile(r"^[0-9A-Za-z]{1,64}$")
 
 LEVELS = ("companies", "merchants")
 
@@ -713,8 +711,3 @@ def _shown(webhook_id: str) -> str:
 def _fingerprint(key: str) -> str:
     """A one-way stand-in for an API key in cache keys: equal for equal keys, never the key itself."""
     return hashlib.sha256(b"procon-adyen-key:" + key.encode()).hexdigest()[:24]
-
-
-def key_check(value: str | None) -> str | None:
-    """A check value fit to store beside the key: short alphanumerics, or None."""
-    return value if value and _CHECK_VALUE.match(value) else None

@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 
-from procon import redaction
-from procon.processors.adyen.redaction import PATTERNS
 from procon.processors.base import MalformedResponse, ProcessorError
 from procon.processors.responses import describe_body
+from procon.redaction import redact
 
 # 500 carries Adyen's "too many requests" (00_500) as well as its failures; 429 is what a rate
 # limiter in front would answer (docs/processors/adyen.md, "Errors").
@@ -33,21 +32,11 @@ NOT_SENT: tuple[type[httpx.TransportError], ...] = (
 )
 
 NOT_FOUND_CODE = "30_112"
-UNAUTHORIZED_CODE = "00_401"
-FORBIDDEN_CODE = "00_403"
 
 # Long enough for any errorCode or field name Adyen uses; a hostile answer cannot fill a message.
 _MAX_WORD = 64
 # A field name as validation errors give it: a JSON path such as "additionalSettings.includeEventCodes[0]".
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_.\[\]]{1,64}$")
-
-
-def redact(text: str) -> str:
-    """Everything procon redacts, and Adyen's key shapes (whether or not the operator's registry of
-    processors has added them to procon's own patterns yet)."""
-    for pattern in PATTERNS:
-        text = pattern.sub(redaction.REDACTED, text)
-    return redaction.redact(text)
 
 
 def backoff_delay(

@@ -7,13 +7,16 @@ Two secrets pass through procon (docs/processors/adyen.md, "Key shapes"):
 - webhook HMAC keys: 64 hexadecimal digits, upper case as Adyen generates them.
 
 Each pattern takes as much as can belong to the key, so no tail is left in the
-clear. The exact values a connection uses are also registered per connection
-(:func:`procon.redaction.remember`), which catches any shape these miss.
+clear. :mod:`procon.redaction` applies them to every text (the registry hands them
+over); the exact values a connection uses are also registered per connection, which
+catches any shape these miss.
 """
 
 from __future__ import annotations
 
 import re
+
+from procon.processors.plugin import Redaction
 
 # ASSUMPTION: every Adyen API key starts with "AQE" (docs/processors/adyen.md, "Key shapes": the
 # shape is what published keys show, not a documented format). The last block may hold any
@@ -27,6 +30,11 @@ API_KEY = re.compile(r"(?<![A-Za-z0-9+/])AQE[A-Za-z0-9+/=]{16,}(?:-[A-Za-z0-9+/=
 HMAC_KEY = re.compile(r"(?<![0-9A-Za-z])[0-9A-F]{64}(?![0-9A-Za-z])")
 
 PATTERNS: tuple[re.Pattern[str], ...] = (API_KEY, HMAC_KEY)
-# The literal each pattern's matches contain, where there is one: a pattern runs only on texts
-# holding it. None: no literal, always run.
-LITERALS: tuple[str | None, ...] = ("AQE", None)
+
+REDACTION = Redaction(
+    credentials=(
+        ("AQE", API_KEY),
+        # No literal all hex keys hold: "" is in every text, so it always runs (a short scan).
+        ("", HMAC_KEY),
+    ),
+)

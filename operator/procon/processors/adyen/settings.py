@@ -22,17 +22,15 @@ REAL_API = {
 
 TEST_API_BASE = EnvSetting(
     name="PROCON_ADYEN_TEST_API_BASE",
-    default="",
-    description="Adyen's Management API for test-mode connections, version path included "
-    f"(default: {REAL_API[Mode.TEST]}).",
     value="testApiBase",
+    description="Adyen Management API base URL for test-mode connections, version path included",
+    unset="Adyen's own test host",
 )
 LIVE_API_BASE = EnvSetting(
     name="PROCON_ADYEN_LIVE_API_BASE",
-    default="",
-    description="Adyen's Management API for live-mode connections, version path included "
-    f"(default: {REAL_API[Mode.LIVE]}).",
     value="liveApiBase",
+    description="Adyen Management API base URL for live-mode connections, version path included",
+    unset="Adyen's own live host",
 )
 
 SETTINGS = (TEST_API_BASE, LIVE_API_BASE)

@@ -13,17 +13,15 @@ from procon.settings import url_setting
 
 API_BASE = EnvSetting(
     name="PROCON_CHECKOUT_API_BASE",
-    default="",
-    description="The Checkout.com API base URL for both modes (default: Checkout.com's sandbox or "
-    "production hosts, by spec.mode); a connection's checkout.clientId prefixes its host name.",
     value="apiBase",
+    description="Checkout.com API base URL, for both modes",
+    unset="Checkout.com's sandbox or production host, by the connection's mode",
 )
 AUTH_BASE = EnvSetting(
     name="PROCON_CHECKOUT_AUTH_BASE",
-    default="",
-    description="The Checkout.com OAuth token base URL for both modes (default: Checkout.com's own, "
-    "by spec.mode).",
     value="authBase",
+    description="Checkout.com OAuth token host, for both modes",
+    unset="Checkout.com's own, by the connection's mode",
 )
 
 SETTINGS = (API_BASE, AUTH_BASE)

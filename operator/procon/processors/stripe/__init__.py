@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 from procon.api.schema import Mode
 from procon.processors.calls import RateLimit
-from procon.processors.plugin import DriverContext, ProcessorPlugin, SpecText
+from procon.processors.plugin import Demo, DriverContext, ProcessorPlugin, SpecText
 from procon.processors.stripe import settings
 from procon.processors.stripe.driver import StripeDriver
+from procon.processors.stripe.redaction import REDACTION
 from procon.processors.stripe.spec import StripeOptions
 
 
@@ -31,6 +32,7 @@ def _rate_limit(mode: Mode) -> RateLimit:
 PLUGIN = ProcessorPlugin(
     name="stripe",
     title="Stripe",
+    order=10,
     options=StripeOptions,
     spec_text=SpecText(
         credential_keys="`apiKey`",
@@ -38,6 +40,10 @@ PLUGIN = ProcessorPlugin(
         permissions="restricted-key permissions such as `rak_charge_read`",
     ),
     settings=settings.SETTINGS,
+    redaction=REDACTION,
+    demo=Demo(operator_env=lambda emulator: {settings.API_BASE.name: emulator}),
+    # The SDK logs every request at info.
+    chatty_loggers=("stripe",),
     driver=_driver,
     describe=lambda env: f"API {settings.api_base(env)}",
     rate_limit=_rate_limit,

@@ -16,9 +16,9 @@ DEFAULT_API_BASE = "https://api.stripe.com"
 
 API_BASE = EnvSetting(
     name="PROCON_STRIPE_API_BASE",
-    default=DEFAULT_API_BASE,
-    description="The Stripe API base URL (an emulator's or a proxy's for tests).",
     value="apiBase",
+    description="Stripe API base URL",
+    unset=DEFAULT_API_BASE,
 )
 
 SETTINGS = (API_BASE,)

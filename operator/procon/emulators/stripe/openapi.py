@@ -1,11 +1,11 @@
 """What Stripe's OpenAPI spec says about the requests procon makes, for the emulator's data and its tests.
 
 The spec is the one stripe-mock embeds (``hack/stripe-mock``, built by
-:func:`procon.dev.toolchain.ensure_stripe_mock`), so the Stripe emulator's value
+:func:`procon.emulators.stripe.stripe_mock.ensure_stripe_mock`), so the Stripe emulator's value
 lists and the parameters its endpoints accept can be held to the same schema
 that stripe-mock validates the driver's requests against.
 
-``python -m procon.dev.stripe_spec`` rewrites the emulator's value lists from
+``python -m procon.emulators.stripe.openapi`` rewrites the emulator's value lists from
 the spec; the contract test fails while they differ.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 WEBHOOK_ENDPOINTS = "/v1/webhook_endpoints"
 FORM = "application/x-www-form-urlencoded"
-DATA_DIR = Path(__file__).resolve().parents[1] / "emulators" / "stripe" / "data"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 EVENTS_FILE = "stripe-enabled-events.txt"
 API_VERSIONS_FILE = "stripe-webhook-api-versions.txt"
 
@@ -86,7 +86,7 @@ def data_files(spec: StripeSpec) -> dict[str, str]:
 
 def main() -> int:
     """Rewrite the emulator's value lists from the spec of the pinned stripe-mock."""
-    from procon.dev.toolchain import ensure_stripe_mock
+    from procon.emulators.stripe.stripe_mock import ensure_stripe_mock
 
     tool = ensure_stripe_mock()
     spec = StripeSpec.load(tool.spec)

@@ -1,0 +1,156 @@
+"""What the benchmarks share: the control plane, the emulators, the operator's environment.
+
+Every bench runs the real pieces: the local control plane (``procon dev cluster``, built from
+Go modules and cached), the processor emulators in this process, and the operator as a process
+of its own pointed at them. The set-up was written once per bench before; it lives here so the
+benches differ only in what they measure.
+
+A bench script puts the repository root on ``sys.path`` and imports this as ``bench._harness``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from procon.dev import cluster as control_plane
+from procon.dev.demo import install_crd
+from procon.emulators.adyen import AdyenEmulator
+from procon.emulators.checkout import CheckoutEmulator
+from procon.emulators.stripe import StripeEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+# The emulators' own routes (state, faults, counters): not processor calls.
+CONTROL_PREFIX = "/_emulator"
+# Checkout.com's hosts, account prefixes included, reach its emulator through it as a proxy,
+# as egress reaches the internet from many clusters; the operator builds {prefix}.api... names
+# as it builds them for the real hosts.
+CHECKOUT_API_BASE = "http://api.checkout.test"
+CHECKOUT_AUTH_BASE = "http://access.checkout.test"
+
+
+@contextmanager
+def bench_cluster(
+    state_dir: Path | None, *, prefix: str = "procon-bench-", remove: bool = True
+) -> Iterator[control_plane.Cluster]:
+    """A control plane with the CRD installed: the one in ``state_dir`` (left running), or a
+    fresh one in a temporary directory, stopped (and, with ``remove``, deleted) at the end."""
+    own = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix=prefix)) if state_dir is None else state_dir
+    running = control_plane.up(directory)
+    try:
+        install_crd(running)
+        yield running
+    finally:
+        if own:
+            control_plane.down(directory)
+            if remove:
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass
+class Emulators:
+    """The processor emulators, served from this process on localhost."""
+
+    stripe: StripeEmulator
+    checkout: CheckoutEmulator
+    adyen: AdyenEmulator
+
+    @classmethod
+    def from_demo_fixtures(cls, *, seed: int | None = None) -> Emulators:
+        return cls(
+            StripeEmulator.from_fixture(FIXTURES / "stripe-demo.yaml", seed=seed),
+            CheckoutEmulator.from_fixture(FIXTURES / "checkout-demo.yaml", seed=seed),
+            AdyenEmulator.from_fixture(FIXTURES / "adyen-demo.yaml", seed=seed),
+        )
+
+    def start(self) -> None:
+        self.stripe.start()
+        self.checkout.start()
+        self.adyen.start()
+
+    def stop(self) -> None:
+        self.stripe.stop()
+        self.checkout.stop()
+        self.adyen.stop()
+
+    def operator_env(self) -> dict[str, str]:
+        """The variables that point the operator's processor clients at these emulators."""
+        return {
+            "PROCON_STRIPE_API_BASE": self.stripe.base_url,
+            "PROCON_CHECKOUT_API_BASE": CHECKOUT_API_BASE,
+            "PROCON_CHECKOUT_AUTH_BASE": CHECKOUT_AUTH_BASE,
+            "HTTP_PROXY": self.checkout.base_url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            # Adyen's test and live are separate hosts, each refusing the other's keys: the
+            # emulator serves each environment under a base URL of its own.
+            "PROCON_ADYEN_TEST_API_BASE": self.adyen.api_base_for("test"),
+            "PROCON_ADYEN_LIVE_API_BASE": self.adyen.api_base_for("live"),
+        }
+
+
+@contextmanager
+def running_emulators(*, seed: int | None = None) -> Iterator[Emulators]:
+    emulators = Emulators.from_demo_fixtures(seed=seed)
+    emulators.start()
+    try:
+        yield emulators
+    finally:
+        emulators.stop()
+
+
+def operator_environment(
+    running: control_plane.Cluster,
+    emulators: Emulators,
+    *,
+    drift_interval: float,
+    cluster_name: str,
+    namespaces: tuple[str, ...] = (),
+    **extra: str,
+) -> dict[str, str]:
+    """The operator's environment: the cluster's kubeconfig, the emulators, the drift interval,
+    the cluster identity, and the namespaces it watches (every one when empty)."""
+    from tests.integration.operator_harness import operator_env
+
+    env = operator_env(
+        running.env(),
+        **emulators.operator_env(),
+        PROCON_DRIFT_INTERVAL=str(drift_interval),
+        PROCON_CLUSTER_NAME=cluster_name,
+        **extra,
+    )
+    if namespaces:
+        env["PROCON_NAMESPACES"] = ",".join(namespaces)
+    return env
+
+
+def processor_calls(emulator: Any) -> Counter[str]:
+    """The calls an emulator has counted, by ``METHOD route``, its control routes left out."""
+    return Counter(
+        f"{r.method} {r.route}" for r in emulator.requests if not r.path.startswith(CONTROL_PREFIX)
+    )
+
+
+def kubectl(running: control_plane.Cluster, *args: str, stdin: str | None = None) -> str:
+    """kubectl against the bench's cluster; its output, or CalledProcessError with stderr."""
+    return subprocess.run(
+        ["kubectl", *args], input=stdin, text=True, capture_output=True, check=True, env=running.env()
+    ).stdout
+
+
+def process_memory_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process' memory from /proc (Linux): ``VmRSS`` now, or ``VmHWM``, its peak resident size."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"no {field} for process {pid}")
+    return int(match.group(1)) / 1024
