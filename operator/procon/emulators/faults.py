@@ -96,8 +96,8 @@ class FaultPlan:
     # the draw (a rate limiter's refusals come in runs, not as independent draws).
     rate_limit_count: int = 0
     # The Retry-After (seconds) sent with every rate-limit refusal; None: no header. HTTP's own
-    # header (RFC 9110, "Retry-After"); ASSUMPTION: sent only when a test asks for it, for no
-    # processor here documents it (docs/processors/stripe.md, "Rate limits and retryable answers").
+    # header (RFC 9110, "Retry-After"); ASSUMPTION: sent only when a test asks for it, for none of
+    # the emulated processors documents it (each one's doc under docs/processors/ says so).
     rate_limit_retry_after: float | None = None
     lock_timeout_rate: float = 0.0
     # ASSUMPTION: lock timeouts are marked retryable, by a processor whose answers carry a retry

@@ -1,8 +1,7 @@
 """Admission of processor requests: a rate per account, a pause after a 429, a bound on requests in flight.
 
 Processors limit requests per *account*, whichever key or connection sends
-them (docs/processors/stripe.md, "Rate limits procon keeps to"; likewise
-docs/processors/checkout.md and docs/processors/adyen.md), so a
+them (each processor's doc under docs/processors/, its "Rate limits" sections), so a
 fleet of connections on one account must share one budget: each request
 takes a slot from its account's bucket (:class:`AccountBucket`, a GCRA token
 bucket: a steady rate and a small burst), and a 429 pauses the account's
@@ -35,7 +34,7 @@ from procon import metrics
 # account's connections for hours; a real limiter that wants longer answers 429 again.
 MAX_RETRY_AFTER = 60.0
 # Without a Retry-After: pause 1 s after a first 429, doubling with each 429 in a row, up to 30 s
-# (the exponential backoff processors advise: docs/processors/stripe.md, "Rate limits procon keeps to").
+# (the exponential backoff with jitter processors advise, each in its doc under docs/processors/).
 FIRST_PAUSE = 1.0
 MAX_PAUSE = 30.0
 DEFAULT_MAX_CONCURRENT_CALLS = 32

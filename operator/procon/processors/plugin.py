@@ -24,8 +24,8 @@ from procon.processors.base import ProcessorDriver
 from procon.processors.calls import RateLimit
 
 # ASSUMPTION: for a processor that publishes no rate limit, 5 requests a second per account (a
-# burst of 5) is far below any limit a payments API documents (Stripe's lowest is 25 a second in
-# test mode: docs/processors/stripe.md, "Rate limits procon keeps to"), and ample for webhook bookkeeping.
+# burst of 5) is far below any limit the processors procon knows document (the lowest is 25 a
+# second, in a test mode: see the docs under docs/processors/), and ample for webhook bookkeeping.
 CONSERVATIVE_RATE = RateLimit(per_second=5.0, burst=5)
 
 
