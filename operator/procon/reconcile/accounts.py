@@ -67,10 +67,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_MAX_AGE = 300.0
-# How old a listing may be for a pass that acts on a change (a new connection, a spec change, a
-# retry): about now, so a change made at the processor just before is seen, while connections
-# arriving together (an apply of many) still share a listing.
-CURRENT_AGE = 1.0
+# How old a listing may be for a pass that acts on a change (a new connection, a spec or Secret
+# change, a retry): none finished before it: it lists, or joins a listing in flight (connections
+# arriving together, an apply of many, still share one), and so sees the account as it is now.
+CURRENT_AGE = 0.0
 
 _CURRENT_NEEDED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "procon_current_listing", default=False
@@ -79,7 +79,7 @@ _CURRENT_NEEDED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 @contextmanager
 def current_listing(needed: bool = True) -> Iterator[None]:
-    """Within it, listings are served only when made about now (:data:`CURRENT_AGE`).
+    """Within it, a listing is made afresh or joined while in flight (:data:`CURRENT_AGE`).
 
     The reconciler asks for this for every pass but the periodic check of an unchanged, Ready
     connection: only that one is served a listing up to the drift interval old.

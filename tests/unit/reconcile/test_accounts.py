@@ -200,11 +200,17 @@ async def test_a_pass_acting_on_a_change_is_served_only_a_current_listing() -> N
     await driver.list_webhooks(KEY, TARGET, OWNER)
     clock.now += 0.5
     with current_listing():
-        await driver.list_webhooks(KEY, TARGET, OWNER)  # made just now: current enough
-        clock.now += 5
-        await driver.list_webhooks(KEY, TARGET, OWNER)
+        await driver.list_webhooks(KEY, TARGET, OWNER)  # even half a second is too old
     await driver.list_webhooks(KEY, TARGET, OWNER)  # a drift check takes the shared one
     assert processor.calls == ["list", "list"]
+    # Needs together still share the one in flight.
+    processor.gate.clear()
+    with current_listing():
+        needs = [asyncio.create_task(driver.list_webhooks(KEY, TARGET, OWNER)) for _ in range(5)]
+        await asyncio.sleep(0.01)
+    processor.gate.set()
+    await asyncio.gather(*needs)
+    assert processor.calls == ["list", "list", "list"]
 
 
 async def test_what_is_kept_goes_with_the_connections() -> None:
