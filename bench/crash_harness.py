@@ -1,6 +1,6 @@
 """Kill the operator at random points of its work, restart it, and count what breaks.
 
-Runs the real pieces: the local control plane, the Stripe and Checkout.com
+Runs the real pieces: the local control plane, the Stripe, Checkout.com and Adyen
 emulators (in this process, with processor-like latency: tens to hundreds of
 milliseconds a call, so a reconcile lasts long enough for a kill to land inside
 it), and the operator as a process of its own. Each round:
@@ -42,7 +42,7 @@ operator from it; ``--cold-start`` starts each one with ``python -m procon.cli r
 A round takes a few seconds; ``--settle-every N`` checks every N rounds instead,
 so the next action lands on an operator still recovering from the last kill.
 
-Usage: python bench/crash_harness.py [--seed N] [--rounds N] [--processor stripe|checkout|both]
+Usage: python bench/crash_harness.py [--seed N] [--rounds N] [--processor stripe|checkout|adyen|both|all]
                                      [--state-dir DIR] [--fault-share F] [--rekill-share F]
                                      [--settle-every N] [--cold-start] [-v]
 Exits 1 when it found a violation.
@@ -91,9 +91,11 @@ from tests.integration.operator_harness import (  # noqa: E402
 from procon.api.v1alpha1 import GROUP, PLURAL, VERSION  # noqa: E402
 from procon.dev import cluster as control_plane  # noqa: E402
 from procon.dev.processes import free_port  # noqa: E402
+from procon.emulators.adyen import AdyenEmulator  # noqa: E402
 from procon.emulators.checkout import CheckoutEmulator  # noqa: E402
 from procon.emulators.faults import CommitFailureMode, FaultPlan, RequestRecord  # noqa: E402
 from procon.emulators.stripe import StripeEmulator  # noqa: E402
+from procon.processors.adyen.webhook import owner_of  # noqa: E402
 from procon.processors.checkout.workflows import observed_webhook  # noqa: E402
 from procon.reconcile.ownership import CLUSTER, MANAGED_BY, MANAGED_BY_VALUE, NAMESPACE, UID  # noqa: E402
 
@@ -417,6 +419,57 @@ class CheckoutSide:
         return {*self._seen, *self.emulator.issued_tokens()}
 
 
+class AdyenSide:
+    """The demo fixture's company account and its operator key; a webhook's secret is its HMAC key."""
+
+    name = "adyen"
+    company = "ProconDemoCompany"
+    api_key = "AQEprocondemooperatortestkey00000000001"  # the fixture's company-level operator key
+    events: tuple[str, ...] = ("AUTHORISATION", "CANCELLATION", "CAPTURE", "REFUND", "CHARGEBACK")
+
+    def __init__(self, emulator: AdyenEmulator, cluster: str, namespace: str) -> None:
+        self.emulator = emulator
+        self._cluster, self._namespace = cluster, namespace
+
+    def manifests(self, tracked: Tracked) -> list[dict[str, Any]]:
+        body = connection(
+            tracked.name,
+            url=tracked.url,
+            events=tracked.events,
+            permissions=("management-api-webhooks-read-and-write",),
+            deletionPolicy=tracked.policy,
+        )
+        body["spec"]["processor"] = "adyen"
+        body["spec"]["adyen"] = {"companyAccount": self.company}
+        return [key_secret(tracked.name, self.api_key), body]
+
+    def owned(self) -> list[Owned]:
+        found = []
+        for webhook in self.emulator.webhooks(environment="test", company=self.company):
+            owner = owner_of(webhook.get("description"))
+            if not _owned_by(owner, self._cluster, self._namespace):
+                continue
+            found.append(
+                Owned(
+                    id=webhook["id"],
+                    uid=owner.get(UID, ""),
+                    url=webhook["url"],
+                    events=frozenset(
+                        (webhook.get("additionalSettings") or {}).get("includeEventCodes") or ()
+                    ),
+                    enabled=bool(webhook.get("active")),
+                    secret=webhook.get("hmacKey"),
+                )
+            )
+        return found
+
+    def remove(self, webhook_id: str) -> None:
+        self.emulator.delete_webhook(webhook_id)
+
+    def secrets(self) -> set[str]:
+        return {self.api_key, *self.emulator.hmac_keys_seen()}
+
+
 class Operator:
     """``procon run`` in its own process group, restarted after each kill; the log is appended to.
 
@@ -641,13 +694,15 @@ class Harness:
         self.cluster_name = f"crash-{settings.seed}"
         self.kube = Kube(cluster.kubeconfig, self.namespace)
         self.emulators = emulators = Emulators.from_demo_fixtures(seed=settings.seed)
-        self.stripe, self.checkout = emulators.stripe, emulators.checkout
+        self.stripe, self.checkout, self.adyen = emulators.stripe, emulators.checkout, emulators.adyen
         emulators.start()
         self.sides: dict[str, Side] = {}
         if "stripe" in settings.processors:
             self.sides["stripe"] = StripeSide(self.stripe, self.cluster_name, self.namespace)
         if "checkout" in settings.processors:
             self.sides["checkout"] = CheckoutSide(self.checkout, self.cluster_name, self.namespace)
+        if "adyen" in settings.processors:
+            self.sides["adyen"] = AdyenSide(self.adyen, self.cluster_name, self.namespace)
         env = operator_environment(
             cluster,
             emulators,
@@ -678,7 +733,7 @@ class Harness:
     def run(self) -> Report:
         started = time.monotonic()
         self.kube.create_namespace()
-        for emulator in (self.stripe, self.checkout):
+        for emulator in (self.stripe, self.checkout, self.adyen):
             emulator.set_faults(self._calm)
         try:
             self.operator.start()
@@ -865,7 +920,7 @@ class Harness:
     def _classify(self) -> None:
         """After settling (every request answered): which of the window's kills fell inside a call."""
         records: list[RequestRecord] = []
-        for emulator in (self.stripe, self.checkout):
+        for emulator in (self.stripe, self.checkout, self.adyen):
             requests = emulator.requests
             records += requests[self._marks.get(id(emulator), 0) :]
             self._marks[id(emulator)] = len(requests)
@@ -945,7 +1000,7 @@ class Harness:
     def _quiet_for(self) -> float:
         """Seconds since the last processor call was answered; 0 while one is being served."""
         now, quiet = time.monotonic(), float("inf")
-        for emulator in (self.stripe, self.checkout):
+        for emulator in (self.stripe, self.checkout, self.adyen):
             if emulator.faults.in_flight:
                 return 0.0
             requests = emulator.requests
@@ -1092,7 +1147,10 @@ class Harness:
         key changes in place, so for a moment the published key is ahead of the workflow's.
         """
         deadline = time.monotonic() + 5.0
-        while any(e.faults.in_flight for e in (self.stripe, self.checkout)) and time.monotonic() < deadline:
+        while (
+            any(e.faults.in_flight for e in (self.stripe, self.checkout, self.adyen))
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.005)  # what the processor received before the kill is still served
         secrets = self.kube.secrets()
         connections = self.kube.connections()
@@ -1175,7 +1233,12 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--processor", choices=("stripe", "checkout", "both"), default="both")
+    parser.add_argument(
+        "--processor",
+        choices=("stripe", "checkout", "adyen", "both", "all"),
+        default="both",
+        help="both: Stripe and Checkout.com (the default, as before); all: Adyen too",
+    )
     parser.add_argument("--fault-share", type=float, default=HarnessSettings.fault_share)
     parser.add_argument("--rekill-share", type=float, default=HarnessSettings.rekill_share)
     parser.add_argument(
@@ -1197,7 +1260,9 @@ def main() -> int:
     settings = HarnessSettings(
         seed=args.seed,
         rounds=args.rounds,
-        processors=("stripe", "checkout") if args.processor == "both" else (args.processor,),
+        processors={"both": ("stripe", "checkout"), "all": ("stripe", "checkout", "adyen")}.get(
+            args.processor, (args.processor,)
+        ),
         fault_share=args.fault_share,
         rekill_share=args.rekill_share,
         settle_every=max(1, args.settle_every),

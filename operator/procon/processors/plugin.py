@@ -134,6 +134,13 @@ class ProcessorPlugin:
     demo: Demo | None = None
     # Loggers of its client library that are too chatty at the operator's info level.
     chatty_loggers: tuple[str, ...] = ()
+    # What one ``requiredPermissions`` entry must look like for this processor (a regular
+    # expression the API server checks with CEL): its own vocabulary's shape, so a name of
+    # another shape is refused at admission with a message that says so.
+    permission_pattern: str = r"^[a-z0-9][a-z0-9_:.-]*$"
+    # Whether ``spec.<name>`` must be given with ``processor: <name>`` (the processor cannot act
+    # without it: for example, the account its webhooks belong to).
+    options_required: bool = False
     # Reads and checks its settings (SettingsError naming a value it cannot use) and says where its
     # calls go, for the operator's start-up log line.
     describe: Callable[[Mapping[str, str]], str] = field(default=lambda env: "")
