@@ -41,6 +41,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = (env.get(name) or "").strip()
     if not raw:
@@ -115,6 +124,8 @@ class OperatorSettings:
     metrics_key_file: str | None = None
     watch_quiet_seconds: float = 300.0
     reconcile_timeout: float = 120.0
+    # Processor requests in flight at once, over every account and processor.
+    max_concurrent_calls: int = 32
     log_level: str = "info"
     log_format: str = "text"
 
@@ -140,6 +151,9 @@ class OperatorSettings:
         - ``PROCON_RECONCILE_TIMEOUT``: seconds one reconcile (or clean-up) of a connection may take
           before it is abandoned and reported as ``ReconcileTimedOut`` (default 120), so a processor
           answering slowly or without end cannot hold a connection;
+        - ``PROCON_MAX_CONCURRENT_CALLS``: processor requests in flight at once, over every
+          account (default 32): a restart that wakes every connection opens no more sockets than
+          this; each account keeps to its processor's rate besides (procon.processors.calls);
         - ``PROCON_LOG_LEVEL`` (debug|info|warning|error) and ``PROCON_LOG_FORMAT`` (text|json).
         """
         env = os.environ if env is None else env
@@ -156,6 +170,7 @@ class OperatorSettings:
             metrics_key_file=_tls_pair(env)[1],
             watch_quiet_seconds=_seconds(env, "PROCON_WATCH_QUIET_SECONDS", cls.watch_quiet_seconds),
             reconcile_timeout=_seconds(env, "PROCON_RECONCILE_TIMEOUT", cls.reconcile_timeout),
+            max_concurrent_calls=_count(env, "PROCON_MAX_CONCURRENT_CALLS", cls.max_concurrent_calls),
             log_level=_choice(env, "PROCON_LOG_LEVEL", cls.log_level, ("debug", "info", "warning", "error")),
             log_format=_choice(env, "PROCON_LOG_FORMAT", cls.log_format, ("text", "json")),
         )

@@ -44,8 +44,9 @@ from procon.k8s import metrics_server
 from procon.k8s.bookkeeping import NoDiffBase
 from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
 from procon.k8s.secret_watch import watch_managed_secrets
-from procon.processors.base import ProcessorDriver
+from procon.processors.calls import CallAdmission
 from procon.processors.plugin import DriverContext
+from procon.reconcile.accounts import account_drivers
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
@@ -165,9 +166,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             cluster,
         )
     context = DriverContext(permission_cache_ttl=config.permission_cache_ttl)
-    drivers: dict[str, ProcessorDriver] = {
-        plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()
-    }
+    # Listings shared per account and every request within its account's budget and the bound on
+    # requests in flight (procon.reconcile.accounts, procon.processors.calls).
+    drivers = account_drivers(
+        {plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()},
+        {plugin.name: plugin.rate_limit for plugin in processors.plugins()},
+        CallAdmission(config.max_concurrent_calls),
+        max_age=config.drift_interval,
+    )
     runtime = Runtime(
         settings=config,
         kube=kube,
@@ -187,9 +193,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo["runtime"] = runtime
     logger.info(
-        "procon started: %s, drift interval %.0fs, cluster %s",
+        "procon started: %s, drift interval %.0fs, at most %d processor requests in flight, cluster %s",
         ", ".join(f"{p.name} {p.describe(config.processor_env)}" for p in processors.plugins()),
         config.drift_interval,
+        config.max_concurrent_calls,
         cluster,
     )
 
@@ -365,13 +372,17 @@ async def _run_loop(
     wakeup: Wakeup,
 ) -> None:
     backoff = _Backoff()
+    # Whether this pass was asked for by a change (the connection's, its Secret's): it then acts on
+    # the account as it is now; a periodic check (and the first, after a start) may act on the
+    # account's shared listing (procon.reconcile.accounts).
+    changed = False
     while not stopped:
         wakeup.begin()
         started = time.monotonic()
         processor = str(spec.get("processor", "unknown"))
         retry_in: float | None = None
         try:
-            outcome = await runtime.reconciler.reconcile(namespace, name)
+            outcome = await runtime.reconciler.reconcile(namespace, name, changed=changed)
             state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
         except Exception:
             logger.exception("reconcile of %s/%s failed", namespace, name)
@@ -389,16 +400,18 @@ async def _run_loop(
         else:
             backoff.reset()
             delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
-        await _sleep_until_woken(wakeup.event, stopped, delay)
+        changed = await _sleep_until_woken(wakeup.event, stopped, delay)
 
 
-async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
+    """Sleep ``delay`` seconds, or until woken; whether it was a wake-up (a change seen by a watch)."""
     waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
     try:
         await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    return wakeup.is_set()
 
 
 @kopf.on.probe(id="watch")

@@ -22,6 +22,7 @@ import pytest
 from procon import metrics
 from procon import redaction as procon_redaction
 from procon.api.schema import Mode
+from procon.processors import calls
 from procon.processors.adyen import redaction as adyen_redaction
 from procon.processors.adyen import roles, settings
 from procon.processors.adyen.driver import API_KEY_FIELD, AdyenDriver
@@ -46,10 +47,12 @@ from procon.processors.base import (
     NotFound,
     PermissionDenied,
     ProcessorError,
+    RateLimited,
     RequestRejected,
     TransientProcessorError,
     WebhookChanges,
 )
+from procon.processors.calls import CallAdmission, RateLimit
 from procon.reconcile.ownership import CLUSTER, MANAGED_BY, NAME, NAMESPACE, UID, Owner
 from procon.settings import SettingsError
 
@@ -1168,3 +1171,38 @@ def test_words_and_lower_case_digests_are_not_keys() -> None:
     )  # fmt: skip
     for pattern in adyen_redaction.PATTERNS:
         assert pattern.search(text) is None, pattern
+
+
+@pytest.mark.parametrize(
+    ("answer", "retry_after"),
+    [
+        (lambda: httpx.Response(429, headers={"Retry-After": "5"}, json={"errorCode": "00_429"}), 5.0),
+        (lambda: problem(500, "00_500", "Too many requests"), None),
+    ],
+)
+def test_a_rate_limit_is_surfaced_and_pauses_the_account(
+    adyen: FakeAdyen, answer: Callable[[], httpx.Response], retry_after: float | None
+) -> None:
+    """A 429, or Adyen's 500 saying "too many requests": the account pauses, for Retry-After if given."""
+    clock = [100.0]
+    admission = CallAdmission(4, clock=lambda: clock[0])
+    bucket = admission.bucket("account", "adyen", RateLimit(per_second=5.0, burst=5))
+    adyen.override("GET", "/v3/companies/AcmeCorp/webhooks", always(answer))
+
+    async def listing() -> None:
+        with calls.scope(admission, bucket):
+            await adyen.driver(retries=0).list_webhooks(creds(), COMPANY)
+
+    with pytest.raises(RateLimited) as refused:
+        run(listing())
+    assert refused.value.retry_after == retry_after
+    assert bucket.paused_until == 100.0 + (retry_after or 1.0)
+
+
+def test_an_internal_error_is_not_a_rate_limit(adyen: FakeAdyen) -> None:
+    adyen.override(
+        "GET", "/v3/companies/AcmeCorp/webhooks", always(lambda: problem(500, "00_500", "Internal"))
+    )
+    with pytest.raises(TransientProcessorError) as refused:
+        run(adyen.driver(retries=0).list_webhooks(creds(), COMPANY))
+    assert not isinstance(refused.value, RateLimited)

@@ -9,7 +9,7 @@ from procon.processors.adyen import settings
 from procon.processors.adyen.driver import AdyenDriver
 from procon.processors.adyen.redaction import REDACTION
 from procon.processors.adyen.spec import AdyenOptions
-from procon.processors.plugin import Demo, DriverContext, ProcessorPlugin, SpecText
+from procon.processors.plugin import CONSERVATIVE_RATE, Demo, DriverContext, ProcessorPlugin, SpecText
 
 
 def _demo_env(emulator: str) -> dict[str, str]:
@@ -48,6 +48,9 @@ PLUGIN = ProcessorPlugin(
     demo=Demo(operator_env=_demo_env),
     driver=_driver,
     describe=settings.describe,
+    # ASSUMPTION: Adyen publishes no rate limit for its webhook endpoints (docs/processors/adyen.md,
+    # "Rate limits"): procon's conservative rate, per account and mode.
+    rate_limit=lambda mode: CONSERVATIVE_RATE,
 )
 
 __all__ = ["PLUGIN", "AdyenDriver"]
