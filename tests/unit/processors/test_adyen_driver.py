@@ -34,6 +34,7 @@ from procon.processors.adyen.webhook import (
     AdyenTarget,
     compare,
     create_body,
+    events_digest,
     marker,
     owner_of,
     parse_webhook,
@@ -902,7 +903,7 @@ def test_create_webhook_leaves_it_off_with_its_key_until_compare_switches_it_on(
     assert finish.describe() == ["key check value", "enabled"]
     done = run(driver.update_webhook(creds(), COMPANY, webhook_id, finish))
     assert json.loads(adyen.requests[-1].content) == {
-        "description": f"procon/unit/payments/adyen/uid-1#{check}",
+        "description": f"procon/unit/payments/adyen/uid-1#{check}#{events_digest(desired().events)}",
         "active": True,
     }
     assert done.status == "enabled"
@@ -1046,14 +1047,16 @@ def test_what_cannot_change_in_place_means_a_new_webhook(fields: dict[str, Any],
 def test_a_published_key_whose_check_is_not_recorded_yet_is_recorded() -> None:
     comparison = compare(parse_webhook(owned(description=marker(OWNER.metadata()))), adyen_desired())
     assert isinstance(comparison.changes, AdyenChanges)
-    assert comparison.changes.fields == {"description": marker(OWNER.metadata()) + "#917A8C"}
+    asked = events_digest(adyen_desired().events)
+    assert comparison.changes.fields == {"description": marker(OWNER.metadata()) + "#917A8C#" + asked}
 
 
 def test_a_new_cluster_identity_rewrites_the_marker_and_keeps_the_record() -> None:
     moved = {**OWNER.metadata(), CLUSTER: "renamed"}
     comparison = compare(parse_webhook(owned()), desired(metadata=moved))
     assert isinstance(comparison.changes, AdyenChanges)
-    assert comparison.changes.fields == {"description": marker(moved) + "#917A8C"}
+    asked = events_digest(adyen_desired().events)
+    assert comparison.changes.fields == {"description": marker(moved) + "#917A8C#" + asked}
     assert comparison.changes.describe() == ["ownership marker"]
 
 
