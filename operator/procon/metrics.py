@@ -81,6 +81,33 @@ LEADER = Gauge(
     registry=REGISTRY,
 )
 
+RATE_LIMITER_WAITS = Counter(
+    "procon_rate_limiter_waits",
+    "Processor requests that waited before they were sent, by processor and limit: 'account' (the "
+    "account's rate, or its pause after a 429) or 'concurrency' (PROCON_MAX_CONCURRENT_CALLS).",
+    ["processor", "limit"],
+    registry=REGISTRY,
+)
+RATE_LIMITER_WAIT_SECONDS = Counter(
+    "procon_rate_limiter_wait_seconds",
+    "Seconds processor requests waited before they were sent, by processor and limit.",
+    ["processor", "limit"],
+    registry=REGISTRY,
+)
+PAUSED_ACCOUNTS = Gauge(
+    "procon_rate_limited_accounts",
+    "Processor accounts whose requests are paused now after a 429 (for Retry-After, or a backoff).",
+    ["processor"],
+    registry=REGISTRY,
+)
+ACCOUNT_LISTINGS = Counter(
+    "procon_account_listings",
+    "Requests for an account's webhooks, by how they were served: 'listed' (a call to the "
+    "processor), 'shared' (joined a listing in flight) or 'cached' (a listing still fresh).",
+    ["processor", "served"],
+    registry=REGISTRY,
+)
+
 _ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
 
 
@@ -109,6 +136,20 @@ def operation(method: str, path: str) -> str:
 
 def api_call(processor: str, method: str, path: str, status: int | str) -> None:
     API_CALLS.labels(processor, operation(method, path), str(status)).inc()
+
+
+def rate_limiter_waited(processor: str, limit: str, seconds: float) -> None:
+    RATE_LIMITER_WAITS.labels(processor, limit).inc()
+    RATE_LIMITER_WAIT_SECONDS.labels(processor, limit).inc(max(seconds, 0.0))
+
+
+def account_listing(processor: str, served: str) -> None:
+    ACCOUNT_LISTINGS.labels(processor, served).inc()
+
+
+def track_paused_accounts(processor: str, count: Callable[[], float]) -> None:
+    """Export ``count()`` as the accounts of ``processor`` paused now, read at each scrape."""
+    PAUSED_ACCOUNTS.labels(processor).set_function(count)
 
 
 def reconciled(processor: str, result: str, seconds: float) -> None:

@@ -35,7 +35,7 @@ ROUNDS = 14
 
 # It runs its own operator (watching only its own namespace) and kills it.
 @pytest.mark.no_session_operator
-@pytest.mark.parametrize("processor", ["stripe", "checkout"])
+@pytest.mark.parametrize("processor", ["stripe", "checkout", "adyen"])
 def test_random_kills_leave_one_webhook_per_connection_with_its_published_secret(
     cluster: control_plane.Cluster, crd_installed: None, tmp_path: Path, processor: str
 ) -> None:

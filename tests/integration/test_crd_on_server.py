@@ -368,3 +368,43 @@ def test_explain_teaches_the_api(kubectl: Kubectl) -> None:
 
     top = kubectl.run("explain", "processorconnection").stdout
     assert "exactly one webhook owned by this object" in " ".join(top.split())
+
+
+def _adyen_connection(**adyen: Any) -> dict[str, Any]:
+    doc = _mutated("spec.processor", "adyen")
+    doc["spec"]["requiredPermissions"] = [
+        "Management API - Webhooks read and write",
+        "Management API\u2014Accounts read",
+        "Management API \u2014 Payment methods read",
+        "management-api-webhooks-read",
+    ]
+    if adyen:
+        doc["spec"]["adyen"] = adyen
+    return doc
+
+
+def test_adyen_role_names_are_accepted_as_adyen_spells_them(kubectl: Kubectl, namespace: str) -> None:
+    kubectl.apply(_adyen_connection(companyAccount="YOUR_COMPANY"), namespace=namespace)
+    stored = kubectl.get_json("pconn", "shop", "-n", namespace)
+    assert stored["spec"]["requiredPermissions"][1] == "Management API\u2014Accounts read"
+
+
+def test_an_adyen_connection_needs_its_account_block(kubectl: Kubectl, namespace: str) -> None:
+    result = kubectl.apply(_adyen_connection(), namespace=namespace, check=False)
+    assert result.returncode != 0
+    assert "spec.adyen is required when processor is adyen" in result.stderr
+
+
+def test_each_processor_refuses_names_not_of_its_vocabularys_shape(kubectl: Kubectl, namespace: str) -> None:
+    stripe = _mutated("spec.requiredPermissions", ["Management API - Webhooks read"])
+    result = kubectl.apply(stripe, namespace=namespace, check=False)
+    assert result.returncode != 0
+    assert "requiredPermissions: each Stripe name must match" in result.stderr
+    adyen = _adyen_connection(companyAccount="YOUR_COMPANY")
+    adyen["spec"]["requiredPermissions"] = ["Webhooks; rm -rf"]
+    result = kubectl.apply(adyen, namespace=namespace, check=False)
+    assert result.returncode != 0
+    assert "requiredPermissions: each Adyen name must match" in result.stderr
+    padded = _mutated("spec.requiredPermissions", [" rak_charge_read"])
+    assert kubectl.apply(padded, namespace=namespace, check=False).returncode != 0
+    assert kubectl.get_json("pconn", "-n", namespace)["items"] == []

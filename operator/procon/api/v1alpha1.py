@@ -209,7 +209,12 @@ class Webhook(_Model):
     ] = ConflictPolicy.REPORT
 
 
-PermissionName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_:.-]*$")]
+# Printable, without leading or trailing spaces; each processor narrows it to its own
+# vocabulary's shape with a CEL rule (its plugin's ``permission_pattern``): some processors name
+# permissions as lower-case identifiers, others as words with spaces and dashes.
+PermissionName = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[^\s\x00-\x1f\x7f](.*[^\s\x00-\x1f\x7f])?$")
+]
 
 
 class SpecBase(_Model):
@@ -300,6 +305,24 @@ def _spec_rules() -> dict[str, Any]:
             for p in registry.plugins()
             if p.options is not None
         ),
+        *(
+            cel(
+                f"self.processor != '{p.name}' || has(self.{p.name})",
+                f"spec.{p.name} is required when processor is {p.name}",
+                field_path=f".{p.name}",
+            )
+            for p in registry.plugins()
+            if p.options is not None and p.options_required
+        ),
+        *(
+            cel(
+                f"self.processor != '{p.name}' || !has(self.requiredPermissions) || "
+                f"self.requiredPermissions.all(name, name.matches({_cel_string(p.permission_pattern)}))",
+                f"requiredPermissions: each {p.title} name must match {p.permission_pattern}",
+                field_path=".requiredPermissions",
+            )
+            for p in registry.plugins()
+        ),
         cel(
             "self.webhook.signingSecretRef.name != self.credentialsSecretRef.name",
             "webhook.signingSecretRef must name a different Secret than credentialsSecretRef: "
@@ -307,6 +330,13 @@ def _spec_rules() -> dict[str, Any]:
             field_path=".webhook.signingSecretRef.name",
         ),
     )
+
+
+def _cel_string(text: str) -> str:
+    """``text`` as a CEL string literal (raw, so a pattern's backslashes stay as written)."""
+    if "'" in text:
+        raise ValueError(f"a permission pattern cannot contain a single quote: {text!r}")
+    return f"r'{text}'"
 
 
 def _description_text() -> str:

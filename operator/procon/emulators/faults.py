@@ -92,6 +92,13 @@ class FaultPlan:
     server_error_should_retry: bool | None = None
     rate_limit_rate: float = 0.0
     rate_limit_should_retry: bool | None = None
+    # A burst: the next this many requests under path_prefix are refused for the rate, whatever
+    # the draw (a rate limiter's refusals come in runs, not as independent draws).
+    rate_limit_count: int = 0
+    # The Retry-After (seconds) sent with every rate-limit refusal; None: no header. HTTP's own
+    # header (RFC 9110, "Retry-After"); ASSUMPTION: sent only when a test asks for it, for none of
+    # the emulated processors documents it (each one's doc under docs/processors/ says so).
+    rate_limit_retry_after: float | None = None
     lock_timeout_rate: float = 0.0
     # ASSUMPTION: lock timeouts are marked retryable, by a processor whose answers carry a retry
     # hint (the emulator rendering the hint says where that comes from).
@@ -128,6 +135,10 @@ class FaultPlan:
             raise ValueError("latency_seconds and latency_jitter_seconds must not be negative")
         if self.commit_then_fail < 0:
             raise ValueError("commit_then_fail must not be negative")
+        if self.rate_limit_count < 0:
+            raise ValueError("rate_limit_count must not be negative")
+        if self.rate_limit_retry_after is not None and self.rate_limit_retry_after < 0:
+            raise ValueError("rate_limit_retry_after must not be negative")
         if self.commit_then_fail_mode not in get_args(CommitFailureMode):
             raise ValueError(
                 f"commit_then_fail_mode must be one of {', '.join(get_args(CommitFailureMode))}, "
@@ -165,6 +176,8 @@ def _check_field_type(name: str, annotation: str, value: Any) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif annotation == "int | None":
         ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+    elif annotation == "float | None":
+        ok = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
     elif annotation == "bool | None":
         ok = value is None or isinstance(value, bool)
     else:  # str and the mode literal
@@ -265,6 +278,7 @@ class FaultInjector:
         self._rng = random.Random(seed)  # noqa: S311 - fault draws need reproducibility, not secrecy
         self._plan = FaultPlan()
         self._commit_failures_left = 0
+        self._rate_limits_left = 0
         self._malformed_left: int | None = None
         self._records: list[RequestRecord] = []
         self._in_flight: dict[int, InFlight] = {}
@@ -300,11 +314,15 @@ class FaultInjector:
 
     def _current(self) -> FaultPlan:
         return dataclasses.replace(
-            self._plan, commit_then_fail=self._commit_failures_left, malformed_count=self._malformed_left
+            self._plan,
+            commit_then_fail=self._commit_failures_left,
+            malformed_count=self._malformed_left,
+            rate_limit_count=self._rate_limits_left,
         )
 
     def _install(self, plan: FaultPlan) -> None:
         self._plan = plan
+        self._rate_limits_left = plan.rate_limit_count
         self._commit_failures_left = plan.commit_then_fail
         self._malformed_left = plan.malformed_count
         if plan.seed is not None:
@@ -314,6 +332,9 @@ class FaultInjector:
         """Decide whether the request to ``path`` is faulted before it is handled."""
         with self._lock:
             plan = self._plan
+            if self._rate_limits_left > 0 and path.startswith(plan.path_prefix):
+                self._rate_limits_left -= 1
+                return FaultKind.RATE_LIMITED, plan
             total = plan.error_rate + plan.rate_limit_rate + plan.lock_timeout_rate
             if total <= 0 or not path.startswith(plan.path_prefix):
                 return None, plan
@@ -478,6 +499,8 @@ def fault_middleware(
             await asyncio.sleep(delay)
         if fault is not None:
             answer = render(fault, plan.should_retry(fault))
+            if fault is FaultKind.RATE_LIMITED and plan.rate_limit_retry_after is not None:
+                answer.headers["Retry-After"] = f"{plan.rate_limit_retry_after:g}"
             log(answer.status, fault)
             return answer
         malformed = injector.claim_malformed(request.method, request.path)

@@ -59,9 +59,10 @@ from procon.k8s.bookkeeping import NoDiffBase
 from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
 from procon.k8s.secret_watch import watch_managed_secrets
 from procon.k8s.workqueue import Key, Priority, WorkQueue
-from procon.processors.base import ProcessorDriver
+from procon.processors.calls import CallAdmission
 from procon.processors.plugin import DriverContext
 from procon.reconcile import annotations as procon_annotations
+from procon.reconcile.accounts import account_drivers
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
@@ -90,6 +91,8 @@ class Runtime:
     # say), so each is run again after the reconcile; only if one still holds does the key run
     # again, and a reconcile that already saw the change does not run twice for it.
     reasons: dict[Key, list[Callable[[], bool]]] = field(default_factory=dict)
+    # Keys queued by a change seen by a watch, until their next pass (see _reconcile_key).
+    changed: set[Key] = field(default_factory=set)
     # Keys first seen settled after the start, not looked at yet (see _resume).
     resuming: set[Key] = field(default_factory=set)
     # Per key whose reconciles failed unexpectedly in a row: how many (see _Backoff).
@@ -109,6 +112,7 @@ class Runtime:
         if self.queue.is_active(key):
             self.reasons.setdefault(key, []).append(still_new)
             return
+        self.changed.add(key)
         self.queue.add(key, Priority.CHANGE)
 
     def forget(self, namespace: str, name: str) -> None:
@@ -118,6 +122,7 @@ class Runtime:
         self.reasons.pop(key, None)
         self.failures.pop(key, None)
         self.resuming.discard(key)
+        self.changed.discard(key)
         self.kube.forget(namespace, name)
         self.reconciler.forget(namespace, name)
         metrics.forget_connection(namespace, name)
@@ -129,6 +134,7 @@ class Runtime:
             "wakeup_reasons": len(self.reasons),
             "failure_counts": len(self.failures),
             "resuming": len(self.resuming),
+            "changed": len(self.changed),
             **self.kube.state_entries(),
             **self.reconciler.state_entries(),
             "condition_series": metrics.connection_series(),
@@ -178,9 +184,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             cluster,
         )
     context = DriverContext(permission_cache_ttl=config.permission_cache_ttl)
-    drivers: dict[str, ProcessorDriver] = {
-        plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()
-    }
+    # Listings shared per account and every request within its account's budget and the bound on
+    # requests in flight (procon.reconcile.accounts, procon.processors.calls).
+    drivers = account_drivers(
+        {plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()},
+        {plugin.name: plugin.rate_limit for plugin in processors.plugins()},
+        CallAdmission(config.max_concurrent_calls),
+        max_age=config.drift_interval,
+    )
     runtime = Runtime(
         settings=config,
         kube=kube,
@@ -209,9 +220,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["runtime"] = runtime
     logger.info("reconcile workers started: %d", config.reconcile_workers)
     logger.info(
-        "procon started: %s, drift interval %.0fs, cluster %s",
+        "procon started: %s, drift interval %.0fs, at most %d processor requests in flight, cluster %s",
         ", ".join(f"{p.name} {p.describe(config.processor_env)}" for p in processors.plugins()),
         config.drift_interval,
+        config.max_concurrent_calls,
         cluster,
     )
 
@@ -438,6 +450,7 @@ async def _resume(runtime: Runtime, key: Key) -> bool:
         runtime.queue.add_after(key, delay, Priority.DRIFT)
     else:
         runtime.reasons.pop(key, None)
+        runtime.changed.add(key)
         runtime.queue.add(key, Priority.CHANGE)
     return False
 
@@ -445,6 +458,11 @@ async def _resume(runtime: Runtime, key: Key) -> bool:
 async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     namespace, name = key
     queue = runtime.queue
+    # Whether this pass was asked for by a change (the connection's, its Secret's): it then acts
+    # on the account as it is now; a periodic check (and the first, after a start) may act on
+    # the account's shared listing (procon.reconcile.accounts).
+    changed = key in runtime.changed
+    runtime.changed.discard(key)
     if key in runtime.resuming:
         runtime.resuming.discard(key)
         try:
@@ -456,7 +474,7 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     processor = "unknown"
     retry_in: float | None = None
     try:
-        outcome = await runtime.reconciler.reconcile(namespace, name)
+        outcome = await runtime.reconciler.reconcile(namespace, name, changed=changed)
         state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
     except Exception:
         logger.exception("reconcile of %s/%s failed", namespace, name)
@@ -469,6 +487,7 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
         queue.forget(key)
         return
     if reasons:
+        runtime.changed.add(key)
         queue.add(key, Priority.CHANGE)  # changed while being reconciled, after it was read
     if state == "error":
         failures = runtime.failures[key] = runtime.failures.get(key, 0) + 1

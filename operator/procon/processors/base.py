@@ -35,6 +35,21 @@ class TransientProcessorError(ProcessorError):
     reason = "ProcessorUnavailable"
 
 
+class RateLimited(TransientProcessorError):
+    """The processor refused for its rate limit (HTTP 429): the whole account waits, not only the caller.
+
+    ``retry_after`` is the wait the answer asked for (its ``Retry-After``, capped), None when it
+    named none. The layer that admits requests (procon.processors.calls) has paused the account
+    already; the reconciler retries the connection with backoff like any transient error.
+    """
+
+    reason = "RateLimited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IdempotencyKeySpent(TransientProcessorError):
     """A create's idempotency key answers only with a saved error: it is of no more use.
 
@@ -304,8 +319,11 @@ class ProcessorDriver(Protocol):
     ) -> list[ObservedWebhook]:
         """Every webhook on the account, owned by procon or not.
 
-        ``owner`` is the asking connection's tag: a driver that must fetch
-        webhooks one by one may serve the others from a cache.
+        ``owner`` is the asking connection's tag, a hint only: the answer must not depend on it,
+        for procon shares one listing among the connections on an account
+        (procon.reconcile.accounts). A 429 raises :class:`RateLimited`; every HTTP request a
+        driver sends goes through ``procon.processors.calls.admitted()`` (the account's rate,
+        its pause after a 429, the bound on requests in flight).
         """
         ...
 

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from procon.api.schema import Mode
 from procon.processors.base import ProcessorDriver
+from procon.processors.calls import RateLimit
+
+# ASSUMPTION: for a processor that publishes no rate limit, 5 requests a second per account (a
+# burst of 5) is far below any limit the processors procon knows document (the lowest is 25 a
+# second, in a test mode: see the docs under docs/processors/), and ample for webhook bookkeeping.
+CONSERVATIVE_RATE = RateLimit(per_second=5.0, burst=5)
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,16 @@ class ProcessorPlugin:
     demo: Demo | None = None
     # Loggers of its client library that are too chatty at the operator's info level.
     chatty_loggers: tuple[str, ...] = ()
+    # What one ``requiredPermissions`` entry must look like for this processor (a regular
+    # expression the API server checks with CEL): its own vocabulary's shape, so a name of
+    # another shape is refused at admission with a message that says so.
+    permission_pattern: str = r"^[a-z0-9][a-z0-9_:.-]*$"
+    # Whether ``spec.<name>`` must be given with ``processor: <name>`` (the processor cannot act
+    # without it: for example, the account its webhooks belong to).
+    options_required: bool = False
     # Reads and checks its settings (SettingsError naming a value it cannot use) and says where its
     # calls go, for the operator's start-up log line.
     describe: Callable[[Mapping[str, str]], str] = field(default=lambda env: "")
+    # What procon allows itself per account and mode, under the processor's documented limit with
+    # a margin (procon.processors.calls); the conservative default where none is published.
+    rate_limit: Callable[[Mode], RateLimit] = field(default=lambda mode: CONSERVATIVE_RATE)

@@ -59,8 +59,8 @@ from procon.processors.base import (
     Target,
     TransientProcessorError,
 )
+from procon.reconcile import accounts, conditions, credentials_access, webhook_plan
 from procon.reconcile import annotations as procon_annotations
-from procon.reconcile import conditions, credentials_access, webhook_plan
 from procon.reconcile.conditions import Assessment, Verdict
 from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import (
@@ -152,8 +152,13 @@ class Reconciler:
 
     # --- entry points -----------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str) -> Outcome:
+    async def reconcile(self, namespace: str, name: str, *, changed: bool = True) -> Outcome:
         """Bring one connection to its desired state and report it in status.
+
+        ``changed``: the pass was asked for by a change (to the connection, its Secret, an
+        annotation), not by the periodic check. Only a periodic check of an unchanged, Ready
+        connection acts on the account's shared listing of up to a drift interval ago
+        (procon.reconcile.accounts); every other pass on a listing made about now.
 
         Whatever goes wrong ends in status: a pass that outlives the deadline
         (a processor answering slowly, or without end) or fails unexpectedly
@@ -176,8 +181,9 @@ class Reconciler:
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
-                async with deadline:
-                    outcome = replace(await self._reconcile(connection), processor=processor)
+                with accounts.current_listing(changed or not self._is_drift(connection)):
+                    async with deadline:
+                        outcome = replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
                 continue  # changed under us: read again, decide again
             except TimeoutError:
@@ -272,7 +278,8 @@ class Reconciler:
         a Warning event, so an invalid key never traps the object.
         Once released, nothing is kept about the connection (:meth:`forget`).
         """
-        released = await self._finalize(namespace, name, final_attempt=final_attempt)
+        with accounts.current_listing():
+            released = await self._finalize(namespace, name, final_attempt=final_attempt)
         if released:
             self.forget(namespace, name)
         return released

@@ -41,6 +41,8 @@ def create(client: stripe.StripeClient, idempotency_key: str | None = None) -> s
         {"latency_seconds": -1},
         {"commit_then_fail": -1},
         {"commit_then_fail_mode": "explode"},
+        {"rate_limit_count": -1},
+        {"rate_limit_retry_after": -2.0},
     ],
 )
 def test_impossible_plans_are_refused(fields: dict[str, object]) -> None:
@@ -119,6 +121,22 @@ def test_rate_limits_carry_the_retry_hint_the_plan_asks_for(
     assert response.headers["Request-Id"].startswith("req_")
     error = response.json()["error"]
     assert (error["code"], error["type"]) == ("rate_limit", "invalid_request_error")
+
+
+def test_a_burst_of_rate_limits_carries_retry_after_and_ends(emu: StripeEmulator, http: httpx.Client) -> None:
+    emu.set_faults(rate_limit_count=2, rate_limit_retry_after=3, path_prefix=ENDPOINTS)
+    assert http.get("/v1/account", headers=bearer(SK_TEST)).status_code == 200  # not under the prefix
+    refused = [http.get(ENDPOINTS, headers=bearer(SK_TEST)) for _ in range(2)]
+    assert [r.status_code for r in refused] == [429, 429]
+    assert {r.headers.get("Retry-After") for r in refused} == {"3"}
+    assert http.get(ENDPOINTS, headers=bearer(SK_TEST)).status_code == 200
+    assert emu.faults.plan.rate_limit_count == 0
+    assert emu.count("GET", ENDPOINTS, 429, fault=FaultKind.RATE_LIMITED) == 2
+
+
+def test_rate_limits_carry_no_retry_after_unless_asked(emu: StripeEmulator, http: httpx.Client) -> None:
+    emu.set_faults(rate_limit_rate=1.0)
+    assert "Retry-After" not in http.get(ENDPOINTS, headers=bearer(SK_TEST)).headers
 
 
 def test_rate_limits_raise_rate_limit_error_and_the_sdk_retries_only_when_told(

@@ -22,6 +22,7 @@ import pytest
 from procon import metrics
 from procon import redaction as procon_redaction
 from procon.api.schema import Mode
+from procon.processors import calls
 from procon.processors.adyen import redaction as adyen_redaction
 from procon.processors.adyen import roles, settings
 from procon.processors.adyen.driver import API_KEY_FIELD, AdyenDriver
@@ -33,6 +34,7 @@ from procon.processors.adyen.webhook import (
     AdyenTarget,
     compare,
     create_body,
+    events_digest,
     marker,
     owner_of,
     parse_webhook,
@@ -45,10 +47,12 @@ from procon.processors.base import (
     NotFound,
     PermissionDenied,
     ProcessorError,
+    RateLimited,
     RequestRejected,
     TransientProcessorError,
     WebhookChanges,
 )
+from procon.processors.calls import CallAdmission, RateLimit
 from procon.reconcile.ownership import CLUSTER, MANAGED_BY, NAME, NAMESPACE, UID, Owner
 from procon.settings import SettingsError
 
@@ -899,7 +903,7 @@ def test_create_webhook_leaves_it_off_with_its_key_until_compare_switches_it_on(
     assert finish.describe() == ["key check value", "enabled"]
     done = run(driver.update_webhook(creds(), COMPANY, webhook_id, finish))
     assert json.loads(adyen.requests[-1].content) == {
-        "description": f"procon/unit/payments/adyen/uid-1#{check}",
+        "description": f"procon/unit/payments/adyen/uid-1#{check}#{events_digest(desired().events)}",
         "active": True,
     }
     assert done.status == "enabled"
@@ -1043,14 +1047,16 @@ def test_what_cannot_change_in_place_means_a_new_webhook(fields: dict[str, Any],
 def test_a_published_key_whose_check_is_not_recorded_yet_is_recorded() -> None:
     comparison = compare(parse_webhook(owned(description=marker(OWNER.metadata()))), adyen_desired())
     assert isinstance(comparison.changes, AdyenChanges)
-    assert comparison.changes.fields == {"description": marker(OWNER.metadata()) + "#917A8C"}
+    asked = events_digest(adyen_desired().events)
+    assert comparison.changes.fields == {"description": marker(OWNER.metadata()) + "#917A8C#" + asked}
 
 
 def test_a_new_cluster_identity_rewrites_the_marker_and_keeps_the_record() -> None:
     moved = {**OWNER.metadata(), CLUSTER: "renamed"}
     comparison = compare(parse_webhook(owned()), desired(metadata=moved))
     assert isinstance(comparison.changes, AdyenChanges)
-    assert comparison.changes.fields == {"description": marker(moved) + "#917A8C"}
+    asked = events_digest(adyen_desired().events)
+    assert comparison.changes.fields == {"description": marker(moved) + "#917A8C#" + asked}
     assert comparison.changes.describe() == ["ownership marker"]
 
 
@@ -1165,3 +1171,38 @@ def test_words_and_lower_case_digests_are_not_keys() -> None:
     )  # fmt: skip
     for pattern in adyen_redaction.PATTERNS:
         assert pattern.search(text) is None, pattern
+
+
+@pytest.mark.parametrize(
+    ("answer", "retry_after"),
+    [
+        (lambda: httpx.Response(429, headers={"Retry-After": "5"}, json={"errorCode": "00_429"}), 5.0),
+        (lambda: problem(500, "00_500", "Too many requests"), None),
+    ],
+)
+def test_a_rate_limit_is_surfaced_and_pauses_the_account(
+    adyen: FakeAdyen, answer: Callable[[], httpx.Response], retry_after: float | None
+) -> None:
+    """A 429, or Adyen's 500 saying "too many requests": the account pauses, for Retry-After if given."""
+    clock = [100.0]
+    admission = CallAdmission(4, clock=lambda: clock[0])
+    bucket = admission.bucket("account", "adyen", RateLimit(per_second=5.0, burst=5))
+    adyen.override("GET", "/v3/companies/AcmeCorp/webhooks", always(answer))
+
+    async def listing() -> None:
+        with calls.scope(admission, bucket):
+            await adyen.driver(retries=0).list_webhooks(creds(), COMPANY)
+
+    with pytest.raises(RateLimited) as refused:
+        run(listing())
+    assert refused.value.retry_after == retry_after
+    assert bucket.paused_until == 100.0 + (retry_after or 1.0)
+
+
+def test_an_internal_error_is_not_a_rate_limit(adyen: FakeAdyen) -> None:
+    adyen.override(
+        "GET", "/v3/companies/AcmeCorp/webhooks", always(lambda: problem(500, "00_500", "Internal"))
+    )
+    with pytest.raises(TransientProcessorError) as refused:
+        run(adyen.driver(retries=0).list_webhooks(creds(), COMPANY))
+    assert not isinstance(refused.value, RateLimited)

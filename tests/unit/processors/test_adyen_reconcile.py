@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from procon.processors.adyen.webhook import events_digest
 from procon.reconcile.reconciler import Reconciler
 from tests.unit.processors.test_adyen_driver import ALL_ROLES, TEST_HOST, TEST_KEY, FakeAdyen, check_value
 from tests.unit.reconcile.doubles import Crash, MemoryKube
@@ -73,7 +74,10 @@ def assert_one_delivering_with_the_published_key(kube: MemoryKube, adyen: FakeAd
     assert kube.published["id"] == webhook["id"]
     assert kube.published["secret"] is not None
     assert check_value(kube.published["secret"]) == webhook["hmacKeyCheckValue"]
-    assert webhook["description"] == f"procon/c1/ns/shop/uid-1#{webhook['hmacKeyCheckValue']}"
+    # The marker, the published key's check value, and the digest of the event codes asked for.
+    marker, check, asked = webhook["description"].split("#")
+    assert (marker, check) == ("procon/c1/ns/shop/uid-1", webhook["hmacKeyCheckValue"])
+    assert asked == events_digest(webhook["additionalSettings"]["includeEventCodes"])
     return webhook
 
 

@@ -23,6 +23,8 @@ from procon.reconcile.ownership import Owner
 OWNER = Owner(cluster="c-1", namespace="shop", name="adyen", uid="uid-1")
 TAG = OWNER.metadata()
 MARKER = "procon/c-1/shop/adyen/uid-1"
+# What a written marker records of the codes wanted() asks for.
+ASKED = webhook.events_digest(("AUTHORISATION",))
 URL = "https://hooks.example.com/adyen"
 
 
@@ -325,11 +327,11 @@ def test_what_adyen_cannot_change_in_place_recreates(observed_fields: dict[str, 
 @pytest.mark.parametrize(
     ("observed_fields", "wanted_fields", "fields", "changed"),
     [
-        ({"description": MARKER}, {}, {"description": f"{MARKER}#917A8C"}, ("key check value",)),
+        ({"description": MARKER}, {}, {"description": f"{MARKER}#917A8C#{ASKED}"}, ("key check value",)),
         (
             {"description": "procon/c-0/shop/adyen/uid-1#917A8C"},
             {},
-            {"description": f"{MARKER}#917A8C"},
+            {"description": f"{MARKER}#917A8C#{ASKED}"},
             ("ownership marker",),
         ),
         ({"communication_format": "soap"}, {}, {"communicationFormat": "json"}, ("communication format",)),
@@ -368,7 +370,7 @@ def test_what_adyen_cannot_change_in_place_recreates(observed_fields: dict[str, 
         (
             {"active": False, "encryption_protocol": "HTTP", "description": MARKER},
             {},
-            {"description": f"{MARKER}#917A8C", "encryptionProtocol": "TLSv1.2", "active": True},
+            {"description": f"{MARKER}#917A8C#{ASKED}", "encryptionProtocol": "TLSv1.2", "active": True},
             ("key check value", "encryption protocol", "enabled"),
         ),
     ],
@@ -472,3 +474,43 @@ def test_excluded_codes_of_the_wrong_type_are_named() -> None:
     with pytest.raises(MalformedResponse) as raised:
         webhook.parse_webhook(body)
     assert str(raised.value) == "Adyen's webhook WBHK1 has excludeEventCodes that are not a list of text"
+
+
+def test_a_code_dropped_from_the_spec_is_turned_off_though_adyen_lists_more_than_asked() -> None:
+    """Adyen lists its default codes among the included ones, so only the recorded digest of the
+    codes asked for shows that one was dropped: the spec's list is sent and recorded."""
+    asked_before = webhook.events_digest(("AUTHORISATION", "REFUND"))
+    listed = observed(
+        events=("AUTHORISATION", "REFUND", "REPORT_AVAILABLE"), description=f"{MARKER}#917A8C#{asked_before}"
+    )
+    comparison = webhook.compare(listed, wanted())
+    assert isinstance(comparison.changes, AdyenChanges)
+    assert comparison.changes.fields == {
+        "description": f"{MARKER}#917A8C#{ASKED}",
+        "additionalSettings": {"includeEventCodes": ["AUTHORISATION"]},
+    }
+    assert comparison.changes.describe() == ["events"]
+    # Once recorded, the same listing (Adyen's defaults beside the code asked for) is a match.
+    recorded = observed(events=("AUTHORISATION", "REPORT_AVAILABLE"), description=f"{MARKER}#917A8C#{ASKED}")
+    assert webhook.compare(recorded, wanted()) == Comparison()
+
+
+@pytest.mark.parametrize(
+    ("description", "digest"),
+    [
+        (f"{MARKER}#917A8C#{'a' * 12}", "a" * 12),
+        (f"{MARKER}#917A8C", None),
+        (f"{MARKER}#917A8C#not-a-digest", None),
+        (f"{MARKER}#917A8C#{'a' * 12}#more", None),
+        (None, None),
+    ],
+)
+def test_the_recorded_digest_of_the_codes_asked_for(description: str | None, digest: str | None) -> None:
+    assert webhook.recorded_events_digest(description) == digest
+
+
+def test_the_digest_of_codes_ignores_order_and_repeats() -> None:
+    assert webhook.events_digest(("REFUND", "AUTHORISATION", "REFUND")) == webhook.events_digest(
+        ("AUTHORISATION", "REFUND")
+    )
+    assert webhook.events_digest(("AUTHORISATION",)) != webhook.events_digest(("AUTHORISATION", "REFUND"))

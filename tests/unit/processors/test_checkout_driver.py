@@ -18,13 +18,16 @@ import pytest
 
 from procon.api.v1alpha1 import Mode
 from procon.emulators.checkout import CheckoutEmulator
+from procon.processors import calls
 from procon.processors.base import (
     Credentials,
     CredentialsRejected,
     PermissionDenied,
     ProcessorError,
+    RateLimited,
     TransientProcessorError,
 )
+from procon.processors.calls import CallAdmission, RateLimit
 from procon.processors.checkout.driver import CheckoutDriver, _Token
 from procon.processors.checkout.hosts import balances_base, mode_of_secret_key
 from procon.processors.checkout.http import BACKOFF_CAP, backoff_delay
@@ -539,3 +542,22 @@ def test_expired_scope_and_catalog_entries_are_swept_out(emulator: CheckoutEmula
         return driver.cached_entries()
 
     assert run(driver, scenario) == 2  # the new key's scopes and the fresh catalog, nothing expired
+
+
+def test_a_rate_limit_is_surfaced_with_its_retry_after_and_pauses_the_account(
+    emulator: CheckoutEmulator,
+) -> None:
+    clock = [100.0]
+    admission = CallAdmission(4, clock=lambda: clock[0])
+    bucket = admission.bucket("account", "checkout", RateLimit(per_second=10.0, burst=5))
+    driver = make_driver(emulator, retries=0)
+    emulator.set_faults(rate_limit_count=1, rate_limit_retry_after=6, path_prefix="/workflows")
+
+    async def listing() -> None:
+        with calls.scope(admission, bucket):
+            await driver.list_webhooks(secret_key(SK_FULL), SANDBOX)
+
+    with pytest.raises(RateLimited) as refused:
+        run(driver, listing)
+    assert refused.value.retry_after == 6.0
+    assert bucket.paused_until == 106.0

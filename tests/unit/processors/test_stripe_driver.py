@@ -10,6 +10,7 @@ import pytest
 
 from procon.api.v1alpha1 import Mode
 from procon.emulators.stripe import StripeEmulator
+from procon.processors import calls
 from procon.processors.base import (
     Credentials,
     CredentialsRejected,
@@ -17,9 +18,11 @@ from procon.processors.base import (
     IdempotencyKeySpent,
     NotFound,
     PermissionDenied,
+    RateLimited,
     RequestRejected,
     TransientProcessorError,
 )
+from procon.processors.calls import CallAdmission, RateLimit
 from procon.processors.stripe.driver import StripeDriver, key_fingerprint, mode_of_key
 from procon.processors.stripe.permissions import WRITE_PROBES
 from procon.processors.stripe.webhook import StripeChanges, StripeDesired, StripeTarget
@@ -399,3 +402,41 @@ def test_forget_drops_what_is_cached_for_a_key_and_expired_entries_go(emulator: 
         return sizes
 
     assert run(scenario()) == [1, 0, 1]
+
+
+def test_a_rate_limit_is_surfaced_with_its_retry_after_and_pauses_the_account(
+    emulator: StripeEmulator,
+) -> None:
+    """Stripe documents no Retry-After; one that comes is honoured, for the whole account."""
+    clock = [100.0]
+    admission = CallAdmission(4, clock=lambda: clock[0])
+    bucket = admission.bucket("account", "stripe", RateLimit(per_second=20.0, burst=10))
+    emulator.set_faults(rate_limit_count=1, rate_limit_retry_after=4)
+
+    async def listing() -> None:
+        with calls.scope(admission, bucket):
+            await driver(emulator).list_webhooks(creds(FULL), TEST)
+
+    with pytest.raises(RateLimited) as refused:
+        run(listing())
+    assert refused.value.retry_after == 4.0
+    assert bucket.paused_until == 104.0
+    emulator.set_faults(rate_limit_count=1)
+    with pytest.raises(RateLimited) as refused:
+        run(driver(emulator).list_webhooks(creds(FULL), TEST))
+    assert refused.value.retry_after is None
+
+
+def test_a_lock_timeout_pauses_nobody(emulator: StripeEmulator) -> None:
+    admission = CallAdmission(4)
+    bucket = admission.bucket("account", "stripe", RateLimit(per_second=20.0, burst=10))
+    emulator.set_faults(lock_timeout_rate=1.0)
+
+    async def listing() -> None:
+        with calls.scope(admission, bucket):
+            await driver(emulator, max_network_retries=0).list_webhooks(creds(FULL), TEST)
+
+    with pytest.raises(TransientProcessorError) as refused:
+        run(listing())
+    assert not isinstance(refused.value, RateLimited)
+    assert admission.paused_accounts("stripe") == 0

@@ -86,6 +86,9 @@ class MemoryKube:
     deleting: bool = False
     status_writes: list[dict[str, Any]] = field(default_factory=list)
     secret_versions: dict[str, int] = field(default_factory=dict)
+    # The connection's name and UID (a fleet of them: one MemoryKube each, see FleetKube).
+    name: str = "shop"
+    uid: str = "uid-1"
 
     def _bump(self) -> None:
         self.resource_version = str(next(self.version))
@@ -99,8 +102,8 @@ class MemoryKube:
         return Connection(
             model=ProcessorConnection.model_validate({"spec": self.spec}),
             namespace="ns",
-            name="shop",
-            uid="uid-1",
+            name=self.name,
+            uid=self.uid,
             generation=self.generation,
             resource_version=self.resource_version,
             annotations=dict(self.annotations),
@@ -151,7 +154,7 @@ class MemoryKube:
             else:
                 self.annotations[key] = value
         self._bump()
-        fresh = await self.get_connection("ns", "shop")
+        fresh = await self.get_connection("ns", self.name)
         assert fresh is not None
         return fresh
 
@@ -168,6 +171,53 @@ class MemoryKube:
 
     def reasons(self) -> list[str]:
         return [reason for _, reason, _ in self.events]
+
+
+@dataclass
+class FleetKube:
+    """KubePort over many connections in one namespace, each a :class:`MemoryKube`, all using one
+    credentials Secret (one key to one account)."""
+
+    connections: dict[str, MemoryKube] = field(default_factory=dict)
+
+    def add(self, name: str) -> MemoryKube:
+        kube = MemoryKube(name=name, uid=f"uid-{name}")
+        kube.spec["webhook"].update(url=f"https://hooks.example.com/{name}", signingSecretRef={"name": name})
+        self.connections[name] = kube
+        return kube
+
+    async def get_connection(self, namespace: str, name: str) -> Connection | None:
+        return await self.connections[name].get_connection(namespace, name)
+
+    async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
+        return await next(iter(self.connections.values())).read_credentials(namespace, name)
+
+    async def read_published(self, connection: Connection) -> PublishedSecret | None:
+        return await self.connections[connection.name].read_published(connection)
+
+    async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
+        await self.connections[connection.name].publish(connection, webhook_id, signing_secret)
+
+    async def record_pending(self, connection: Connection, pending: PendingCreate | None) -> None:
+        await self.connections[connection.name].record_pending(connection, pending)
+
+    async def release_published(self, connection: Connection) -> bool:
+        return await self.connections[connection.name].release_published(connection)
+
+    async def set_annotations(
+        self, connection: Connection, annotations: Mapping[str, str | None]
+    ) -> Connection:
+        return await self.connections[connection.name].set_annotations(connection, annotations)
+
+    async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
+        return await self.connections[connection.name].write_status(connection, status)
+
+    async def post_event(self, connection: Connection, type_: EventType, reason: str, message: str) -> None:
+        await self.connections[connection.name].post_event(connection, type_, reason, message)
+
+    def writes(self) -> int:
+        """Kubernetes writes over the fleet: status patches, events, Secret writes."""
+        return sum(len(k.status_writes) + len(k.events) for k in self.connections.values())
 
 
 CreateFault = Literal["saved_error", "lost", "unsaved_error"]

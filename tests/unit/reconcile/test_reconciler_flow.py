@@ -7,10 +7,14 @@ secret belongs to a live webhook (old pair or new pair), never a deleted one.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from procon.processors.calls import CallAdmission, RateLimit
+from procon.reconcile.accounts import AccountDriver
 from procon.reconcile.reconciler import PENDING_CREATE, Reconciler
-from tests.unit.reconcile.doubles import PROCESSOR, Crash, FakeProcessor, MemoryKube
+from tests.unit.reconcile.doubles import PROCESSOR, Crash, FakeProcessor, FakeWebhook, FleetKube, MemoryKube
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +195,72 @@ async def test_unchanged_drift_check_lists_once_and_writes_nothing() -> None:
     processor.calls.clear()
     await ready(kube, processor)
     assert processor.calls == ["list"]
+
+
+async def test_unchanged_fleet_on_one_account_lists_once_per_interval_and_writes_nothing() -> None:
+    """Many connections with one key on one account, behind the account layer: a drift check of
+    them all costs one listing, no write at the processor and none in Kubernetes."""
+    fleet, processor = FleetKube(), FakeProcessor()
+    names = [f"shop-{n}" for n in range(12)]
+    for name in names:
+        fleet.add(name)
+    now = [1000.0]
+    driver = AccountDriver(
+        PROCESSOR,
+        processor,
+        CallAdmission(4),
+        lambda mode: RateLimit(per_second=1000.0, burst=1000),
+        max_age=300.0,
+        clock=lambda: now[0],
+    )
+    operator = Reconciler(fleet, {PROCESSOR: driver}, cluster_name="c1", draw=lambda: 0.5)
+    assert {(await operator.reconcile("ns", n)).state for n in names} == {"ready"}
+    assert len(processor.owned()) == len(names)
+    for kube in fleet.connections.values():
+        kube.status_writes.clear()
+        kube.events.clear()
+    processor.calls.clear()
+
+    for _ in range(3):  # three drift checks of every connection, within one interval
+        outcomes = await asyncio.gather(*(operator.reconcile("ns", n, changed=False) for n in names))
+        assert {o.state for o in outcomes} == {"ready"}
+        now[0] += 60
+    assert processor.calls == ["list"]
+    assert fleet.writes() == 0
+
+    # A pass asked for by a change (its Secret touched, say) acts on the account as it is now.
+    await operator.reconcile("ns", names[0])
+    assert processor.calls == ["list", "list"]
+    assert fleet.writes() == 0
+    processor.calls.clear()
+
+    now[0] += 301  # the interval is over: one listing more, for all of them
+    await asyncio.gather(*(operator.reconcile("ns", n, changed=False) for n in names))
+    assert processor.calls == ["list"]
+    assert fleet.writes() == 0
+
+
+async def test_a_change_to_one_connection_of_a_fleet_is_acted_on_a_current_listing() -> None:
+    """A spec change is not served the fleet's shared listing: what was changed at the processor
+    meanwhile is seen at once (here: a webhook procon does not own, at the URL the spec moves to)."""
+    fleet, processor = FleetKube(), FakeProcessor()
+    for name in ("a", "b"):
+        fleet.add(name)
+    now = [1000.0]
+    driver = AccountDriver(
+        PROCESSOR,
+        processor,
+        CallAdmission(4),
+        lambda mode: RateLimit(per_second=1000.0, burst=1000),
+        clock=lambda: now[0],
+    )
+    operator = Reconciler(fleet, {PROCESSOR: driver}, cluster_name="c1", draw=lambda: 0.5)
+    for name in ("a", "b"):
+        assert (await operator.reconcile("ns", name)).state == "ready"
+    await operator.reconcile("ns", "b", changed=False)  # a drift check: the listing is shared from here
+    now[0] += 5
+    processor.add(FakeWebhook(id="wh_foreign", url="https://hooks.example.com/new", events=(), metadata={}))
+    fleet.connections["a"].set_spec(url="https://hooks.example.com/new")
+    assert (await operator.reconcile("ns", "a")).state == "stalled"
+    assert fleet.connections["a"].condition("Stalled")["reason"] == "EndpointConflict"
+    assert "create" not in processor.calls[-2:]

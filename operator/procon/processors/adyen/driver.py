@@ -40,7 +40,7 @@ import httpx
 
 from procon import metrics
 from procon.api.schema import Mode
-from procon.processors import key_material
+from procon.processors import calls, key_material
 from procon.processors.adyen import roles as role_rules
 from procon.processors.adyen import webhook as webhooks
 from procon.processors.adyen.http import (
@@ -54,6 +54,7 @@ from procon.processors.adyen.http import (
     json_object,
     not_adyens,
     request_id,
+    too_many_requests,
     unexpected,
 )
 from procon.processors.adyen.settings import REAL_API
@@ -79,6 +80,7 @@ from procon.processors.base import (
     ObservedWebhook,
     PermissionDenied,
     PermissionReport,
+    RateLimited,
     RequestRejected,
     SigningSecretSource,
     Target,
@@ -188,10 +190,15 @@ class AdyenDriver:
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
             try:
-                client = self._http()
-                request = client.build_request(method, url, headers=headers, **kwargs)
-                streamed = await client.send(request, stream=True)
-                response = await read_capped(streamed, f"Adyen's answer to {method} {route}")
+                # Each attempt waits for its account's turn (procon.processors.calls).
+                async with calls.admitted() as call:
+                    client = self._http()
+                    request = client.build_request(method, url, headers=headers, **kwargs)
+                    streamed = await client.send(request, stream=True)
+                    response = await read_capped(streamed, f"Adyen's answer to {method} {route}")
+                    call.answered(
+                        response.status_code, response.headers, rate_limited=too_many_requests(response)
+                    )
             except ResponseTooLarge:
                 metrics.api_call("adyen", method, route, "error")
                 raise
@@ -231,6 +238,11 @@ class AdyenDriver:
             retry_unknown_outcome=retry_unknown_outcome,
             **kwargs,
         )
+        if too_many_requests(response):
+            raise RateLimited(
+                f"Adyen rate limit ({response.status_code}) on {method} {route}{request_id(response)}",
+                calls.retry_after_seconds(response.headers),
+            )
         if response.status_code in TRANSIENT_STATUSES:
             raise TransientProcessorError(
                 f"Adyen answered {response.status_code} to {method} {route}{request_id(response)}"

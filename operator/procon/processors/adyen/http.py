@@ -113,6 +113,17 @@ def json_object(response: httpx.Response, doing: str) -> dict[str, Any]:
     return body
 
 
+def too_many_requests(response: httpx.Response) -> bool:
+    """Whether an answer refuses for the rate: a 429, or Adyen's 500 ``00_500`` whose detail says
+    "too many requests" (docs/processors/adyen.md, "Errors" and "Rate limits")."""
+    if response.status_code == 429:
+        return True
+    if response.status_code != 500 or error_code(response) != "00_500":
+        return False
+    detail = problem(response).get("detail")
+    return isinstance(detail, str) and "too many requests" in detail.lower()
+
+
 def unexpected(response: httpx.Response, doing: str) -> ProcessorError:
     code = error_code(response)
     detail = f" ({code})" if code else ""

@@ -14,7 +14,10 @@ keys"). Once the key is in the signing Secret, procon appends its check value
 to the marker (``...#917A8C``); a webhook whose check value differs from the
 one recorded there has had its key changed outside procon, and a webhook at
 procon's marker whose record is missing is one whose key was published but
-not yet recorded (the create's last step).
+not yet recorded (the create's last step). After the check value comes a
+digest of the event codes procon asked for (``...#917A8C#<digest>``): Adyen
+lists its own default codes among the included ones, so only this record
+shows that a code was dropped from the spec and must be turned off.
 
 What procon restores in place: ``active``, the JSON format, TLS, certificate
 checks left on, the event codes it asked for, the merchant-account filter
@@ -26,6 +29,7 @@ and the key, when it changed outside procon.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +50,8 @@ if TYPE_CHECKING:
     from procon.processors.adyen.spec import AdyenOptions
 
 MARKER_PREFIX = "procon/"
-# Between the marker and the recorded check value of the published key.
+# Between the marker and the recorded check value of the published key, and between that and the
+# digest of the event codes procon asked for.
 CHECK_SEPARATOR = "#"
 COMMUNICATION_FORMAT = "json"
 # Adyen's default; "HTTP" (no TLS) is the one value procon corrects (docs/processors/adyen.md,
@@ -61,9 +66,12 @@ CERTIFICATE_CHECKS = (
 EVENT_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # A check value as Adyen shows it (six hex digits seen); anything else is not recorded or trusted.
 CHECK_VALUE = re.compile(r"^[0-9A-Za-z]{1,64}$")
+# The digest of the asked-for event codes, as recorded: Adyen lists its default codes among the
+# included ones, so only this record tells a code procon asked for earlier from one of Adyen's.
+EVENTS_DIGEST = re.compile(r"^[0-9a-f]{12}$")
 # ASSUMPTION: Adyen takes descriptions of a few hundred characters (no limit is documented,
 # docs/processors/adyen.md, "Ownership marker"); procon's is at most about 430: cluster 63,
-# namespace 63, name 253, UID 36, a check value.
+# namespace 63, name 253, UID 36, a check value, a 12-digit digest of the event codes.
 
 
 @dataclass(frozen=True)
@@ -142,8 +150,21 @@ def marker(owner: Mapping[str, str]) -> str:
 def split_description(description: str | None) -> tuple[str, str | None]:
     """(the marker part, the recorded check value or None)."""
     text = description or ""
-    base, separator, check = text.partition(CHECK_SEPARATOR)
+    base, separator, rest = text.partition(CHECK_SEPARATOR)
+    check = rest.partition(CHECK_SEPARATOR)[0]
     return base, (check if separator and CHECK_VALUE.match(check) else None)
+
+
+def events_digest(codes: Sequence[str]) -> str:
+    """What the description records of the event codes procon asked for (not the codes: a
+    description is short, and the codes are the spec's to show)."""
+    return hashlib.sha256(",".join(sorted(set(codes))).encode()).hexdigest()[:12]
+
+
+def recorded_events_digest(description: str | None) -> str | None:
+    """The digest of the event codes last asked for, as the description records it, or None."""
+    parts = (description or "").split(CHECK_SEPARATOR)
+    return parts[2] if len(parts) == 3 and EVENTS_DIGEST.match(parts[2]) else None
 
 
 def owner_of(description: str | None) -> dict[str, str]:
@@ -330,11 +351,18 @@ def compare(observed: ObservedWebhook, wanted: DesiredWebhook) -> Comparison:
         return Comparison(recreate_because="its HMAC key was changed outside procon")
     patch: dict[str, Any] = {}
     changed: list[str] = []
-    if base != goal.marker or recorded is None:
-        # Record the check value of the key the Secret holds (the create's last step), or bring the
-        # marker up to date (the cluster identity changed).
-        patch["description"] = f"{goal.marker}{CHECK_SEPARATOR}{webhook.check_value}"
-        changed.append("ownership marker" if base != goal.marker else "key check value")
+    wanted_digest, recorded_digest = events_digest(goal.events), recorded_events_digest(webhook.description)
+    asked_otherwise = recorded_digest is not None and recorded_digest != wanted_digest
+    if base != goal.marker or recorded is None or asked_otherwise:
+        # Record the check value of the key the Secret holds and the codes asked for (the create's
+        # last step), bring the marker up to date (the cluster identity changed), or record the
+        # codes the spec asks for now (a marker without a record of them, written before procon
+        # kept one, is left as it is until it is written for another reason).
+        patch["description"] = CHECK_SEPARATOR.join((goal.marker, webhook.check_value, wanted_digest))
+        if base != goal.marker:
+            changed.append("ownership marker")
+        elif recorded is None:
+            changed.append("key check value")
     if webhook.communication_format != COMMUNICATION_FORMAT:
         patch["communicationFormat"] = COMMUNICATION_FORMAT
         changed.append("communication format")
@@ -346,9 +374,12 @@ def compare(observed: ObservedWebhook, wanted: DesiredWebhook) -> Comparison:
     if webhook.certificate_checks_off:
         changed.append("certificate checks")
     # Adyen lists the codes it sends by default among the included ones, so the list may hold more
-    # than procon asked for: what counts is that none asked for is missing or excluded.
+    # than procon asked for: what counts is that none asked for is missing or excluded, and that
+    # the codes asked for are the spec's (a code removed from the spec is turned off by sending
+    # the new list; docs/processors/adyen.md, "Event codes").
     wanted_codes = set(goal.events)
-    if not wanted_codes <= set(webhook.events) or wanted_codes & set(webhook.exclude_codes):
+    missing = not wanted_codes <= set(webhook.events) or bool(wanted_codes & set(webhook.exclude_codes))
+    if asked_otherwise or missing:
         patch["additionalSettings"] = {"includeEventCodes": list(goal.events)}
         changed.append("events")
     if goal.company_level and (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from procon.api.schema import Mode
+from procon.processors.calls import RateLimit
 from procon.processors.checkout import settings
 from procon.processors.checkout.driver import CheckoutDriver
 from procon.processors.checkout.redaction import REDACTION
@@ -29,6 +31,15 @@ def _describe(env: Mapping[str, str]) -> str:
     return f"API {api or 'of Checkout.com'}" + (f", token host {auth}" if auth else "")
 
 
+# Per account, across all APIs and credentials (docs/processors/checkout.md, "Rate limits procon
+# keeps to"): 80% of production's 100 reads a second; ASSUMPTION: sandbox's lower, unpublished limit
+# taken as a tenth of production's.
+RATE_LIMITS = {
+    Mode.LIVE: RateLimit(per_second=80.0, burst=20),
+    Mode.TEST: RateLimit(per_second=10.0, burst=5),
+}
+
+
 def _driver(env: Mapping[str, str], context: DriverContext) -> CheckoutDriver:
     return CheckoutDriver(
         settings.api_base(env), settings.auth_base(env), cache_ttl=context.permission_cache_ttl
@@ -52,6 +63,7 @@ PLUGIN = ProcessorPlugin(
     demo=Demo(operator_env=_demo_env),
     driver=_driver,
     describe=_describe,
+    rate_limit=RATE_LIMITS.__getitem__,
 )
 
 __all__ = ["PLUGIN", "CheckoutDriver"]

@@ -42,7 +42,7 @@ import httpx
 
 from procon import metrics, redaction
 from procon.api.schema import Mode
-from procon.processors import key_material
+from procon.processors import calls, key_material
 from procon.processors.base import (
     Account,
     Comparison,
@@ -55,6 +55,7 @@ from procon.processors.base import (
     ObservedWebhook,
     PermissionDenied,
     PermissionReport,
+    RateLimited,
     RequestRejected,
     SigningSecretSource,
     Target,
@@ -207,9 +208,12 @@ class CheckoutDriver:
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
             try:
-                client = self._http()
-                streamed = await client.send(client.build_request(method, url, **kwargs), stream=True)
-                response = await read_capped(streamed, f"Checkout.com's answer to {method} {path}")
+                # Each attempt waits for its account's turn (procon.processors.calls).
+                async with calls.admitted() as call:
+                    client = self._http()
+                    streamed = await client.send(client.build_request(method, url, **kwargs), stream=True)
+                    response = await read_capped(streamed, f"Checkout.com's answer to {method} {path}")
+                    call.answered(response.status_code, response.headers)
             except ResponseTooLarge:
                 metrics.api_call("checkout", method, path, "error")
                 raise
@@ -277,6 +281,11 @@ class CheckoutDriver:
             raise CredentialsRejected(
                 "InvalidCredentials", "Checkout.com does not know the account of checkout.clientId (406)"
             )
+        if response.status_code == 429:
+            raise RateLimited(
+                f"Checkout.com rate limit (429) on the token request{request_id(response)}",
+                calls.retry_after_seconds(response.headers),
+            )
         if response.status_code in TRANSIENT_STATUSES:
             raise TransientProcessorError(
                 f"Checkout.com answered {response.status_code} to the token request{request_id(response)}"
@@ -339,6 +348,11 @@ class CheckoutDriver:
     ) -> httpx.Response:
         headers = {"Authorization": await self._authorization(credentials, target, scopes)}
         response = await self._send(method, (base or self._api(target)) + path, headers=headers, **kwargs)
+        if response.status_code == 429:
+            raise RateLimited(
+                f"Checkout.com rate limit (429){request_id(response)}",
+                calls.retry_after_seconds(response.headers),
+            )
         if response.status_code in TRANSIENT_STATUSES:
             raise TransientProcessorError(
                 f"Checkout.com answered {response.status_code}{request_id(response)}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from procon.api.schema import Mode
+from procon.processors.calls import RateLimit
 from procon.processors.plugin import Demo, DriverContext, ProcessorPlugin, SpecText
 from procon.processors.stripe import settings
 from procon.processors.stripe.driver import StripeDriver
@@ -13,6 +15,18 @@ from procon.processors.stripe.spec import StripeOptions
 
 def _driver(env: Mapping[str, str], context: DriverContext) -> StripeDriver:
     return StripeDriver(settings.api_base(env), permission_cache_ttl=context.permission_cache_ttl)
+
+
+# Requests a second per account by mode, and per endpoint, as Stripe documents them
+# (docs/processors/stripe.md, "Rate limits procon keeps to"): procon's requests nearly all go to one
+# endpoint, so the lower binds, and procon keeps 20% below it.
+ACCOUNT_RATE = {Mode.TEST: 25.0, Mode.LIVE: 100.0}
+ENDPOINT_RATE = 25.0
+MARGIN = 0.8
+
+
+def _rate_limit(mode: Mode) -> RateLimit:
+    return RateLimit(per_second=min(ACCOUNT_RATE[mode], ENDPOINT_RATE) * MARGIN, burst=10)
 
 
 PLUGIN = ProcessorPlugin(
@@ -32,6 +46,7 @@ PLUGIN = ProcessorPlugin(
     chatty_loggers=("stripe",),
     driver=_driver,
     describe=lambda env: f"API {settings.api_base(env)}",
+    rate_limit=_rate_limit,
 )
 
 __all__ = ["PLUGIN", "StripeDriver"]

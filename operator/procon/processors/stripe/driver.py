@@ -39,7 +39,7 @@ import stripe
 
 from procon import metrics
 from procon.api.schema import Mode
-from procon.processors import key_material
+from procon.processors import calls, key_material
 from procon.processors.base import (
     Account,
     Comparison,
@@ -56,6 +56,7 @@ from procon.processors.base import (
     PermissionDenied,
     PermissionReport,
     ProcessorError,
+    RateLimited,
     RequestRejected,
     SigningSecretSource,
     Target,
@@ -112,13 +113,21 @@ class CappedHTTPXClient(stripe.HTTPXClient):
     ) -> tuple[bytes, int, Mapping[str, str]]:
         args, kwargs = self._get_request_args_kwargs(method, url, headers, post_data)
         doing = f"Stripe's answer to {method.upper()} {urlsplit(url).path}"
-        try:
-            request = self._client_async.build_request(*args, **kwargs)
-            response = await read_capped(await self._client_async.send(request, stream=True), doing)
-        except ResponseTooLarge:
-            raise
-        except Exception as error:  # as the SDK's own client does: a retryable connection error
-            self._handle_request_error(error)
+        # Each attempt, the SDK's retries included, waits for its account's turn (procon.processors.calls).
+        async with calls.admitted() as call:
+            try:
+                request = self._client_async.build_request(*args, **kwargs)
+                response = await read_capped(await self._client_async.send(request, stream=True), doing)
+            except ResponseTooLarge:
+                raise
+            except Exception as error:  # as the SDK's own client does: a retryable connection error
+                self._handle_request_error(error)
+            # A lock timeout is a 429 about one busy object, not the account's rate
+            # (docs/processors/stripe.md, "Rate limits procon keeps to"): it pauses nobody.
+            busy = response.status_code == 429 and b"lock_timeout" in response.content
+            call.answered(
+                response.status_code, response.headers, rate_limited=not busy and response.status_code == 429
+            )
         return response.content, response.status_code, response.headers
 
 
@@ -534,7 +543,9 @@ def _without_stripe_error(error: stripe.StripeError, status: int) -> ProcessorEr
         described = describe_body(status, headers, body)
     request_id = error.request_id or (headers or {}).get("request-id")
     suffix = f" (Stripe request {request_id})" if request_id else ""
-    if status >= 500 or status in (409, 429):
+    if status == 429:
+        return RateLimited(f"Stripe rate limit: {described}{suffix}", calls.retry_after_seconds(headers))
+    if status >= 500 or status == 409:
         return TransientProcessorError(f"Stripe is unavailable: {described}{suffix}")
     return MalformedResponse(f"Stripe answered {described}{suffix}")
 
@@ -561,8 +572,14 @@ def _raise_translated(error: stripe.StripeError) -> NoReturn:
 
     if isinstance(error, stripe.APIConnectionError) or status >= 500 or status == 409:
         raise TransientProcessorError(f"Stripe is unavailable: {message}{suffix}") from None
+    if status == 429 and code == "lock_timeout":
+        raise TransientProcessorError(f"Stripe: {message}{suffix}") from None
     if isinstance(error, stripe.RateLimitError) or status == 429:
-        raise TransientProcessorError(f"Stripe rate limit: {message}{suffix}") from None
+        # Stripe documents no Retry-After (docs/processors/stripe.md, "Rate limits procon keeps
+        # to"); one that comes is honoured all the same.
+        raise RateLimited(
+            f"Stripe rate limit: {message}{suffix}", calls.retry_after_seconds(error.headers)
+        ) from None
     if isinstance(error, stripe.AuthenticationError) or status == 401:
         if code == "api_key_expired":
             raise CredentialsRejected(

@@ -1,0 +1,357 @@
+"""One observation of an account's webhooks for every connection on it, and one budget of requests.
+
+:class:`AccountDriver` wraps a processor's driver and is one itself, so the
+reconciler's decisions stay as they were; what changes is what a call costs:
+
+- **Shared observation.** Connections using the same credentials on the same
+  target (mode, and whatever the processor adds: a connected account, a client
+  id, a merchant) share one listing of the account's webhooks: one list call
+  per account per ``max_age`` (the drift interval), whatever the number of
+  connections. Concurrent needs of a listing make one call (single flight).
+  Any write through the wrapper (create, update, delete), succeeded or failed,
+  drops the listing, and a listing that was in flight while a write ended is
+  not kept: the next need lists afresh. A connection acting on a listing up to
+  ``max_age`` old is what the periodic drift check meant already: a change
+  made outside procon is seen within an interval.
+- **Keyed safely.** The key is a keyed hash of the credentials, made with a
+  random key held in this process only (never logged, exported or shown),
+  plus the target. Two keys reaching the same account never share a listing:
+  a tenant naming another tenant's account with a key of its own sees only
+  what its own key is answered.
+- **Budget per account.** Every request a driver sends goes through
+  :mod:`procon.processors.calls`: the account's rate (from the processor's
+  plugin, by mode), its pause after a 429, and the process-wide bound on
+  requests in flight. The account is the one the processor named when it
+  verified the credentials (so two keys to one account share its budget, as
+  the processor counts them); before that, the credentials' own.
+
+Entries go with the connections that fill them: :meth:`forget` (a connection
+gone, paused, or a refusal that proved the cache stale) drops the listing
+and the account's bucket when idle, and listings older than ``max_age`` are
+dropped as others are stored, so memory follows the accounts in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from procon import metrics
+from procon.api.schema import Mode
+from procon.processors import calls
+from procon.processors.base import (
+    Account,
+    Comparison,
+    CreatedWebhook,
+    Credentials,
+    DesiredWebhook,
+    ObservedWebhook,
+    PermissionReport,
+    ProcessorDriver,
+    RateLimited,
+    Target,
+    WebhookChanges,
+)
+from procon.processors.calls import CallAdmission, RateLimit
+
+if TYPE_CHECKING:
+    from procon.api.v1alpha1 import ProcessorConnectionSpec
+
+T = TypeVar("T")
+DEFAULT_MAX_AGE = 300.0
+# How old a listing may be for a pass that acts on a change (a new connection, a spec or Secret
+# change, a retry): none finished before it: it lists, or joins a listing in flight (connections
+# arriving together, an apply of many, still share one), and so sees the account as it is now.
+CURRENT_AGE = 0.0
+
+_CURRENT_NEEDED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "procon_current_listing", default=False
+)
+
+
+@contextmanager
+def current_listing(needed: bool = True) -> Iterator[None]:
+    """Within it, a listing is made afresh or joined while in flight (:data:`CURRENT_AGE`).
+
+    The reconciler asks for this for every pass but the periodic check of an unchanged, Ready
+    connection: only that one is served a listing up to the drift interval old.
+    """
+    token = _CURRENT_NEEDED.set(needed)
+    try:
+        yield
+    finally:
+        _CURRENT_NEEDED.reset(token)
+
+
+@dataclass
+class _Flight:
+    """A listing in flight, and how many callers wait for it: when the last gives up (its reconcile
+    timed out), the listing is cancelled, as it would have been without sharing."""
+
+    task: asyncio.Task[list[ObservedWebhook]] = field(repr=False)
+    waiters: int = 0
+
+
+@dataclass
+class _Observation:
+    """What is known of one (credentials, target): the account they verified as, and a listing."""
+
+    account: tuple[Mode, str] | None = None
+    used_at: float = 0.0
+    listing: tuple[ObservedWebhook, ...] | None = None
+    listed_at: float = 0.0
+    # Bumped by every write: a listing begun before it ended is not kept.
+    generation: int = 0
+    flight: _Flight | None = field(default=None, repr=False)
+
+
+class AccountDriver:
+    """A driver that shares listings per account and sends every request within the account's budget."""
+
+    def __init__(
+        self,
+        processor: str,
+        driver: ProcessorDriver,
+        admission: CallAdmission,
+        rate_limit: Callable[[Mode], RateLimit],
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.processor = processor
+        self.inner = driver
+        self._admission = admission
+        self._rate_limit = rate_limit
+        self._max_age = max_age
+        self._clock = clock
+        # The key of the credentials' fingerprints: random, in this process only, so a fingerprint
+        # means nothing outside it (and nothing inside it but "the same credentials").
+        self._print_key = secrets.token_bytes(32)
+        self._observations: dict[tuple[bytes, Target], _Observation] = {}
+        self.signing_secret_source = driver.signing_secret_source
+        self.permission_noun = driver.permission_noun
+
+    # --- keys -----------------------------------------------------------------------
+
+    def _fingerprint(self, credentials: Credentials) -> bytes:
+        material = "\0".join(f"{k}={v}" for k, v in sorted(credentials.values.items()))
+        return hmac.new(self._print_key, material.encode(), hashlib.sha256).digest()
+
+    def _observation(self, credentials: Credentials, target: Target) -> _Observation:
+        key = (self._fingerprint(credentials), target)
+        now = self._clock()
+        found = self._observations.get(key)
+        if found is None:
+            self._drop_stale(now)
+            found = self._observations[key] = _Observation()
+        found.used_at = now
+        return found
+
+    def _bucket(self, credentials: Credentials, target: Target) -> calls.AccountBucket:
+        observation = self._observations.get((self._fingerprint(credentials), target))
+        account: Hashable
+        if observation is not None and observation.account is not None:
+            mode, account_id = observation.account
+            account = (self.processor, mode, "account", account_id)
+        else:
+            mode = target.mode
+            account = (self.processor, mode, "credentials", self._fingerprint(credentials), target)
+        return self._admission.bucket(account, self.processor, self._rate_limit(mode))
+
+    async def _call(self, credentials: Credentials, target: Target, call: Awaitable[T]) -> T:
+        """Run ``call`` with its requests counted against the account's budget."""
+        bucket = self._bucket(credentials, target)
+        with calls.scope(self._admission, bucket):
+            try:
+                return await call
+            except RateLimited as limited:
+                # The driver's requests paused the account already where they saw the 429; this
+                # covers a driver that raises without having reported it.
+                if not bucket.paused(self._clock()):
+                    self._admission.pause(bucket, limited.retry_after)
+                raise
+
+    def _wrote(self, credentials: Credentials, target: Target) -> None:
+        """A write ended, however: the account's listing may be out of date."""
+        observation = self._observations.get((self._fingerprint(credentials), target))
+        if observation is None:
+            return  # nothing listed, nothing in flight: nothing out of date
+        observation.generation += 1
+        observation.listing = None
+        observation.flight = None
+
+    # --- pure: the driver's own ---------------------------------------------------------
+
+    def target(self, spec: ProcessorConnectionSpec) -> Target:
+        return self.inner.target(spec)
+
+    def desired_webhook(
+        self, spec: ProcessorConnectionSpec, tag: Mapping[str, str], events: Sequence[str]
+    ) -> DesiredWebhook:
+        return self.inner.desired_webhook(spec, tag, events)
+
+    def compare(self, observed: ObservedWebhook, desired: DesiredWebhook) -> Comparison:
+        return self.inner.compare(observed, desired)
+
+    def required_permission(self, denied: str | None, required: Sequence[str]) -> str | None:
+        return self.inner.required_permission(denied, required)
+
+    def missing_permissions_advice(self, required: Sequence[str]) -> str | None:
+        return self.inner.missing_permissions_advice(required)
+
+    def credentials_from(self, data: Mapping[str, str], key: str | None) -> Credentials:
+        return self.inner.credentials_from(data, key)
+
+    # --- calls ------------------------------------------------------------------------
+
+    async def resolve_events(
+        self, credentials: Credentials, target: Target, events: Sequence[str]
+    ) -> tuple[str, ...]:
+        return await self._call(credentials, target, self.inner.resolve_events(credentials, target, events))
+
+    async def verify(self, credentials: Credentials, target: Target) -> Account:
+        account = await self._call(credentials, target, self.inner.verify(credentials, target))
+        # From now on the credentials' requests count against the account the processor named.
+        self._observation(credentials, target).account = (account.mode, account.id)
+        return account
+
+    async def check_permissions(
+        self, credentials: Credentials, target: Target, required: Sequence[str]
+    ) -> PermissionReport:
+        return await self._call(
+            credentials, target, self.inner.check_permissions(credentials, target, required)
+        )
+
+    async def list_webhooks(
+        self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
+    ) -> list[ObservedWebhook]:
+        observation = self._observation(credentials, target)
+        now = self._clock()
+        max_age = min(CURRENT_AGE, self._max_age) if _CURRENT_NEEDED.get() else self._max_age
+        if observation.listing is not None and now - observation.listed_at < max_age:
+            metrics.account_listing(self.processor, "cached")
+            return list(observation.listing)
+        flight = observation.flight
+        if flight is not None and not flight.task.done():
+            metrics.account_listing(self.processor, "shared")
+        else:
+            metrics.account_listing(self.processor, "listed")
+            flight = self._list(credentials, target, owner, observation)
+        flight.waiters += 1
+        try:
+            # Shielded: a caller that gives up does not cancel the others' listing...
+            return list(await asyncio.shield(flight.task))
+        finally:
+            flight.waiters -= 1
+            if not flight.waiters and not flight.task.done():
+                # ...but the last one does: nobody waits for it, and an answer that never ends
+                # must not hold a request slot (and every later need of the account) forever.
+                flight.task.cancel()
+
+    def _list(
+        self,
+        credentials: Credentials,
+        target: Target,
+        owner: Mapping[str, str] | None,
+        observation: _Observation,
+    ) -> _Flight:
+        generation = observation.generation
+        started = self._clock()
+
+        async def listing() -> list[ObservedWebhook]:
+            try:
+                found = await self._call(
+                    credentials, target, self.inner.list_webhooks(credentials, target, owner)
+                )
+            finally:
+                if observation.flight is flight:
+                    observation.flight = None
+            if observation.generation == generation:
+                observation.listing = tuple(found)
+                observation.listed_at = started
+            return found
+
+        task = asyncio.ensure_future(listing())
+        # Its error reaches every caller; none is left unretrieved when all have gone.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        flight = _Flight(task)
+        observation.flight = flight
+        return flight
+
+    def _drop_stale(self, now: float) -> None:
+        """Forget what nobody used within ``max_age`` (credentials replaced, connections gone quiet):
+        what is kept follows the credentials in use, however many a tenant tries."""
+        for key in [
+            k for k, o in self._observations.items() if now - o.used_at >= self._max_age and o.flight is None
+        ]:
+            del self._observations[key]
+        self._admission.forget_idle()
+
+    async def create_webhook(
+        self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
+    ) -> CreatedWebhook:
+        try:
+            return await self._call(
+                credentials,
+                target,
+                self.inner.create_webhook(credentials, target, desired, idempotency_key=idempotency_key),
+            )
+        finally:
+            self._wrote(credentials, target)
+
+    async def update_webhook(
+        self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
+    ) -> ObservedWebhook:
+        try:
+            return await self._call(
+                credentials, target, self.inner.update_webhook(credentials, target, webhook_id, changes)
+            )
+        finally:
+            self._wrote(credentials, target)
+
+    async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
+        try:
+            await self._call(credentials, target, self.inner.delete_webhook(credentials, target, webhook_id))
+        finally:
+            self._wrote(credentials, target)
+
+    # --- memory -------------------------------------------------------------------------
+
+    def forget(self, credentials: Credentials, target: Target) -> None:
+        """Drop what is kept for these credentials and target, and the driver's own cache.
+
+        Another connection on the same account lists once more: what forgetting costs.
+        """
+        self._observations.pop((self._fingerprint(credentials), target), None)
+        self._admission.forget_idle()
+        self.inner.forget(credentials, target)
+
+    def cached_entries(self) -> int:
+        return self.inner.cached_entries() + len(self._observations)
+
+    def paused_accounts(self) -> int:
+        return self._admission.paused_accounts(self.processor)
+
+
+def account_drivers(
+    drivers: Mapping[str, ProcessorDriver],
+    rate_limits: Mapping[str, Callable[[Mode], RateLimit]],
+    admission: CallAdmission,
+    *,
+    max_age: float = DEFAULT_MAX_AGE,
+) -> dict[str, ProcessorDriver]:
+    """Each processor's driver, wrapped: listings shared per account, requests within its budget."""
+    wrapped: dict[str, ProcessorDriver] = {}
+    for name, driver in drivers.items():
+        account_driver = AccountDriver(name, driver, admission, rate_limits[name], max_age=max_age)
+        metrics.track_paused_accounts(name, account_driver.paused_accounts)
+        wrapped[name] = account_driver
+    return wrapped
