@@ -213,7 +213,8 @@ class Reconciler:
     async def left_unfinished(self, namespace: str, name: str) -> bool | None:
         """After a start, for a connection whose status says it is settled: whether the last
         process left work on it unfinished (a create whose write-ahead record is still in the
-        signing Secret, a rotation not carried out). Reads Kubernetes only, asks no processor,
+        signing Secret, a rotation not carried out, a replacement published but not yet in
+        status, no signing Secret at all). Reads Kubernetes only, asks no processor,
         writes nothing. None when the connection is gone."""
         connection = await self._kube.get_connection(namespace, name)
         if connection is None or connection.deleting:
@@ -227,7 +228,12 @@ class Reconciler:
             published = await self._kube.read_published(connection)
         except SecretNotOwned:
             return True  # the reconcile reports it
-        return published is not None and published.pending is not None
+        if published is None:
+            return True
+        # A pass that finished wrote the webhook it published into status; a kill between the
+        # publish of a replacement and that write leaves them apart.
+        shown = (connection.status.get("webhook") or {}).get("id")
+        return published.pending is not None or published.webhook_id != shown
 
     def _next_retry(self, connection: Connection) -> float:
         """Count one more transient failure in a row; seconds until the next attempt."""

@@ -154,3 +154,22 @@ async def test_a_connection_gone_meanwhile_is_none() -> None:
     kube.deleting = True
 
     assert await process(kube, processor).left_unfinished("ns", "shop") is None
+
+
+async def test_a_replacement_published_but_not_yet_in_status_is_found_after_a_start() -> None:
+    """Found by the crash harness: a rotation killed while retiring the old webhook, after the new
+    one was published and the rotation marked, before status named the new webhook."""
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    assert kube.published is not None
+    kube.published = {**kube.published, "id": "wh-the-replacement"}
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
+
+
+async def test_a_signing_secret_gone_while_the_operator_was_down_is_found_after_a_start() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.published = None
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
