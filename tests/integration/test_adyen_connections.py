@@ -17,6 +17,7 @@ import pytest
 
 from procon.emulators.adyen.fixture import parse_companies, parse_credentials
 from procon.emulators.faults import FaultKind
+from procon.processors.adyen.webhook import events_digest
 from procon.reconcile.ownership import Owner
 from tests.integration.conftest import Kubectl
 from tests.integration.operator_harness import (
@@ -149,10 +150,13 @@ def assert_one_webhook_signing_with_the_published_key(
     kubectl: Kubectl, namespace: str, name: str, webhooks: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Exactly one webhook, procon's, switched on, its key the published one and recorded by its
-    check value in the marker."""
+    check value in the marker, followed by the digest of the event codes the spec asks for."""
     assert len(webhooks) == 1, [(w["id"], w["description"]) for w in webhooks]
     (webhook,) = webhooks
-    assert webhook["description"] == f"{marker(kubectl, namespace, name)}#{webhook['hmacKeyCheckValue']}"
+    asked = events_digest(kubectl.get_json("pconn", name, "-n", namespace)["spec"]["webhook"]["events"])
+    assert webhook["description"] == (
+        f"{marker(kubectl, namespace, name)}#{webhook['hmacKeyCheckValue']}#{asked}"
+    )
     assert webhook["active"] is True
     published = signing_secret(kubectl, namespace, name)
     assert published["endpointId"] == webhook["id"]
