@@ -124,6 +124,7 @@ class OperatorSettings:
     metrics_key_file: str | None = None
     watch_quiet_seconds: float = 300.0
     reconcile_timeout: float = 120.0
+    reconcile_workers: int = 16
     # Processor requests in flight at once, over every account and processor.
     max_concurrent_calls: int = 32
     log_level: str = "info"
@@ -151,6 +152,8 @@ class OperatorSettings:
         - ``PROCON_RECONCILE_TIMEOUT``: seconds one reconcile (or clean-up) of a connection may take
           before it is abandoned and reported as ``ReconcileTimedOut`` (default 120), so a processor
           answering slowly or without end cannot hold a connection;
+        - ``PROCON_RECONCILE_WORKERS``: how many connections are reconciled at once (default 16);
+          the rest wait on the work queue, changes before retries before drift checks;
         - ``PROCON_MAX_CONCURRENT_CALLS``: processor requests in flight at once, over every
           account (default 32): a restart that wakes every connection opens no more sockets than
           this; each account keeps to its processor's rate besides (procon.processors.calls);
@@ -170,6 +173,7 @@ class OperatorSettings:
             metrics_key_file=_tls_pair(env)[1],
             watch_quiet_seconds=_seconds(env, "PROCON_WATCH_QUIET_SECONDS", cls.watch_quiet_seconds),
             reconcile_timeout=_seconds(env, "PROCON_RECONCILE_TIMEOUT", cls.reconcile_timeout),
+            reconcile_workers=_count(env, "PROCON_RECONCILE_WORKERS", cls.reconcile_workers),
             max_concurrent_calls=_count(env, "PROCON_MAX_CONCURRENT_CALLS", cls.max_concurrent_calls),
             log_level=_choice(env, "PROCON_LOG_LEVEL", cls.log_level, ("debug", "info", "warning", "error")),
             log_format=_choice(env, "PROCON_LOG_FORMAT", cls.log_format, ("text", "json")),

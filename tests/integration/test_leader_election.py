@@ -246,8 +246,8 @@ def test_only_the_leader_acts_and_a_standby_takes_over_from_a_killed_one(
     assert first.metric("procon_processor_api_calls_total") > 0
     assert second.metric("procon_reconcile_total") == 0
     assert second.metric("procon_processor_api_calls_total") == 0
-    assert "connection_loop" in first.process.log()  # kopf's daemon, named in its debug log ...
-    assert "connection_loop" not in second.process.log()  # ... and never started on the standby
+    assert "reconcile workers started" in first.process.log()  # the work queue's workers ...
+    assert "reconcile workers started" not in second.process.log()  # ... never started on the standby
     assert "procon started" not in second.process.log()
     standby_health = second.health()
     assert standby_health.status_code == 200

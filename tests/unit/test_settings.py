@@ -52,3 +52,14 @@ def test_each_processors_own_settings_are_read_and_checked_by_its_package() -> N
             assert setting.name.startswith(f"PROCON_{plugin.name.upper()}_")
             with pytest.raises(SettingsError, match=setting.name):
                 OperatorSettings.from_env({setting.name: "ftp://nowhere"})
+
+
+def test_reconcile_workers_default_and_setting() -> None:
+    assert OperatorSettings.from_env({}).reconcile_workers == 16
+    assert OperatorSettings.from_env({"PROCON_RECONCILE_WORKERS": "4"}).reconcile_workers == 4
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "2.5", "many"])
+def test_reconcile_workers_must_be_a_whole_number_of_at_least_one(value: str) -> None:
+    with pytest.raises(SettingsError, match="PROCON_RECONCILE_WORKERS"):
+        OperatorSettings.from_env({"PROCON_RECONCILE_WORKERS": value})

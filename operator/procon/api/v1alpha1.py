@@ -467,6 +467,16 @@ class WebhookStatus(_Model):
     ]
 
 
+class VerifiedCredentialsStatus(_Model):
+    secret_uid: Annotated[
+        str | None, Field(default=None, description="The UID of the credentials Secret verified.")
+    ] = None
+    secret_resource_version: Annotated[
+        str | None,
+        Field(default=None, description="The resourceVersion of the credentials Secret verified."),
+    ] = None
+
+
 class ProcessorConnectionStatus(_Model):
     """What the operator observed. Rebuilt from observation on every reconcile."""
 
@@ -489,6 +499,15 @@ class ProcessorConnectionStatus(_Model):
     ] = None
     webhook: Annotated[
         WebhookStatus | None, Field(default=None, description="The owned webhook at the processor.")
+    ] = None
+    verified_credentials: Annotated[
+        VerifiedCredentialsStatus | None,
+        Field(
+            default=None,
+            description="The credentials Secret (UID and resourceVersion, never its data) whose "
+            "credentials and permissions were verified for observedGeneration: the operator does not "
+            "verify them again after a restart until the Secret or the spec changes.",
+        ),
     ] = None
     missing_permissions: Annotated[
         list[str],

@@ -8,11 +8,10 @@ originals: a connection carrying more than half of that in (legal)
 annotations of its own can never be patched by kopf again, so its
 finalizer is never removed, and it, and its namespace, stay Terminating.
 
-procon needs no diff. The connection is reconciled level-based by a daemon
-that reads it afresh each time; the only change handler is on.delete, which
-kopf picks by the deletion timestamp, not by a diff; on.event handlers and
-daemons never look at one (a diff would only reset the idle timer of a
-daemon with ``idle=``, which procon does not use). So procon's diff base
+procon needs no diff. The connection is reconciled level-based by a worker
+of procon's work queue that reads it afresh each time; the only change
+handler is on.delete, which kopf picks by the deletion timestamp, not by a
+diff; on.event handlers never look at one. So procon's diff base
 remembers nothing and writes nothing: to kopf every object looks exactly as
 it was when last handled, which makes ordinary changes no-ops, the first
 sight of an object after a start a resume, and a deletion a deletion.

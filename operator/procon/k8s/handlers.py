@@ -1,12 +1,26 @@
 """kopf glue: when to reconcile which connection.
 
-Each ProcessorConnection gets one kopf daemon that runs the reconcile in a
-loop, so reconciles of one connection never overlap. The loop sleeps until
-the drift interval (jittered, so a restart does not check every connection
-at once), a backoff after a transient error, or a wake-up, whichever comes
-first. Wake-ups come from:
+kopf watches ProcessorConnections and credentials Secrets; its ``on.event``
+handlers turn what they see into keys (namespace/name) on a work queue
+(:mod:`procon.k8s.workqueue`), and a bounded set of workers runs the
+reconciler for them. One key is never reconciled by two workers at once; a
+key queued while it is being reconciled runs again after, if what queued it
+is still news then. What a worker does next with a key follows from the
+reconcile's outcome: the drift check after the drift interval (jittered), a
+retry after its backoff, nothing for a connection that is gone.
 
-- the connection itself, when its generation changes (a spec edit);
+Keys are served by priority: changes first (a spec edit, a new connection, a
+change or deletion of a Secret it references), then retries, then periodic
+drift checks, so a wave of drift checks never delays a new connection. After
+a restart a connection whose status shows it Ready for its current
+generation is not reconciled at once: its drift check is scheduled at a random
+point of the drift interval, so a restart does not check every connection at
+once.
+
+Wake-ups come from:
+
+- the connection itself, when its generation changes (a spec edit) or a
+  trigger annotation does;
 - a Secret it references: its credentials Secret, through kopf's Secret watch,
   an ``on.event`` handler, not ``on.create``/``on.update``, because those
   store a copy of the object, Secret data included, in an annotation; the
@@ -15,13 +29,13 @@ first. Wake-ups come from:
   API server, so no other Secret reaches the operator.
 
 Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
-its finalizer) after kopf has stopped the daemon.
+its finalizer), holding the connection's key so no worker reconciles it meanwhile.
 
 What the operator keeps in memory about a connection goes with it, on every
-path: the daemon's exit, the on.delete handler, and the watch's DELETED
-event (the one sure sign, whether procon released the finalizer or someone
-else did). Watch events only wake a running loop, never create state for a
-connection that has none.
+path: a reconcile that finds it gone, the on.delete handler, and the watch's
+DELETED event (the one sure sign, whether procon released the finalizer or
+someone else did). Secret events only queue connections the queue knows,
+never create state for a connection that has none.
 """
 
 from __future__ import annotations
@@ -44,8 +58,10 @@ from procon.k8s import metrics_server
 from procon.k8s.bookkeeping import NoDiffBase
 from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
 from procon.k8s.secret_watch import watch_managed_secrets
+from procon.k8s.workqueue import Key, Priority, WorkQueue
 from procon.processors.calls import CallAdmission
 from procon.processors.plugin import DriverContext
+from procon.reconcile import annotations as procon_annotations
 from procon.reconcile.accounts import account_drivers
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
@@ -58,36 +74,8 @@ logger = logging.getLogger("procon")
 FINALIZER = "procon.dev/finalizer"
 SECRETS = ("", "v1", "secrets")
 DELETE_RETRIES = 6
-
-
-class Wakeup:
-    """Wakes a connection's loop, with the reasons, so a reconcile that already saw a change
-    does not run again for it.
-
-    A watch event can outrun the answer to the request that caused it (the
-    operator's own Secret write, say): when it arrives, the version is not yet
-    known as seen. Each reason is a check that is run again after the
-    reconcile; if none still holds, the wake-up is dropped.
-    """
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self._reasons: list[Callable[[], bool]] = []
-
-    def set(self, still_new: Callable[[], bool]) -> None:
-        self._reasons.append(still_new)
-        self.event.set()
-
-    def begin(self) -> None:
-        """A reconcile starts: everything so far is about to be read."""
-        self.event.clear()
-        self._reasons.clear()
-
-    def settle(self) -> None:
-        """A reconcile ended: keep only the reasons it did not cover."""
-        self._reasons = [reason for reason in self._reasons if reason()]
-        if not self._reasons:
-            self.event.clear()
+# How long a stopping operator waits for reconciles in progress (kopf gave its daemons as long).
+WORKER_STOP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -97,18 +85,44 @@ class Runtime:
     settings: OperatorSettings
     kube: Kube
     reconciler: Reconciler
-    wakeups: dict[tuple[str, str], Wakeup] = field(default_factory=dict)
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    # Per key being reconciled: the checks of the wake-ups that came meanwhile. A watch event
+    # can outrun the answer to the request that caused it (the operator's own Secret write,
+    # say), so each is run again after the reconcile; only if one still holds does the key run
+    # again, and a reconcile that already saw the change does not run twice for it.
+    reasons: dict[Key, list[Callable[[], bool]]] = field(default_factory=dict)
+    # Keys queued by a change seen by a watch, until their next pass (see _reconcile_key).
+    changed: set[Key] = field(default_factory=set)
+    # Keys first seen settled after the start, not looked at yet (see _resume).
+    resuming: set[Key] = field(default_factory=set)
+    # Per key whose reconciles failed unexpectedly in a row: how many (see _Backoff).
+    failures: dict[Key, int] = field(default_factory=dict)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    busy: set[asyncio.Task[None] | None] = field(default_factory=set)  # workers in a reconcile
+    stopping: bool = False
     signing_watch: asyncio.Task[None] | None = None
     metrics_server: web.AppRunner | None = None
 
     def wake(self, namespace: str, name: str, still_new: Callable[[], bool]) -> None:
-        """Wake the connection's loop, if it runs (a loop that starts later reads everything anyway)."""
-        wakeup = self.wakeups.get((namespace, name))
-        if wakeup is not None:
-            wakeup.set(still_new)
+        """Queue a known connection for a change (a connection the queue does not know is read
+        afresh when it first comes anyway)."""
+        key = (namespace, name)
+        if not self.queue.is_known(key):
+            return
+        if self.queue.is_active(key):
+            self.reasons.setdefault(key, []).append(still_new)
+            return
+        self.changed.add(key)
+        self.queue.add(key, Priority.CHANGE)
 
     def forget(self, namespace: str, name: str) -> None:
-        """The connection is gone: drop everything kept about it (its loop drops its own wake-up)."""
+        """The connection is gone: drop everything kept about it."""
+        key = (namespace, name)
+        self.queue.forget(key)
+        self.reasons.pop(key, None)
+        self.failures.pop(key, None)
+        self.resuming.discard(key)
+        self.changed.discard(key)
         self.kube.forget(namespace, name)
         self.reconciler.forget(namespace, name)
         metrics.forget_connection(namespace, name)
@@ -116,7 +130,11 @@ class Runtime:
     def state_entries(self) -> dict[str, int]:
         """How many entries each per-connection store holds: all go back to 0 with the connections."""
         return {
-            "wakeups": len(self.wakeups),
+            **{f"queue_{store}": count for store, count in self.queue.state_entries().items()},
+            "wakeup_reasons": len(self.reasons),
+            "failure_counts": len(self.failures),
+            "resuming": len(self.resuming),
+            "changed": len(self.changed),
             **self.kube.state_entries(),
             **self.reconciler.state_entries(),
             "condition_series": metrics.connection_series(),
@@ -178,7 +196,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings=config,
         kube=kube,
         reconciler=Reconciler(
-            kube, drivers, cluster_name=cluster, reconcile_timeout=config.reconcile_timeout
+            kube,
+            drivers,
+            cluster_name=cluster,
+            reconcile_timeout=config.reconcile_timeout,
+            trust_recorded_for=config.permission_cache_ttl,
         ),
     )
     metrics.track_state_entries(runtime.state_entries)
@@ -191,7 +213,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ),
         name="procon signing-secret watch",
     )
+    runtime.workers = [
+        asyncio.create_task(_work(runtime), name=f"procon reconcile worker {number}")
+        for number in range(config.reconcile_workers)
+    ]
     memo["runtime"] = runtime
+    logger.info("reconcile workers started: %d", config.reconcile_workers)
     logger.info(
         "procon started: %s, drift interval %.0fs, at most %d processor requests in flight, cluster %s",
         ", ".join(f"{p.name} {p.describe(config.processor_env)}" for p in processors.plugins()),
@@ -235,6 +262,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         return
     if runtime.signing_watch is not None:
         runtime.signing_watch.cancel()
+    # Idle workers stop at once; a reconcile in progress gets a moment to finish.
+    runtime.stopping = True
+    for worker in runtime.workers:
+        if worker not in runtime.busy:
+            worker.cancel()
+    if runtime.workers:
+        finished_and_not = await asyncio.wait(runtime.workers, timeout=WORKER_STOP_TIMEOUT)
+        for worker in finished_and_not[1]:
+            worker.cancel()
     if runtime.metrics_server is not None:
         await runtime.metrics_server.cleanup()
 
@@ -256,6 +292,8 @@ async def secret_changed(
     if referenced_secrets is None or not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
+    if _listed_unseen(runtime.kube, type, namespace, name):
+        return
     still_new = _secret_still_new(runtime.kube, type, namespace, name, str(meta.get("resourceVersion")))
     if not still_new():
         return  # a reconcile has read (or written) this very version
@@ -272,11 +310,21 @@ def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[s
     connection = (meta.get("labels") or {}).get(CONNECTION_LABEL)
     if not (namespace and name and connection):
         return
+    if _listed_unseen(runtime.kube, type_, str(namespace), str(name)):
+        return
     version = str(meta.get("resourceVersion"))
     still_new = _secret_still_new(runtime.kube, type_, str(namespace), str(name), version)
     if still_new():
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type_)
         runtime.wake(str(namespace), str(connection), still_new)
+
+
+def _listed_unseen(kube: Kube, type_: str | None, namespace: str, name: str) -> bool:
+    """A Secret in a watch's first listing (no event type) that no reconcile of this process has read:
+    after a start, that is every Secret, and none of them is news. Each connection reads its
+    Secrets in its first reconcile (and a changed credentials Secret shows there against the
+    version its status records as verified)."""
+    return type_ is None and not kube.secret_believed_present(namespace, name)
 
 
 def _secret_still_new(
@@ -294,10 +342,11 @@ def _secret_still_new(
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def connection_changed(
-    type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED)
+    type: str,  # kopf's name for the event type (ADDED, MODIFIED, DELETED; None while listing)
     namespace: str | None,
     name: str,
     meta: Mapping[str, Any],
+    status: Mapping[str, Any],
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
@@ -306,15 +355,29 @@ async def connection_changed(
     if not isinstance(runtime, Runtime):
         return
     namespace = _ns(namespace)
+    key = (namespace, name)
     if type == "DELETED":
         runtime.forget(namespace, name)
         return
     runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
-    # Status writes and procon's own annotations do not bump the generation,
-    # so they never wake the loop that made them; nor does a generation the
-    # loop has already read.
+    if meta.get("deletionTimestamp"):
+        return  # the on.delete handler has it
     generation = int(meta.get("generation") or 0)
     annotations = dict(meta.get("annotations") or {})
+    if not runtime.queue.is_known(key):
+        # First sight (a new connection, or every connection after a start).
+        if _settled(status, generation, annotations):
+            # Ready for this very spec when the operator last looked: a look at what the last
+            # process may have left unfinished (Kubernetes reads only, behind every change),
+            # then its drift check at a random point of the interval (see _resume).
+            runtime.resuming.add(key)
+            runtime.queue.add(key, Priority.DRIFT)
+        else:
+            runtime.queue.add(key, Priority.CHANGE)
+        return
+    # Status writes and procon's own annotations do not bump the generation,
+    # so they never queue the reconcile that made them; nor does a generation
+    # a reconcile has already read.
     kube = runtime.kube
 
     def still_new() -> bool:
@@ -325,93 +388,119 @@ async def connection_changed(
         runtime.wake(namespace, name, still_new)
 
 
+def _settled(status: Mapping[str, Any], generation: int, annotations: Mapping[str, str]) -> bool:
+    """Whether the status says Ready for this generation with every request carried out (a
+    rotation asked for by annotation, which moves no generation): nothing to do but the drift check."""
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    rotation = procon_annotations.rotation(annotations)
+    return bool(
+        ready
+        and ready.get("status") == "True"
+        and ready.get("observedGeneration", generation) == generation
+        and status.get("observedGeneration") == generation
+        and (not rotation or rotation == status.get("signingSecretRotation"))
+    )
+
+
 class _Backoff:
     """Jittered exponential backoff for reconciles that failed unexpectedly (an exception, not a
     processor error, whose retry the reconciler schedules and reports itself): 1 s doubling to
     the same cap, so no connection falls minutes behind."""
 
-    def __init__(self, initial: float = FIRST_DELAY, maximum: float = MAX_DELAY) -> None:
-        self._initial, self._maximum, self._next = initial, maximum, initial
-
-    def next(self) -> float:
-        delay = self._next * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
-        self._next = min(self._next * 2, self._maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self._initial
+    @staticmethod
+    def delay(failures: int, initial: float = FIRST_DELAY, maximum: float = MAX_DELAY) -> float:
+        base: float = min(initial * 2.0 ** max(failures - 1, 0), maximum)
+        return base * random.uniform(0.5, 1.0)  # noqa: S311
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def connection_loop(
-    namespace: str | None,
-    name: str,
-    spec: Mapping[str, Any],
-    stopped: kopf.DaemonStopped,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    runtime = _runtime(memo)
-    namespace = _ns(namespace)
-    key = (namespace, name)
-    wakeup = runtime.wakeups[key] = Wakeup()
-    try:
-        await _run_loop(runtime, namespace, name, spec, stopped, wakeup)
-    finally:
-        # A successor (the same name, re-created) may have registered its own meanwhile.
-        if runtime.wakeups.get(key) is wakeup:
-            del runtime.wakeups[key]
-
-
-async def _run_loop(
-    runtime: Runtime,
-    namespace: str,
-    name: str,
-    spec: Mapping[str, Any],
-    stopped: kopf.DaemonStopped,
-    wakeup: Wakeup,
-) -> None:
-    backoff = _Backoff()
-    # Whether this pass was asked for by a change (the connection's, its Secret's): it then acts on
-    # the account as it is now; a periodic check (and the first, after a start) may act on the
-    # account's shared listing (procon.reconcile.accounts).
-    changed = False
-    while not stopped:
-        wakeup.begin()
-        started = time.monotonic()
-        processor = str(spec.get("processor", "unknown"))
-        retry_in: float | None = None
+async def _work(runtime: Runtime) -> None:
+    """One worker: take the most urgent ready key, reconcile it, schedule what comes next."""
+    queue = runtime.queue
+    me = asyncio.current_task()
+    while not runtime.stopping:
+        key = await queue.get()
+        runtime.busy.add(me)
         try:
-            outcome = await runtime.reconciler.reconcile(namespace, name, changed=changed)
-            state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
+            await _reconcile_key(runtime, key)
         except Exception:
-            logger.exception("reconcile of %s/%s failed", namespace, name)
-            state = "error"
-        if state != "gone":
-            metrics.reconciled(processor, state, time.monotonic() - started)
-        state = "retrying" if state == "error" else state
-        wakeup.settle()
-        if state == "gone":
-            return
-        if state == "retrying" and retry_in is not None:
-            delay = retry_in  # the delay the status announces
-        elif state == "retrying":
-            delay = backoff.next()
-        else:
-            backoff.reset()
-            delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
-        changed = await _sleep_until_woken(wakeup.event, stopped, delay)
+            # Only a bug in the scheduling itself gets here: the key is checked again later.
+            logger.exception("scheduling %s/%s failed", *key)
+            queue.add_after(key, MAX_DELAY, Priority.RETRY)
+        finally:
+            runtime.busy.discard(me)
+            queue.done(key)
 
 
-async def _sleep_until_woken(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
-    """Sleep ``delay`` seconds, or until woken; whether it was a wake-up (a change seen by a watch)."""
-    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+async def _resume(runtime: Runtime, key: Key) -> bool:
+    """The first pass over a connection first seen settled after a start: True when it needs a
+    full reconcile now (the last process left work on it unfinished). Otherwise its drift check
+    is scheduled at a random point of the interval, so a restart neither checks every connection
+    with the processor at once nor asks it anything already answered."""
+    namespace, name = key
+    started = time.monotonic()
+    unfinished = await runtime.reconciler.left_unfinished(namespace, name)
+    if unfinished is None:
+        runtime.queue.forget(key)
+        return False
+    if unfinished:
+        return True
+    metrics.reconciled("unknown", "resumed", time.monotonic() - started)
+    if not runtime.reasons.get(key):
+        delay = runtime.settings.drift_interval * random.random()  # noqa: S311 - jitter
+        runtime.queue.add_after(key, delay, Priority.DRIFT)
+    else:
+        runtime.reasons.pop(key, None)
+        runtime.changed.add(key)
+        runtime.queue.add(key, Priority.CHANGE)
+    return False
+
+
+async def _reconcile_key(runtime: Runtime, key: Key) -> None:
+    namespace, name = key
+    queue = runtime.queue
+    # Whether this pass was asked for by a change (the connection's, its Secret's): it then acts
+    # on the account as it is now; a periodic check (and the first, after a start) may act on
+    # the account's shared listing (procon.reconcile.accounts).
+    changed = key in runtime.changed
+    runtime.changed.discard(key)
+    if key in runtime.resuming:
+        runtime.resuming.discard(key)
+        try:
+            if not await _resume(runtime, key):
+                return
+        except Exception:
+            logger.exception("looking at %s/%s after the start failed; reconciling it", namespace, name)
+    started = time.monotonic()
+    processor = "unknown"
+    retry_in: float | None = None
     try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return wakeup.is_set()
+        outcome = await runtime.reconciler.reconcile(namespace, name, changed=changed)
+        state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
+    except Exception:
+        logger.exception("reconcile of %s/%s failed", namespace, name)
+        state = "error"
+    if state != "gone":
+        metrics.reconciled(processor, state, time.monotonic() - started)
+    reasons = [reason for reason in runtime.reasons.pop(key, []) if reason()]
+    if state == "gone":
+        runtime.failures.pop(key, None)
+        queue.forget(key)
+        return
+    if reasons:
+        runtime.changed.add(key)
+        queue.add(key, Priority.CHANGE)  # changed while being reconciled, after it was read
+    if state == "error":
+        failures = runtime.failures[key] = runtime.failures.get(key, 0) + 1
+        queue.add_after(key, _Backoff.delay(failures), Priority.RETRY)
+        return
+    runtime.failures.pop(key, None)
+    if state == "retrying" and retry_in is not None:
+        queue.add_after(key, retry_in, Priority.RETRY)  # the delay the status announces
+    elif state == "retrying":
+        queue.add_after(key, _Backoff.delay(1), Priority.RETRY)
+    else:
+        delay = runtime.settings.drift_interval * random.uniform(0.8, 1.2)  # noqa: S311
+        queue.add_after(key, delay, Priority.DRIFT)
 
 
 @kopf.on.probe(id="watch")
@@ -441,6 +530,9 @@ def watch_is_live(memo: kopf.Memo, **_: Any) -> dict[str, float]:
 async def connection_deleted(namespace: str | None, name: str, retry: int, memo: kopf.Memo, **_: Any) -> None:
     runtime = _runtime(memo)
     namespace = _ns(namespace)
+    key = (namespace, name)
+    # No worker reconciles the connection while it is cleaned up (one in progress finishes first).
+    await runtime.queue.hold(key)
     try:
         await runtime.reconciler.finalize(namespace, name, final_attempt=retry >= DELETE_RETRIES - 1)
     except Exception as error:
@@ -449,5 +541,7 @@ async def connection_deleted(namespace: str | None, name: str, retry: int, memo:
             f"webhook clean-up failed, retrying: {redact(str(error), connection_scope(namespace, name))}",
             delay=2 ** min(retry, 5),
         ) from None
+    finally:
+        runtime.queue.done(key)
     # Not before: a retry still needs the credentials remembered for it.
     runtime.forget(namespace, name)

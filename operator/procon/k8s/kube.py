@@ -269,7 +269,13 @@ class Kube:
             secret = listed.items[0]
             self._saw_secret(secret)
             annotations = dict(secret.metadata.annotations or {})
-            return CredentialsSecret(opted_in=True, annotations=annotations, data=_decode(secret.data))
+            return CredentialsSecret(
+                opted_in=True,
+                annotations=annotations,
+                data=_decode(secret.data),
+                uid=str(secret.metadata.uid or ""),
+                resource_version=str(secret.metadata.resource_version or ""),
+            )
         meta = await self._read_metadata(namespace, name)
         if meta is None:
             self._seen_secret_version.pop((namespace, name), None)

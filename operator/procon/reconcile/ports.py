@@ -76,6 +76,10 @@ class CredentialsSecret:
     opted_in: bool
     annotations: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Which Secret, and which version of it: a verification recorded for these (in the status)
+    # holds until either changes. Never a digest of the data.
+    uid: str = ""
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,14 @@ import json
 import logging
 import random
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from procon import metrics, redaction
-from procon.api.v1alpha1 import DeletionPolicy
+from procon.api.v1alpha1 import DeletionPolicy, Mode
 from procon.processors.base import (
     Account,
     CreatedWebhook,
@@ -64,6 +65,7 @@ from procon.reconcile.conditions import Assessment, Verdict
 from procon.reconcile.ownership import CLUSTER, Owner, Relation, relation
 from procon.reconcile.ports import (
     Connection,
+    CredentialsSecret,
     KubePort,
     PendingCreate,
     PublishedSecret,
@@ -80,6 +82,9 @@ PAUSED = procon_annotations.PAUSED
 ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
 # How long one reconcile (or one clean-up) may take, however slowly a processor answers.
 DEFAULT_RECONCILE_TIMEOUT = 120.0
+# How long after a start a verification recorded in status is trusted without asking the
+# processor again (the drivers' own permission cache lifetime, PROCON_PERMISSION_CACHE_TTL).
+DEFAULT_TRUST_RECORDED_FOR = 600.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
 
@@ -90,7 +95,7 @@ UNKNOWN_PERMISSION = "UnknownPermission"
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a reconcile ended: the daemon picks its next wake-up from it."""
+    """How a reconcile ended: the work queue schedules the connection's next run from it."""
 
     state: str  # "ready" | "stalled" | "progressing" | "retrying" | "paused" | "gone"
     processor: str = "unknown"
@@ -121,12 +126,18 @@ class Reconciler:
         cluster_name: str,
         reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT,
         draw: Callable[[], float] = random.random,
+        trust_recorded_for: float = DEFAULT_TRUST_RECORDED_FOR,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
         self._timeout = reconcile_timeout
         self._draw = draw  # jitter of retry delays
+        # A verification recorded in a connection's status stands for one this process made, as
+        # a driver's cache entry would, for as long as that would be trusted after the start.
+        self._clock = clock
+        self._trust_recorded_until = clock() + trust_recorded_for
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
         # Per connection: the key of its pending create and its transient failures (see _send_create).
@@ -198,6 +209,31 @@ class Reconciler:
                 self._failures.pop((namespace, name), None)
             return outcome
         return Outcome("retrying")
+
+    async def left_unfinished(self, namespace: str, name: str) -> bool | None:
+        """After a start, for a connection whose status says it is settled: whether the last
+        process left work on it unfinished (a create whose write-ahead record is still in the
+        signing Secret, a rotation not carried out, a replacement published but not yet in
+        status, no signing Secret at all). Reads Kubernetes only, asks no processor,
+        writes nothing. None when the connection is gone."""
+        connection = await self._kube.get_connection(namespace, name)
+        if connection is None or connection.deleting:
+            return None
+        if PENDING_CREATE in connection.annotations:
+            return True
+        rotation = procon_annotations.rotation(connection.annotations)
+        if rotation and rotation != connection.status.get("signingSecretRotation"):
+            return True
+        try:
+            published = await self._kube.read_published(connection)
+        except SecretNotOwned:
+            return True  # the reconcile reports it
+        if published is None:
+            return True
+        # A pass that finished wrote the webhook it published into status; a kill between the
+        # publish of a replacement and that write leaves them apart.
+        shown = (connection.status.get("webhook") or {}).get("id")
+        return published.pending is not None or published.webhook_id != shown
 
     def _next_retry(self, connection: Connection) -> float:
         """Count one more transient failure in a row; seconds until the next attempt."""
@@ -417,22 +453,36 @@ class Reconciler:
 
         account: Account | None = None
         report: PermissionReport | None = None
+        recorded: Verdict | None = None  # the permissions verdict taken over from the status
+        verified: CredentialsSecret | None = None
         # The URL goes to the processor whole, but what it hides when shown (a token in its
         # query) is a secret too, caught also where the URL travels encoded.
         redaction.remember(
             _scope(connection), redaction.url_secrets(connection.model.spec.webhook.url), part="webhook-url"
         )
         try:
-            driver, credentials, target = await self._access(connection)
-            account = await self._verify(connection, driver, credentials, target)
-            report = await self._check_permissions(connection, driver, credentials, target)
+            driver, credentials, target, secret = await self._read_access(connection)
+            taken_over = self._recorded_verification(connection, secret)
+            if taken_over is not None:
+                # Verified for this generation and this very Secret version before (a restart,
+                # say): asking the processor again would only repeat the answer.
+                account, recorded = taken_over
+            else:
+                account = await self._verify(connection, driver, credentials, target)
+                report = await self._check_permissions(connection, driver, credentials, target)
+            verified = secret
             webhook, webhook_verdict, rotation = await self._reconcile_webhook(
                 connection, driver, credentials, target
             )
         except _Stalled as stopped:
-            assessment = _with_earlier_steps(stopped.assessment, account, report)
+            assessment = _with_earlier_steps(stopped.assessment, account, report, recorded)
             await self._write_status(
-                connection, assessment, account=account, webhook=None, missing=stopped.missing
+                connection,
+                assessment,
+                account=account,
+                webhook=None,
+                missing=stopped.missing,
+                verified=verified,
             )
             await self._warn_on_change(connection, assessment)
             return Outcome("stalled" if assessment.stalled else "progressing")
@@ -453,7 +503,7 @@ class Reconciler:
 
         assessment = Assessment(
             credentials=_credentials_ok(account),
-            permissions=_permissions_ok(report),
+            permissions=recorded or _permissions_ok(report),
             webhook=webhook_verdict,
             # A webhook procon does not own beside the owned one: only a person can settle
             # it, exactly as when it blocks the create, so it is reported the same way. (Another
@@ -462,7 +512,13 @@ class Reconciler:
             stalled=webhook_verdict if webhook_verdict.reason == "EndpointConflict" else None,
         )
         await self._write_status(
-            connection, assessment, account=account, webhook=webhook, missing=(), rotation=rotation
+            connection,
+            assessment,
+            account=account,
+            webhook=webhook,
+            missing=(),
+            rotation=rotation,
+            verified=verified,
         )
         if assessment.stalled is not None:
             await self._warn_on_change(connection, assessment)
@@ -470,6 +526,46 @@ class Reconciler:
         return Outcome("ready" if webhook_verdict.status == "True" else "progressing")
 
     async def _access(self, connection: Connection) -> tuple[ProcessorDriver, Credentials, Target]:
+        driver, credentials, target, _ = await self._read_access(connection)
+        return driver, credentials, target
+
+    def _recorded_verification(
+        self, connection: Connection, secret: CredentialsSecret
+    ) -> tuple[Account, Verdict] | None:
+        """The account and permissions verdict the status records as verified for this generation
+        and this version of the credentials Secret, while such a record may be trusted; else None."""
+        if self._clock() >= self._trust_recorded_until or not (secret.uid and secret.resource_version):
+            return None
+        status = connection.status
+        record = status.get("verifiedCredentials") or {}
+        if (
+            record.get("secretUid") != secret.uid
+            or record.get("secretResourceVersion") != secret.resource_version
+            or status.get("observedGeneration") != connection.generation
+        ):
+            return None
+        found = {c.get("type"): c for c in status.get("conditions") or []}
+        for kind in ("CredentialsValid", "PermissionsValid"):
+            condition = found.get(kind) or {}
+            if (
+                condition.get("status") != "True"
+                or condition.get("observedGeneration") != connection.generation
+            ):
+                return None
+        account = status.get("account") or {}
+        try:
+            mode = Mode(str(account.get("mode")))
+        except ValueError:
+            return None
+        if not account.get("id") or mode != connection.model.spec.mode:
+            return None
+        permissions = found["PermissionsValid"]
+        verdict = Verdict("True", str(permissions.get("reason")), str(permissions.get("message", "")))
+        return Account(id=str(account["id"]), mode=mode), verdict
+
+    async def _read_access(
+        self, connection: Connection
+    ) -> tuple[ProcessorDriver, Credentials, Target, CredentialsSecret]:
         spec = connection.model.spec
         driver = self._drivers.get(spec.processor)
         if driver is None:
@@ -504,7 +600,7 @@ class Reconciler:
         await self._notice_whitespace(connection, ref.name, data, credentials.stripped)
         target = driver.target(spec)
         self._last_access[(connection.namespace, connection.name)] = (driver, credentials, target)
-        return driver, credentials, target
+        return driver, credentials, target, secret
 
     async def _notice_whitespace(
         self, connection: Connection, secret: str, data: Mapping[str, str], fields: Sequence[str]
@@ -1054,6 +1150,7 @@ class Reconciler:
         missing: Sequence[str],
         keep_rest: bool = False,
         rotation: str | None = None,
+        verified: CredentialsSecret | None = None,
     ) -> Connection:
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
@@ -1074,6 +1171,13 @@ class Reconciler:
                     "events": list(webhook.events),
                 }
                 if webhook
+                else None
+            )
+            # Recorded only when both the credentials and the permissions passed.
+            both_passed = account is not None and assessment.permissions.status == "True"
+            status["verifiedCredentials"] = (
+                {"secretUid": verified.uid, "secretResourceVersion": verified.resource_version}
+                if verified is not None and both_passed and verified.uid
                 else None
             )
         metrics.connection_conditions(
@@ -1177,15 +1281,19 @@ def _stalled_webhook(reason: str, message: str) -> Assessment:
 
 
 def _with_earlier_steps(
-    assessment: Assessment, account: Account | None, report: PermissionReport | None
+    assessment: Assessment,
+    account: Account | None,
+    report: PermissionReport | None,
+    recorded: Verdict | None = None,
 ) -> Assessment:
-    """``assessment`` with the verdicts of the steps that passed before it stopped."""
+    """``assessment`` with the verdicts of the steps that passed before it stopped (``recorded``:
+    the permissions verdict taken over from the status instead of checking again)."""
     return replace(
         assessment,
         credentials=_credentials_ok(account)
         if assessment.credentials == conditions.PENDING
         else assessment.credentials,
-        permissions=_permissions_ok(report)
+        permissions=(recorded or _permissions_ok(report))
         if assessment.permissions == conditions.PENDING
         else assessment.permissions,
     )

@@ -85,6 +85,7 @@ class MemoryKube:
     released: bool = False
     deleting: bool = False
     status_writes: list[dict[str, Any]] = field(default_factory=list)
+    secret_versions: dict[str, int] = field(default_factory=dict)
     # The connection's name and UID (a fleet of them: one MemoryKube each, see FleetKube).
     name: str = "shop"
     uid: str = "uid-1"
@@ -112,7 +113,15 @@ class MemoryKube:
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
         data = self.secrets.get(name)
-        return CredentialsSecret(opted_in=True, data=data) if data is not None else None
+        if data is None:
+            return None
+        version = str(self.secret_versions.get(name, 1))
+        return CredentialsSecret(opted_in=True, data=data, uid=f"uid-{name}", resource_version=version)
+
+    def change_secret(self, name: str, data: dict[str, str]) -> None:
+        """Replace a Secret's data, as an update would: its resourceVersion moves."""
+        self.secrets[name] = data
+        self.secret_versions[name] = self.secret_versions.get(name, 1) + 1
 
     async def read_published(self, connection: Connection) -> PublishedSecret | None:
         if self.published is None and self.pending is None:
@@ -269,7 +278,8 @@ class FakeProcessor:
     # What the next creates do (one entry used per create call).
     create_faults: list[CreateFault] = field(default_factory=list)
     keys_used: list[str] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # webhook calls
+    checks: list[str] = field(default_factory=list)  # verifications and permission checks
     forgotten: int = 0
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -325,12 +335,14 @@ class FakeProcessor:
         return tuple(sorted(events))
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
+        self.checks.append("verify")
         self._check(credentials)
         return Account("acct_1", Mode.TEST)
 
     async def check_permissions(
         self, credentials: Credentials, target: Target, required: Sequence[str]
     ) -> PermissionReport:
+        self.checks.append("permissions")
         self._check(credentials)
         return PermissionReport(
             missing=tuple(p for p in required if p in self.known and p not in self.granted),

@@ -1,0 +1,175 @@
+"""A restart with everything Ready asks the processor nothing it already answered, and writes nothing.
+
+The status records which credentials Secret (UID and resourceVersion, never its data) was
+verified for which generation; a fresh process (a new Reconciler, no driver cache) takes the
+verification over from it instead of verifying and probing again, until the Secret or the spec
+changes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from procon.reconcile.reconciler import Reconciler
+from tests.unit.reconcile.doubles import PROCESSOR, FakeProcessor, MemoryKube
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def process(kube: MemoryKube, processor: FakeProcessor, clock: Clock | None = None) -> Reconciler:
+    """A freshly started operator process: nothing in memory."""
+    return Reconciler(
+        kube,
+        {PROCESSOR: processor},
+        cluster_name="c1",
+        draw=lambda: 0.5,
+        trust_recorded_for=600,
+        clock=clock or Clock(),
+    )
+
+
+async def ready_then_restarted(kube: MemoryKube, processor: FakeProcessor) -> None:
+    assert (await process(kube, processor).reconcile("ns", "shop")).state == "ready"
+    assert kube.status["verifiedCredentials"] == {"secretUid": "uid-shop-key", "secretResourceVersion": "1"}
+    processor.calls.clear()
+    processor.checks.clear()
+    kube.status_writes.clear()
+    kube.events.clear()
+
+
+async def test_a_restart_with_a_ready_connection_does_not_verify_probe_or_write() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    before = dict(kube.status)
+
+    assert (await process(kube, processor).reconcile("ns", "shop")).state == "ready"
+
+    assert processor.checks == [], "no verification, no permission probe"
+    assert processor.calls == ["list"], "only the drift check's look at the account"
+    assert kube.status_writes == [], "nothing changed, nothing written"
+    assert kube.events == []
+    assert kube.status == before
+
+
+async def test_a_changed_credentials_secret_is_verified_again() -> None:
+    kube, processor = MemoryKube(), FakeProcessor(valid_keys={"fake-key-1", "fake-key-2"})
+    await ready_then_restarted(kube, processor)
+    kube.change_secret("shop-key", {"token": "fake-key-2"})
+
+    assert (await process(kube, processor).reconcile("ns", "shop")).state == "ready"
+
+    assert processor.checks == ["verify", "permissions"]
+    assert kube.status["verifiedCredentials"]["secretResourceVersion"] == "2"
+
+
+async def test_a_secret_change_that_revokes_the_key_is_caught() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.change_secret("shop-key", {"token": "a-key-nobody-knows"})
+
+    assert (await process(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert kube.condition("CredentialsValid")["status"] == "False"
+    assert kube.status.get("verifiedCredentials") is None, "a failed verification leaves no record"
+
+
+async def test_a_spec_change_is_verified_again() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.spec["requiredPermissions"] = ["hooks.write", "payouts.read"]  # not granted
+    kube.generation += 1
+
+    assert (await process(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert processor.checks == ["verify", "permissions"]
+    assert kube.condition("PermissionsValid")["reason"] == "InsufficientPermissions"
+
+
+async def test_a_record_is_trusted_only_as_long_as_a_permission_cache_entry_would_be() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    clock = Clock()
+    restarted = process(kube, processor, clock)
+    clock.now = 601
+
+    assert (await restarted.reconcile("ns", "shop")).state == "ready"
+    assert processor.checks == ["verify", "permissions"]
+    assert kube.status_writes == [], "the same answer: still nothing written"
+
+
+async def test_a_record_from_a_status_without_permissions_granted_is_not_trusted() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    for condition in kube.status["conditions"]:
+        if condition["type"] == "PermissionsValid":
+            condition["status"] = "Unknown"
+
+    await process(kube, processor).reconcile("ns", "shop")
+    assert processor.checks == ["verify", "permissions"]
+
+
+async def test_after_a_start_a_settled_connection_is_looked_at_in_kubernetes_only() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    restarted = process(kube, processor)
+
+    assert await restarted.left_unfinished("ns", "shop") is False
+    assert processor.calls == []
+    assert processor.checks == []
+    assert kube.status_writes == []
+
+
+async def test_a_create_interrupted_by_the_last_process_is_found_after_a_start() -> None:
+    from procon.reconcile.ports import PendingCreate
+
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.pending = PendingCreate(key="procon-k", params="p")  # the write-ahead record of a create
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
+
+
+async def test_a_rotation_not_carried_out_is_found_after_a_start() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.annotations["procon.dev/rotate-signing-secret"] = "r1"
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
+
+
+async def test_a_connection_gone_meanwhile_is_none() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.deleting = True
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is None
+
+
+async def test_a_replacement_published_but_not_yet_in_status_is_found_after_a_start() -> None:
+    """Found by the crash harness: a rotation killed while retiring the old webhook, after the new
+    one was published and the rotation marked, before status named the new webhook."""
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    assert kube.published is not None
+    kube.published = {**kube.published, "id": "wh-the-replacement"}
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
+
+
+async def test_a_signing_secret_gone_while_the_operator_was_down_is_found_after_a_start() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.published = None
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
