@@ -76,6 +76,9 @@ SECRETS = ("", "v1", "secrets")
 DELETE_RETRIES = 6
 # How long a stopping operator waits for reconciles in progress (kopf gave its daemons as long).
 WORKER_STOP_TIMEOUT = 10.0
+# kopf's per-object event workers at once, and how long an idle one stays (see startup).
+KOPF_WORKERS = 64
+KOPF_WORKER_IDLE_SECONDS = 0.5
 
 
 @dataclass
@@ -169,6 +172,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Re-establish watches that went silent behind a load balancer (kopf >= 1.44).
     settings.watching.inactivity_timeout = 70
     settings.watching.server_timeout = 300
+    # kopf runs a worker per object with events; a burst (an apply of thousands) would have
+    # thousands at once, each holding its object's body while it waits on the API server. The
+    # handlers only queue keys (and kopf adds a finalizer), so a bounded number keeps up, and
+    # an idle one goes soon instead of lingering for 5 s per object.
+    settings.queueing.worker_limit = KOPF_WORKERS
+    settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
     # Only credentials Secrets that opted in, filtered by the API server: the
     # data of every other Secret never reaches the operator (handler-level
     # `labels=` filters would only drop events after receiving them).
