@@ -145,7 +145,7 @@ class Runtime:
             "changed": len(self.changed),
             **self.kube.state_entries(),
             **self.reconciler.state_entries(),
-            "condition_series": metrics.connection_series(),
+            "condition_records": metrics.connection_records(),
         }
 
 
