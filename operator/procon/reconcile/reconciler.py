@@ -90,6 +90,10 @@ DEFAULT_RECHECK_INTERVAL = 86400.0
 # How far ahead of this process's clock a recorded verification time may be and still be trusted:
 # replicas' clocks differ a little; a time further ahead is not one procon wrote.
 MAX_CLOCK_SKEW = 300.0
+# How long after a Secret version's key was asked about afresh the drivers' caches may answer for it
+# (the default PROCON_PERMISSION_CACHE_TTL): within it, other connections on that Secret share
+# the answer; after it, the next verification asks afresh again.
+FRESH_ANSWER_WINDOW = 600.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
 
@@ -145,6 +149,10 @@ class Reconciler:
         self._clock = clock
         self._recheck_interval = recheck_interval
         self._started = clock()
+        # Credentials Secret versions (UID, resourceVersion) whose key a verification asked the
+        # processor about afresh, and when: the first verification of a version drops what the
+        # driver kept about the key; the others on it within FRESH_ANSWER_WINDOW share the answer.
+        self._asked_afresh: dict[tuple[str, str], float] = {}
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
         # Per connection: the key of its pending create and its transient failures (see _send_create).
@@ -328,6 +336,7 @@ class Reconciler:
             "whitespace_noticed": len(self._whitespace_noticed),
             "retry_schedules": len(self._failures),
             "create_replays": len(self._replays),
+            "fresh_secret_versions": len(self._asked_afresh),
             "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
             "redacted_values": redaction.registered_count(),
         }
@@ -478,6 +487,7 @@ class Reconciler:
                 if isinstance(driver, accounts.AccountDriver):
                     driver.remember_account(credentials, target, account)
             else:
+                self._ask_afresh(driver, credentials, target, secret)
                 account = await self._verify(connection, driver, credentials, target)
                 report = await self._check_permissions(connection, driver, credentials, target)
                 verified = self._verification_record(connection, secret)
@@ -538,6 +548,23 @@ class Reconciler:
     async def _access(self, connection: Connection) -> tuple[ProcessorDriver, Credentials, Target]:
         driver, credentials, target, _ = await self._read_access(connection)
         return driver, credentials, target
+
+    def _ask_afresh(
+        self, driver: ProcessorDriver, credentials: Credentials, target: Target, secret: CredentialsSecret
+    ) -> None:
+        """Before a verification: unless another connection on this very Secret version was just
+        verified, drop what the driver kept about the key, so the verification reaches the
+        processor. A Secret touched to have its key checked now (or a verification past the
+        recheck interval) is answered by the processor, not by a cache filled before; connections
+        sharing the Secret still cost one set of probes."""
+        now = self._clock()
+        for version in [v for v, at in self._asked_afresh.items() if now - at >= FRESH_ANSWER_WINDOW]:
+            del self._asked_afresh[version]
+        version = (secret.uid, secret.resource_version)
+        if not all(version) or version in self._asked_afresh:
+            return
+        driver.forget(credentials, target)
+        self._asked_afresh[version] = now
 
     def _verification_record(
         self, connection: Connection, secret: CredentialsSecret

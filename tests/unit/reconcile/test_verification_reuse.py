@@ -12,7 +12,14 @@ from __future__ import annotations
 import pytest
 
 from procon.reconcile.reconciler import Reconciler
-from tests.unit.reconcile.doubles import PROCESSOR, WEBHOOK_PERMISSION, FakeProcessor, FakeWebhook, MemoryKube
+from tests.unit.reconcile.doubles import (
+    PROCESSOR,
+    WEBHOOK_PERMISSION,
+    FakeProcessor,
+    FakeWebhook,
+    FleetKube,
+    MemoryKube,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,6 +54,7 @@ async def verified(kube: MemoryKube, processor: FakeProcessor, clock: Clock) -> 
     assert processor.checks == ["verify", "permissions"]
     processor.checks.clear()
     processor.calls.clear()
+    processor.forgotten = 0
     kube.status_writes.clear()
     kube.events.clear()
     return operator
@@ -91,6 +99,31 @@ async def test_a_changed_credentials_secret_is_verified_again() -> None:
     processor.checks.clear()
     await drift_checks(operator, clock, 3)
     assert processor.checks == []
+
+
+async def test_a_touched_secret_is_asked_about_afresh_once_for_every_connection_using_it() -> None:
+    """A Secret touched to have its key checked now must reach the processor, not a driver's cache
+    filled before: the first verification of the new version drops what the driver kept about the
+    key; the other connections using the Secret share that fresh answer."""
+    fleet, processor, clock = FleetKube(), FakeProcessor(), Clock()
+    names = [f"shop-{n}" for n in range(5)]
+    for name in names:
+        fleet.add(name)
+    operator = Reconciler(fleet, {PROCESSOR: processor}, cluster_name="c1", draw=lambda: 0.5, clock=clock)
+    for name in names:
+        assert (await operator.reconcile("ns", name)).state == "ready"
+    assert processor.forgotten == 1, "one Secret version: asked about afresh once"
+    clock.now += 3600
+    for name in names:
+        await operator.reconcile("ns", name, changed=False)
+    processor.checks.clear()
+
+    fleet.connections[names[0]].change_secret("shop-key", {"token": "fake-key-1"})
+    for name in names:
+        assert (await operator.reconcile("ns", name)).state == "ready"
+    assert processor.forgotten == 2
+    assert processor.checks == ["verify", "permissions"] * len(names)
+    assert operator.state_entries()["fresh_secret_versions"] == 1
 
 
 async def test_a_new_generation_is_verified_again() -> None:
