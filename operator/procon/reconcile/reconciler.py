@@ -167,13 +167,16 @@ class Reconciler:
 
     # --- entry points -----------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str, *, changed: bool = True) -> Outcome:
+    async def reconcile(
+        self, namespace: str, name: str, *, changed: bool = True, changed_since: float | None = None
+    ) -> Outcome:
         """Bring one connection to its desired state and report it in status.
 
         ``changed``: the pass was asked for by a change (to the connection, its Secret, an
         annotation), not by the periodic check. Only a periodic check of an unchanged, Ready
         connection acts on the account's shared listing of up to a drift interval ago
-        (procon.reconcile.accounts); every other pass on a listing made about now.
+        (procon.reconcile.accounts); every other pass on a listing begun after
+        ``changed_since`` (when the change was seen; by default, during this pass).
 
         Whatever goes wrong ends in status: a pass that outlives the deadline
         (a processor answering slowly, or without end) or fails unexpectedly
@@ -196,7 +199,7 @@ class Reconciler:
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
-                with accounts.current_listing(changed or not self._is_drift(connection)):
+                with accounts.current_listing(changed or not self._is_drift(connection), since=changed_since):
                     async with deadline:
                         outcome = replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
