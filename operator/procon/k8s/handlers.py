@@ -197,7 +197,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             "cluster sharing a processor account may use it too; unset it to use this cluster's UID",
             cluster,
         )
-    context = DriverContext(permission_cache_ttl=config.permission_cache_ttl)
+    # A driver's cache never outlives a recheck: a verification asked for again must reach the processor.
+    context = DriverContext(
+        permission_cache_ttl=min(config.permission_cache_ttl, config.permission_recheck_interval),
+        recheck_interval=config.permission_recheck_interval,
+    )
     # Listings shared per account and every request within its account's budget and the bound on
     # requests in flight (procon.reconcile.accounts, procon.processors.calls).
     drivers = account_drivers(
@@ -214,7 +218,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             drivers,
             cluster_name=cluster,
             reconcile_timeout=config.reconcile_timeout,
-            trust_recorded_for=config.permission_cache_ttl,
+            recheck_interval=config.permission_recheck_interval,
         ),
     )
     metrics.track_state_entries(runtime.state_entries)

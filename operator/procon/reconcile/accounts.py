@@ -253,6 +253,11 @@ class AccountDriver:
         self._observation(credentials, target).account = (account.mode, account.id)
         return account
 
+    def remember_account(self, credentials: Credentials, target: Target, account: Account) -> None:
+        """The account a verification reused from a connection's status named (nothing asked the
+        processor): the credentials' requests count against it, as after :meth:`verify`."""
+        self._observation(credentials, target).account = (account.mode, account.id)
+
     async def check_permissions(
         self, credentials: Credentials, target: Target, required: Sequence[str]
     ) -> PermissionReport:

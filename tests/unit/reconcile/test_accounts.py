@@ -276,6 +276,22 @@ async def test_a_429_pauses_the_whole_account_for_its_retry_after() -> None:
     assert driver.paused_accounts() == 0
 
 
+async def test_an_account_taken_from_a_connections_status_counts_as_verified() -> None:
+    """A verification reused from the status asks the processor nothing; the account it names
+    still gathers the requests of every key to it, as after a verification."""
+    clock, processor = Clock(), open_processor()
+    processor.answers, processor.retry_after = [429], "7"
+    driver = layer(processor, clock)
+    driver.remember_account(KEY, TARGET, Account("acct_1", Mode.TEST))
+    with pytest.raises(RateLimited):
+        await driver.list_webhooks(KEY, TARGET, OWNER)
+    started = clock.now
+    driver.remember_account(OTHER_KEY, TARGET, Account("acct_1", Mode.TEST))
+    await driver.list_webhooks(OTHER_KEY, TARGET, OWNER)
+    assert clock.now - started >= 7.0, "the other key to the account waits out its pause"
+    assert processor.checks == []
+
+
 async def test_a_pause_without_retry_after_grows_with_each_429_in_a_row() -> None:
     clock, processor = Clock(), open_processor()
     processor.answers = [429, 429, 429]
