@@ -4,7 +4,8 @@
 kopf exports none, so procon keeps its own, named after External Secrets'
 (docs/design/operator-conventions.md, "Metrics"): reconciles by result and
 duration, processor API calls by processor, operation and status code,
-connections by condition, and the time since the last watch event.
+connections by condition (each one's, and counts by reason), and the time since
+the last watch event.
 
 Label values never carry key material: operations are request templates
 (``GET /v1/webhook_endpoints/{id}``), and namespaces and names are the
@@ -14,11 +15,15 @@ connection's own.
 from __future__ import annotations
 
 import re
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -39,12 +44,6 @@ API_CALLS = Counter(
     "procon_processor_api_calls",
     "Calls to a processor's API, by operation and HTTP status code ('error' when no answer came).",
     ["processor", "operation", "status_code"],
-    registry=REGISTRY,
-)
-CONNECTION_CONDITION = Gauge(
-    "procon_connection_condition",
-    "1 for the current status of each condition of each connection, 0 for the other statuses.",
-    ["namespace", "name", "processor", "condition", "status"],
     registry=REGISTRY,
 )
 STATE_ENTRIES = Gauge(
@@ -108,6 +107,108 @@ ACCOUNT_LISTINGS = Counter(
     registry=REGISTRY,
 )
 
+STATUSES = ("True", "False", "Unknown")
+
+# One condition of a connection as the metrics keep it: (type, status, reason).
+ConditionState = tuple[str, str, str]
+# What the metrics keep about a connection: (processor, its conditions).
+ConnectionState = tuple[str, tuple[ConditionState, ...]]
+
+
+class ConnectionConditions:
+    """The connections' conditions, kept as one small record per connection and turned into
+    ``procon_connection_condition`` and ``procon_connections`` only when scraped.
+
+    A labelled Gauge would keep a child (a lock and a value) per connection, condition and
+    status: 18 per connection, most of the operator's memory in a large fleet. Here a
+    connection costs a dict slot and its key; its record is shared with every connection
+    in the same state (few states exist: a fleet is mostly Ready), strings included.
+    """
+
+    # Distinct records kept for sharing. Far more than a fleet's states; past it the table
+    # starts afresh (records in use stay valid, they are only no longer shared).
+    MAX_SHARED_STATES = 4096
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], ConnectionState] = {}
+        self._shared: dict[ConnectionState, ConnectionState] = {}
+        # The metrics server scrapes on the event loop today; the lock keeps a scrape from
+        # another thread (a test, a future server) from seeing the dict change under it.
+        self._lock = threading.Lock()
+
+    def set(self, namespace: str, name: str, processor: str, conditions: Iterable[Mapping[str, Any]]) -> None:
+        state: ConnectionState = (
+            sys.intern(str(processor)),
+            tuple(
+                (
+                    sys.intern(str(condition["type"])),
+                    sys.intern(str(condition["status"])),
+                    str(condition.get("reason") or ""),
+                )
+                for condition in conditions
+            ),
+        )
+        with self._lock:
+            if len(self._shared) >= self.MAX_SHARED_STATES and state not in self._shared:
+                self._shared.clear()
+            self._states[(namespace, name)] = self._shared.setdefault(state, state)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._states.pop((namespace, name), None)
+            if not self._states:
+                self._shared.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The families without samples: the registry learns the names without a scrape."""
+        yield self._per_connection()
+        yield self._counts()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            states = list(self._states.items())
+        per_connection = self._per_connection()
+        for (namespace, name), (processor, conditions) in states:
+            for kind, current, _reason in conditions:
+                for status in STATUSES:
+                    per_connection.add_metric(
+                        (namespace, name, processor, kind, status), 1 if current == status else 0
+                    )
+        yield per_connection
+        # Counted by record first: connections in one state share it, so a fleet is a few records.
+        counts = Tally[tuple[str, str, str, str]]()
+        for (processor, conditions), connections in Tally(state for _, state in states).items():
+            for kind, status, reason in conditions:
+                counts[(processor, kind, status, reason)] += connections
+        family = self._counts()
+        for labels, connections in counts.items():
+            family.add_metric(labels, connections)
+        yield family
+
+    @staticmethod
+    def _per_connection() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "procon_connection_condition",
+            "1 for the current status of each condition of each connection, 0 for the other statuses.",
+            labels=("namespace", "name", "processor", "condition", "status"),
+        )
+
+    @staticmethod
+    def _counts() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "procon_connections",
+            "Connections by processor and by the status and reason of each condition (reason '' when "
+            "the condition has none). Only states some connection is in are present.",
+            labels=("processor", "condition", "status", "reason"),
+        )
+
+
+CONNECTION_CONDITIONS = ConnectionConditions()
+REGISTRY.register(CONNECTION_CONDITIONS)
+
 _ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
 
 
@@ -160,24 +261,18 @@ def reconciled(processor: str, result: str, seconds: float) -> None:
 def connection_conditions(
     namespace: str, name: str, processor: str, conditions: Iterable[Mapping[str, Any]]
 ) -> None:
-    for condition in conditions:
-        for status in ("True", "False", "Unknown"):
-            CONNECTION_CONDITION.labels(namespace, name, processor, condition["type"], status).set(
-                1 if condition["status"] == status else 0
-            )
+    """Record the connection's conditions (type, status, reason of each), replacing what was kept."""
+    CONNECTION_CONDITIONS.set(namespace, name, processor, conditions)
 
 
 def forget_connection(namespace: str, name: str) -> None:
     """Drop the connection's series (whatever its processor was: the spec may have changed it)."""
-    # prometheus_client has no public way to list a metric's label sets.
-    for labels in list(CONNECTION_CONDITION._metrics):
-        if labels[:2] == (namespace, name):
-            CONNECTION_CONDITION.remove(*labels)
+    CONNECTION_CONDITIONS.forget(namespace, name)
 
 
-def connection_series() -> int:
-    """How many label sets the per-connection condition gauge holds."""
-    return len(CONNECTION_CONDITION._metrics)
+def connection_records() -> int:
+    """How many connections the condition metrics keep a record of."""
+    return len(CONNECTION_CONDITIONS)
 
 
 def track_state_entries(entries: Callable[[], Mapping[str, int]]) -> None:

@@ -114,6 +114,10 @@ class OperatorSettings:
     # procon.processors.<name>.settings says which there are and what they mean.
     processor_env: Mapping[str, str] = field(default_factory=dict)
     drift_interval: float = 300.0
+    # How long a verification (credentials, account, permissions) is reused while the Secret and
+    # the spec are unchanged and no call is refused (procon.reconcile.reconciler).
+    permission_recheck_interval: float = 86400.0
+    # How long a driver shares what it learnt about a key with every connection using that key.
     permission_cache_ttl: float = 600.0
     # None: this cluster's identity is the UID of its kube-system namespace, read at start-up.
     cluster_name: str | None = None
@@ -137,7 +141,15 @@ class OperatorSettings:
         - each processor's own, such as where its API is (listed in its package,
           ``procon.processors.<name>.settings``, and checked here);
         - ``PROCON_DRIFT_INTERVAL``: seconds between drift checks of a connection (default 300, jittered);
-        - ``PROCON_PERMISSION_CACHE_TTL``: seconds a key's granted permissions are trusted without a probe;
+        - ``PROCON_PERMISSION_RECHECK_INTERVAL``: the longest a connection's verification (credentials
+          valid, their account, permissions granted) is reused without asking the processor again
+          (default 86400). It is asked at once when the credentials Secret (its resourceVersion) or
+          the spec (its generation) changes, and on the pass after a processor call is refused for the
+          credentials or a permission; so a drift check of an unchanged connection costs only the
+          account's shared listing. The time of the last verification is in status.verifiedCredentials;
+        - ``PROCON_PERMISSION_CACHE_TTL``: seconds what a driver learnt about a key (its account, the
+          permissions it was seen to hold) serves the other connections using the same key (default
+          600, never more than the recheck interval);
         - ``PROCON_CLUSTER_NAME``: this cluster's identity, written on every webhook procon creates,
           so two clusters sharing a processor account never mistake each other's webhooks for their
           own (default: the UID of the ``kube-system`` namespace, unique per cluster; a name is
@@ -163,6 +175,9 @@ class OperatorSettings:
         return cls(
             processor_env=_processor_env(env),
             drift_interval=_seconds(env, "PROCON_DRIFT_INTERVAL", cls.drift_interval),
+            permission_recheck_interval=_seconds(
+                env, "PROCON_PERMISSION_RECHECK_INTERVAL", cls.permission_recheck_interval
+            ),
             permission_cache_ttl=_seconds(env, "PROCON_PERMISSION_CACHE_TTL", cls.permission_cache_ttl),
             cluster_name=_cluster_name(env, "PROCON_CLUSTER_NAME"),
             namespaces=tuple(n.strip() for n in env.get("PROCON_NAMESPACES", "").split(",") if n.strip()),

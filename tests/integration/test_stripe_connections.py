@@ -450,6 +450,36 @@ def test_key_without_webhook_access_names_the_required_write(
     assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
 
 
+def test_a_permission_revoked_from_a_ready_key_is_reported(
+    kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
+) -> None:
+    """A Ready connection's verification is reused, not probed again by every drift check. A
+    permission revoked at Stripe still shows: one no call of procon's needs as soon as the Secret is
+    touched (or after the recheck interval), one the drift check's listing needs by that check."""
+    key = account.key(ANALYTICS_PERMISSIONS)
+    apply_connection(kubectl, namespace, "shop", key)
+    wait_condition(kubectl, namespace, "shop", "Ready", "True")
+
+    stripe_emulator.revoke(key, "rak_charge_read")
+    kubectl.run("annotate", "secret", "shop-key", "-n", namespace, "procon.dev/touched=1")
+    obj = wait_condition(
+        kubectl, namespace, "shop", "Stalled", "True", "InsufficientPermissions", timeout=WATCH_TIMEOUT
+    )
+    assert obj["status"]["missingPermissions"] == ["rak_charge_read"]
+    stripe_emulator.grant(key, "rak_charge_read")  # a stalled connection is asked again by every check
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=DRIFT_TIMEOUT)
+
+    stripe_emulator.revoke(key, "rak_webhook_write")  # nothing changes in Kubernetes
+    obj = wait_condition(
+        kubectl, namespace, "shop", "Stalled", "True", "InsufficientPermissions", timeout=DRIFT_TIMEOUT
+    )
+    assert obj["status"]["missingPermissions"] == ["rak_webhook_write"]
+    assert obj["status"].get("verifiedCredentials") is None
+    stripe_emulator.grant(key, "rak_webhook_write")
+    wait_condition(kubectl, namespace, "shop", "Ready", "True", timeout=DRIFT_TIMEOUT)
+    assert_one_endpoint_with_published_secret(kubectl, namespace, "shop", account)
+
+
 def test_endpoint_cap_stalls_with_a_clear_reason(
     kubectl: Kubectl, namespace: str, account: StripeAccount, stripe_emulator: StripeEmulator
 ) -> None:

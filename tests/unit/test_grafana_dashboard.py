@@ -130,15 +130,20 @@ def test_every_query_parses_and_selects_only_exported_metrics(
     assert unknown == {}
     assert all(answer["metrics"] for answer in parsed.values()), "a query that selects no metric"
     used = {metric for answer in parsed.values() for metric in answer["metrics"]}
-    # What the dashboard is for: connections by condition, reconcile rate and duration,
-    # processor calls and errors, and who leads.
+    # What the dashboard is for: connections by condition (counted, and by reason; the not-Ready
+    # ones by name), reconcile rate and duration, processor calls and errors, and who leads.
     assert {
+        "procon_connections",
         "procon_connection_condition",
         "procon_reconcile_total",
         "procon_reconcile_duration_seconds_bucket",
         "procon_processor_api_calls_total",
         "procon_leader",
     } <= used
+    assert any(
+        "procon_connections" in answer["metrics"] and re.search(r"by \([^)]*\breason\b", expr)
+        for expr, answer in parsed.items()
+    ), "no panel shows connections by reason"
 
 
 def test_the_metric_check_can_fail(promql: PromQL, tmp_path: Path) -> None:

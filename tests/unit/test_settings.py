@@ -63,3 +63,18 @@ def test_reconcile_workers_default_and_setting() -> None:
 def test_reconcile_workers_must_be_a_whole_number_of_at_least_one(value: str) -> None:
     with pytest.raises(SettingsError, match="PROCON_RECONCILE_WORKERS"):
         OperatorSettings.from_env({"PROCON_RECONCILE_WORKERS": value})
+
+
+def test_a_verification_is_reused_for_a_day_and_a_keys_cache_shared_for_ten_minutes() -> None:
+    settings = OperatorSettings.from_env({})
+    assert (settings.permission_recheck_interval, settings.permission_cache_ttl) == (86400.0, 600.0)
+    settings = OperatorSettings.from_env(
+        {"PROCON_PERMISSION_RECHECK_INTERVAL": "3600", "PROCON_PERMISSION_CACHE_TTL": "60"}
+    )
+    assert (settings.permission_recheck_interval, settings.permission_cache_ttl) == (3600.0, 60.0)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "daily"])
+def test_a_recheck_interval_must_be_a_positive_number_of_seconds(value: str) -> None:
+    with pytest.raises(SettingsError, match="PROCON_PERMISSION_RECHECK_INTERVAL"):
+        OperatorSettings.from_env({"PROCON_PERMISSION_RECHECK_INTERVAL": value})

@@ -475,6 +475,24 @@ class VerifiedCredentialsStatus(_Model):
         str | None,
         Field(default=None, description="The resourceVersion of the credentials Secret verified."),
     ] = None
+    generation: Annotated[
+        int | None,
+        Field(
+            default=None,
+            ge=0,
+            description="The metadata.generation (the permissions asked for) the verification was made for.",
+        ),
+    ] = None
+    verified_at: Annotated[
+        str | None,
+        Field(
+            default=None,
+            description="When the processor was last asked (RFC 3339). The verdict is reused until the "
+            "Secret or the spec changes, a processor call is refused for the credentials or a "
+            "permission, or PROCON_PERMISSION_RECHECK_INTERVAL has passed since.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None
 
 
 class ProcessorConnectionStatus(_Model):
@@ -505,8 +523,10 @@ class ProcessorConnectionStatus(_Model):
         Field(
             default=None,
             description="The credentials Secret (UID and resourceVersion, never its data) whose "
-            "credentials and permissions were verified for observedGeneration: the operator does not "
-            "verify them again after a restart until the Secret or the spec changes.",
+            "credentials and permissions were verified, for which generation and when: the operator "
+            "does not ask the processor again (after a restart neither) until the Secret or the spec "
+            "changes, a call is refused for the credentials or a permission, or the recheck interval "
+            "has passed.",
         ),
     ] = None
     missing_permissions: Annotated[

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import re
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -185,9 +186,19 @@ def serve_forever(
     on_ready: Callable[[str], None] | None = None,
     access_log: bool = True,
 ) -> None:
-    """Serve ``app`` in the calling thread until interrupted (Ctrl-C); ``on_ready`` gets the base URL."""
+    """Serve ``app`` in the calling thread until SIGINT (Ctrl-C) or SIGTERM; ``on_ready`` gets the
+    base URL.
+
+    Both signals get handlers of their own: a process started in the background by a
+    non-interactive shell inherits SIGINT ignored, and a container is stopped with SIGTERM.
+    """
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
         sock = _bind(host, port)
         runner = _runner(app, access_log)
         await runner.setup()
@@ -195,7 +206,7 @@ def serve_forever(
             await web.SockSite(runner, sock).start()
             if on_ready is not None:
                 on_ready(_base_url(host, int(sock.getsockname()[1])))
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 

@@ -76,6 +76,9 @@ SECRETS = ("", "v1", "secrets")
 DELETE_RETRIES = 6
 # How long a stopping operator waits for reconciles in progress (kopf gave its daemons as long).
 WORKER_STOP_TIMEOUT = 10.0
+# kopf's per-object event workers at once, and how long an idle one stays (see startup).
+KOPF_WORKERS = 64
+KOPF_WORKER_IDLE_SECONDS = 0.5
 
 
 @dataclass
@@ -91,8 +94,9 @@ class Runtime:
     # say), so each is run again after the reconcile; only if one still holds does the key run
     # again, and a reconcile that already saw the change does not run twice for it.
     reasons: dict[Key, list[Callable[[], bool]]] = field(default_factory=dict)
-    # Keys queued by a change seen by a watch, until their next pass (see _reconcile_key).
-    changed: set[Key] = field(default_factory=set)
+    # Keys queued by a change seen by a watch (or first seen unsettled), until their next pass,
+    # and when the first such change was seen (see _reconcile_key).
+    changed: dict[Key, float] = field(default_factory=dict)
     # Keys first seen settled after the start, not looked at yet (see _resume).
     resuming: set[Key] = field(default_factory=set)
     # Per key whose reconciles failed unexpectedly in a row: how many (see _Backoff).
@@ -112,8 +116,12 @@ class Runtime:
         if self.queue.is_active(key):
             self.reasons.setdefault(key, []).append(still_new)
             return
-        self.changed.add(key)
+        self.saw_change(key)
         self.queue.add(key, Priority.CHANGE)
+
+    def saw_change(self, key: Key) -> None:
+        """Remember that a change to ``key`` was seen, and the first moment since its last pass."""
+        self.changed.setdefault(key, time.monotonic())
 
     def forget(self, namespace: str, name: str) -> None:
         """The connection is gone: drop everything kept about it."""
@@ -122,7 +130,7 @@ class Runtime:
         self.reasons.pop(key, None)
         self.failures.pop(key, None)
         self.resuming.discard(key)
-        self.changed.discard(key)
+        self.changed.pop(key, None)
         self.kube.forget(namespace, name)
         self.reconciler.forget(namespace, name)
         metrics.forget_connection(namespace, name)
@@ -137,7 +145,7 @@ class Runtime:
             "changed": len(self.changed),
             **self.kube.state_entries(),
             **self.reconciler.state_entries(),
-            "condition_series": metrics.connection_series(),
+            "condition_records": metrics.connection_records(),
         }
 
 
@@ -169,6 +177,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Re-establish watches that went silent behind a load balancer (kopf >= 1.44).
     settings.watching.inactivity_timeout = 70
     settings.watching.server_timeout = 300
+    # kopf runs a worker per object with events; a burst (an apply of thousands) would have
+    # thousands at once, each holding its object's body while it waits on the API server. The
+    # handlers only queue keys (and kopf adds a finalizer), so a bounded number keeps up, and
+    # an idle one goes soon instead of lingering for 5 s per object.
+    settings.queueing.worker_limit = KOPF_WORKERS
+    settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
     # Only credentials Secrets that opted in, filtered by the API server: the
     # data of every other Secret never reaches the operator (handler-level
     # `labels=` filters would only drop events after receiving them).
@@ -184,7 +198,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             "cluster sharing a processor account may use it too; unset it to use this cluster's UID",
             cluster,
         )
-    context = DriverContext(permission_cache_ttl=config.permission_cache_ttl)
+    # A driver's cache never outlives a recheck: a verification asked for again must reach the processor.
+    context = DriverContext(
+        permission_cache_ttl=min(config.permission_cache_ttl, config.permission_recheck_interval),
+        recheck_interval=config.permission_recheck_interval,
+    )
     # Listings shared per account and every request within its account's budget and the bound on
     # requests in flight (procon.reconcile.accounts, procon.processors.calls).
     drivers = account_drivers(
@@ -201,7 +219,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             drivers,
             cluster_name=cluster,
             reconcile_timeout=config.reconcile_timeout,
-            trust_recorded_for=config.permission_cache_ttl,
+            recheck_interval=config.permission_recheck_interval,
         ),
     )
     metrics.track_state_entries(runtime.state_entries)
@@ -380,6 +398,7 @@ async def connection_changed(
             runtime.resuming.add(key)
             runtime.queue.add(key, Priority.DRIFT)
         else:
+            runtime.saw_change(key)
             runtime.queue.add(key, Priority.CHANGE)
         return
     # Status writes and procon's own annotations do not bump the generation,
@@ -457,7 +476,7 @@ async def _resume(runtime: Runtime, key: Key) -> bool:
         runtime.queue.add_after(key, delay, Priority.DRIFT)
     else:
         runtime.reasons.pop(key, None)
-        runtime.changed.add(key)
+        runtime.saw_change(key)
         runtime.queue.add(key, Priority.CHANGE)
     return False
 
@@ -468,8 +487,7 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     # Whether this pass was asked for by a change (the connection's, its Secret's): it then acts
     # on the account as it is now; a periodic check (and the first, after a start) may act on
     # the account's shared listing (procon.reconcile.accounts).
-    changed = key in runtime.changed
-    runtime.changed.discard(key)
+    seen_at = runtime.changed.pop(key, None)
     if key in runtime.resuming:
         runtime.resuming.discard(key)
         try:
@@ -481,7 +499,9 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     processor = "unknown"
     retry_in: float | None = None
     try:
-        outcome = await runtime.reconciler.reconcile(namespace, name, changed=changed)
+        outcome = await runtime.reconciler.reconcile(
+            namespace, name, changed=seen_at is not None, changed_since=seen_at
+        )
         state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
     except Exception:
         logger.exception("reconcile of %s/%s failed", namespace, name)
@@ -494,7 +514,7 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
         queue.forget(key)
         return
     if reasons:
-        runtime.changed.add(key)
+        runtime.saw_change(key)
         queue.add(key, Priority.CHANGE)  # changed while being reconciled, after it was read
     if state == "error":
         failures = runtime.failures[key] = runtime.failures.get(key, 0) + 1

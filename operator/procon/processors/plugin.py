@@ -106,7 +106,12 @@ class EnvSetting:
 class DriverContext:
     """What every driver is built with, whatever the processor."""
 
+    # How long what a driver learnt about a key (its account, its grants) serves every connection
+    # using the key (PROCON_PERMISSION_CACHE_TTL, capped at the recheck interval).
     permission_cache_ttl: float = 600.0
+    # How long a connection's verification is reused (PROCON_PERMISSION_RECHECK_INTERVAL): what a
+    # driver reads about the processor itself (an event catalog) may be kept as long.
+    recheck_interval: float = 86400.0
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,18 @@ reconciler's decisions stay as they were; what changes is what a call costs:
   id, a merchant) share one listing of the account's webhooks: one list call
   per account per ``max_age`` (the drift interval), whatever the number of
   connections. Concurrent needs of a listing make one call (single flight).
-  Any write through the wrapper (create, update, delete), succeeded or failed,
-  drops the listing, and a listing that was in flight while a write ended is
-  not kept: the next need lists afresh. A connection acting on a listing up to
-  ``max_age`` old is what the periodic drift check meant already: a change
-  made outside procon is seen within an interval.
+  A write through the wrapper (create, update, delete) that succeeded is
+  applied to the listing kept (the webhook the processor answered with is
+  put in, or taken out), so the connections of one account coming up together
+  share one listing instead of each listing after the other's create; a write
+  that failed drops the listing (what it left is unknown), and a listing that
+  was in flight while any write ended is not kept. A connection acting on a
+  listing up to ``max_age`` old is what the periodic drift check meant
+  already: a change made outside procon is seen within an interval.
+- **Current for a change.** A pass acting on a change (a new connection, a
+  spec or Secret change, a retry) is served only a listing begun after the
+  change was seen (:func:`current_listing`), or one in flight: it sees the
+  account as it was after the change, and procon's own writes since.
 - **Keyed safely.** The key is a keyed hash of the credentials, made with a
   random key held in this process only (never logged, exported or shown),
   plus the target. Two keys reaching the same account never share a listing:
@@ -37,12 +44,13 @@ import asyncio
 import contextvars
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from procon import metrics
 from procon.api.schema import Mode
@@ -67,28 +75,35 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_MAX_AGE = 300.0
-# How old a listing may be for a pass that acts on a change (a new connection, a spec or Secret
-# change, a retry): none finished before it: it lists, or joins a listing in flight (connections
-# arriving together, an apply of many, still share one), and so sees the account as it is now.
-CURRENT_AGE = 0.0
 
-_CURRENT_NEEDED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "procon_current_listing", default=False
+
+class _FromFirstNeed:
+    """No moment given: a listing must begin at the pass's first need of one (or be in flight)."""
+
+
+_FROM_FIRST_NEED = _FromFirstNeed()
+# For a pass acting on a change: the moment a listing that serves it must have begun at or after.
+_LISTED_SINCE: contextvars.ContextVar[float | _FromFirstNeed | None] = contextvars.ContextVar(
+    "procon_listed_since", default=None
 )
 
 
 @contextmanager
-def current_listing(needed: bool = True) -> Iterator[None]:
-    """Within it, a listing is made afresh or joined while in flight (:data:`CURRENT_AGE`).
+def current_listing(needed: bool = True, *, since: float | None = None) -> Iterator[None]:
+    """Within it, a listing is served only if it began at or after ``since``, or is in flight.
 
-    The reconciler asks for this for every pass but the periodic check of an unchanged, Ready
-    connection: only that one is served a listing up to the drift interval old.
+    ``since`` is when the change the pass acts on was seen (a monotonic time, the clock the
+    drivers use); without it, no listing finished before the pass's first need of one serves
+    it. Connections changed together (an apply of many) so share one listing, each still
+    seeing the account as it was after its change. The reconciler asks for this for every pass
+    but the periodic check of an unchanged, Ready connection: only that one is served a listing
+    up to the drift interval old.
     """
-    token = _CURRENT_NEEDED.set(needed)
+    token = _LISTED_SINCE.set((_FROM_FIRST_NEED if since is None else since) if needed else None)
     try:
         yield
     finally:
-        _CURRENT_NEEDED.reset(token)
+        _LISTED_SINCE.reset(token)
 
 
 @dataclass
@@ -96,7 +111,7 @@ class _Flight:
     """A listing in flight, and how many callers wait for it: when the last gives up (its reconcile
     timed out), the listing is cancelled, as it would have been without sharing."""
 
-    task: asyncio.Task[list[ObservedWebhook]] = field(repr=False)
+    task: asyncio.Task[Any] = field(repr=False)
     waiters: int = 0
 
 
@@ -136,6 +151,8 @@ class AccountDriver:
         # means nothing outside it (and nothing inside it but "the same credentials").
         self._print_key = secrets.token_bytes(32)
         self._observations: dict[tuple[bytes, Target], _Observation] = {}
+        # Verifications in flight, by what they verify: gone as each lands.
+        self._verifications: dict[Hashable, _Flight] = {}
         self.signing_secret_source = driver.signing_secret_source
         self.permission_noun = driver.permission_noun
 
@@ -179,14 +196,24 @@ class AccountDriver:
                     self._admission.pause(bucket, limited.retry_after)
                 raise
 
-    def _wrote(self, credentials: Credentials, target: Target) -> None:
-        """A write ended, however: the account's listing may be out of date."""
+    def _wrote(
+        self,
+        credentials: Credentials,
+        target: Target,
+        applied: Callable[[tuple[ObservedWebhook, ...]], tuple[ObservedWebhook, ...]] | None = None,
+    ) -> None:
+        """A write ended: ``applied`` puts what it did into the listing kept; without it (the write
+        failed, and what it left is unknown) the listing goes. A listing in flight is not kept
+        either way: it may have been read before the write."""
         observation = self._observations.get((self._fingerprint(credentials), target))
         if observation is None:
             return  # nothing listed, nothing in flight: nothing out of date
         observation.generation += 1
-        observation.listing = None
         observation.flight = None
+        if applied is not None and observation.listing is not None:
+            observation.listing = applied(observation.listing)
+        else:
+            observation.listing = None
 
     # --- pure: the driver's own ---------------------------------------------------------
 
@@ -218,25 +245,68 @@ class AccountDriver:
         return await self._call(credentials, target, self.inner.resolve_events(credentials, target, events))
 
     async def verify(self, credentials: Credentials, target: Target) -> Account:
-        account = await self._call(credentials, target, self.inner.verify(credentials, target))
+        account = await self._joined(
+            ("verify", self._fingerprint(credentials), target),
+            lambda: self._call(credentials, target, self.inner.verify(credentials, target)),
+        )
         # From now on the credentials' requests count against the account the processor named.
         self._observation(credentials, target).account = (account.mode, account.id)
         return account
 
+    def remember_account(self, credentials: Credentials, target: Target, account: Account) -> None:
+        """The account a verification reused from a connection's status named (nothing asked the
+        processor): the credentials' requests count against it, as after :meth:`verify`."""
+        self._observation(credentials, target).account = (account.mode, account.id)
+
     async def check_permissions(
         self, credentials: Credentials, target: Target, required: Sequence[str]
     ) -> PermissionReport:
-        return await self._call(
-            credentials, target, self.inner.check_permissions(credentials, target, required)
+        return await self._joined(
+            ("permissions", self._fingerprint(credentials), target, tuple(required)),
+            lambda: self._call(
+                credentials, target, self.inner.check_permissions(credentials, target, required)
+            ),
         )
+
+    async def _joined(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call``, or join the same call already in flight (the connections of an account
+        coming up together verify its key once, not once each, before the driver's cache has it)."""
+        flight = self._verifications.get(key)
+        if flight is None or flight.task.done():
+            task: asyncio.Task[T] = asyncio.ensure_future(call())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            flight = self._verifications[key] = _Flight(task)
+
+            def landed(_: object, key: Hashable = key, flight: _Flight = flight) -> None:
+                if self._verifications.get(key) is flight:
+                    del self._verifications[key]
+
+            task.add_done_callback(landed)
+        flight.waiters += 1
+        try:
+            result: T = await asyncio.shield(flight.task)
+            return result
+        finally:
+            flight.waiters -= 1
+            if not flight.waiters and not flight.task.done():
+                flight.task.cancel()  # nobody waits for it any more (see list_webhooks)
 
     async def list_webhooks(
         self, credentials: Credentials, target: Target, owner: Mapping[str, str] | None = None
     ) -> list[ObservedWebhook]:
         observation = self._observation(credentials, target)
         now = self._clock()
-        max_age = min(CURRENT_AGE, self._max_age) if _CURRENT_NEEDED.get() else self._max_age
-        if observation.listing is not None and now - observation.listed_at < max_age:
+        since = _LISTED_SINCE.get()
+        if isinstance(since, _FromFirstNeed):
+            # Only what this pass lists (or joins in flight) from here on: a task copies the
+            # context, so each is a pass of its own.
+            since = math.nextafter(now, math.inf)
+            _LISTED_SINCE.set(since)
+        if (
+            observation.listing is not None
+            and now - observation.listed_at < self._max_age
+            and (since is None or observation.listed_at >= since)
+        ):
             metrics.account_listing(self.processor, "cached")
             return list(observation.listing)
         flight = observation.flight
@@ -299,29 +369,37 @@ class AccountDriver:
         self, credentials: Credentials, target: Target, desired: DesiredWebhook, *, idempotency_key: str
     ) -> CreatedWebhook:
         try:
-            return await self._call(
+            created = await self._call(
                 credentials,
                 target,
                 self.inner.create_webhook(credentials, target, desired, idempotency_key=idempotency_key),
             )
-        finally:
+        except BaseException:
             self._wrote(credentials, target)
+            raise
+        self._wrote(credentials, target, lambda listing: _put(listing, created.webhook))
+        return created
 
     async def update_webhook(
         self, credentials: Credentials, target: Target, webhook_id: str, changes: WebhookChanges
     ) -> ObservedWebhook:
         try:
-            return await self._call(
+            updated = await self._call(
                 credentials, target, self.inner.update_webhook(credentials, target, webhook_id, changes)
             )
-        finally:
+        except BaseException:
             self._wrote(credentials, target)
+            raise
+        self._wrote(credentials, target, lambda listing: _put(listing, updated, replacing=webhook_id))
+        return updated
 
     async def delete_webhook(self, credentials: Credentials, target: Target, webhook_id: str) -> None:
         try:
             await self._call(credentials, target, self.inner.delete_webhook(credentials, target, webhook_id))
-        finally:
+        except BaseException:
             self._wrote(credentials, target)
+            raise
+        self._wrote(credentials, target, lambda listing: tuple(w for w in listing if w.id != webhook_id))
 
     # --- memory -------------------------------------------------------------------------
 
@@ -339,6 +417,14 @@ class AccountDriver:
 
     def paused_accounts(self) -> int:
         return self._admission.paused_accounts(self.processor)
+
+
+def _put(
+    listing: tuple[ObservedWebhook, ...], webhook: ObservedWebhook, *, replacing: str | None = None
+) -> tuple[ObservedWebhook, ...]:
+    """The listing with ``webhook`` in it, in place of the one it replaces (its own id by default)."""
+    gone = {webhook.id, replacing or webhook.id}
+    return (*(w for w in listing if w.id not in gone), webhook)
 
 
 def account_drivers(

@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from procon import metrics, redaction
@@ -82,9 +83,17 @@ PAUSED = procon_annotations.PAUSED
 ROTATE_SIGNING_SECRET = procon_annotations.ROTATE_SIGNING_SECRET
 # How long one reconcile (or one clean-up) may take, however slowly a processor answers.
 DEFAULT_RECONCILE_TIMEOUT = 120.0
-# How long after a start a verification recorded in status is trusted without asking the
-# processor again (the drivers' own permission cache lifetime, PROCON_PERMISSION_CACHE_TTL).
-DEFAULT_TRUST_RECORDED_FOR = 600.0
+# How long a verification (credentials valid, their account, the permissions granted) is reused
+# while what it was made from is unchanged, before the processor is asked again
+# (PROCON_PERMISSION_RECHECK_INTERVAL).
+DEFAULT_RECHECK_INTERVAL = 86400.0
+# How far ahead of this process's clock a recorded verification time may be and still be trusted:
+# replicas' clocks differ a little; a time further ahead is not one procon wrote.
+MAX_CLOCK_SKEW = 300.0
+# How long after a Secret version's key was asked about afresh the drivers' caches may answer for it
+# (the default PROCON_PERMISSION_CACHE_TTL): within it, other connections on that Secret share
+# the answer; after it, the next verification asks afresh again.
+FRESH_ANSWER_WINDOW = 600.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
 
@@ -126,18 +135,24 @@ class Reconciler:
         cluster_name: str,
         reconcile_timeout: float = DEFAULT_RECONCILE_TIMEOUT,
         draw: Callable[[], float] = random.random,
-        trust_recorded_for: float = DEFAULT_TRUST_RECORDED_FOR,
-        clock: Callable[[], float] = time.monotonic,
+        recheck_interval: float = DEFAULT_RECHECK_INTERVAL,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._kube = kube
         self._drivers = drivers
         self._cluster = cluster_name
         self._timeout = reconcile_timeout
         self._draw = draw  # jitter of retry delays
-        # A verification recorded in a connection's status stands for one this process made, as
-        # a driver's cache entry would, for as long as that would be trusted after the start.
+        # A verification recorded in a connection's status is reused for up to this long after it
+        # was made (wall-clock seconds: the record outlives the process). A record without a time,
+        # written by an earlier procon, counts as made when this process started.
         self._clock = clock
-        self._trust_recorded_until = clock() + trust_recorded_for
+        self._recheck_interval = recheck_interval
+        self._started = clock()
+        # Credentials Secret versions (UID, resourceVersion) whose key a verification asked the
+        # processor about afresh, and when: the first verification of a version drops what the
+        # driver kept about the key; the others on it within FRESH_ANSWER_WINDOW share the answer.
+        self._asked_afresh: dict[tuple[str, str], float] = {}
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
         # Per connection: the key of its pending create and its transient failures (see _send_create).
@@ -152,13 +167,16 @@ class Reconciler:
 
     # --- entry points -----------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str, *, changed: bool = True) -> Outcome:
+    async def reconcile(
+        self, namespace: str, name: str, *, changed: bool = True, changed_since: float | None = None
+    ) -> Outcome:
         """Bring one connection to its desired state and report it in status.
 
         ``changed``: the pass was asked for by a change (to the connection, its Secret, an
         annotation), not by the periodic check. Only a periodic check of an unchanged, Ready
         connection acts on the account's shared listing of up to a drift interval ago
-        (procon.reconcile.accounts); every other pass on a listing made about now.
+        (procon.reconcile.accounts); every other pass on a listing begun after
+        ``changed_since`` (when the change was seen; by default, during this pass).
 
         Whatever goes wrong ends in status: a pass that outlives the deadline
         (a processor answering slowly, or without end) or fails unexpectedly
@@ -181,7 +199,7 @@ class Reconciler:
                 return Outcome("paused", processor)
             deadline = asyncio.timeout(self._timeout)
             try:
-                with accounts.current_listing(changed or not self._is_drift(connection)):
+                with accounts.current_listing(changed or not self._is_drift(connection), since=changed_since):
                     async with deadline:
                         outcome = replace(await self._reconcile(connection), processor=processor)
             except StaleObject:
@@ -321,6 +339,7 @@ class Reconciler:
             "whitespace_noticed": len(self._whitespace_noticed),
             "retry_schedules": len(self._failures),
             "create_replays": len(self._replays),
+            "fresh_secret_versions": len(self._asked_afresh),
             "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
             "redacted_values": redaction.registered_count(),
         }
@@ -453,8 +472,8 @@ class Reconciler:
 
         account: Account | None = None
         report: PermissionReport | None = None
-        recorded: Verdict | None = None  # the permissions verdict taken over from the status
-        verified: CredentialsSecret | None = None
+        recorded: Verdict | None = None  # the permissions verdict reused from the status
+        verified: Mapping[str, Any] | None = None  # what status.verifiedCredentials is to say
         # The URL goes to the processor whole, but what it hides when shown (a token in its
         # query) is a secret too, caught also where the URL travels encoded.
         redaction.remember(
@@ -462,15 +481,19 @@ class Reconciler:
         )
         try:
             driver, credentials, target, secret = await self._read_access(connection)
-            taken_over = self._recorded_verification(connection, secret)
-            if taken_over is not None:
-                # Verified for this generation and this very Secret version before (a restart,
-                # say): asking the processor again would only repeat the answer.
-                account, recorded = taken_over
+            reused = self._recorded_verification(connection, secret)
+            if reused is not None:
+                # Verified for this generation and this very Secret version within the recheck
+                # interval (by this process or the one before it): asking the processor again
+                # would only repeat the answer. A drift check costs the account's listing alone.
+                account, recorded, verified = reused
+                if isinstance(driver, accounts.AccountDriver):
+                    driver.remember_account(credentials, target, account)
             else:
+                self._ask_afresh(driver, credentials, target, secret)
                 account = await self._verify(connection, driver, credentials, target)
                 report = await self._check_permissions(connection, driver, credentials, target)
-            verified = secret
+                verified = self._verification_record(connection, secret)
             webhook, webhook_verdict, rotation = await self._reconcile_webhook(
                 connection, driver, credentials, target
             )
@@ -529,12 +552,48 @@ class Reconciler:
         driver, credentials, target, _ = await self._read_access(connection)
         return driver, credentials, target
 
+    def _ask_afresh(
+        self, driver: ProcessorDriver, credentials: Credentials, target: Target, secret: CredentialsSecret
+    ) -> None:
+        """Before a verification: unless another connection on this very Secret version was just
+        verified, drop what the driver kept about the key, so the verification reaches the
+        processor. A Secret touched to have its key checked now (or a verification past the
+        recheck interval) is answered by the processor, not by a cache filled before; connections
+        sharing the Secret still cost one set of probes."""
+        now = self._clock()
+        for version in [v for v, at in self._asked_afresh.items() if now - at >= FRESH_ANSWER_WINDOW]:
+            del self._asked_afresh[version]
+        version = (secret.uid, secret.resource_version)
+        if not all(version) or version in self._asked_afresh:
+            return
+        driver.forget(credentials, target)
+        self._asked_afresh[version] = now
+
+    def _verification_record(
+        self, connection: Connection, secret: CredentialsSecret
+    ) -> dict[str, Any] | None:
+        """What status.verifiedCredentials says after a verification made now: what it was made
+        from (the Secret's version, the generation) and when. None for a Secret without a version."""
+        if not (secret.uid and secret.resource_version):
+            return None
+        return {
+            "secretUid": secret.uid,
+            "secretResourceVersion": secret.resource_version,
+            "generation": connection.generation,
+            "verifiedAt": datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
     def _recorded_verification(
         self, connection: Connection, secret: CredentialsSecret
-    ) -> tuple[Account, Verdict] | None:
-        """The account and permissions verdict the status records as verified for this generation
-        and this version of the credentials Secret, while such a record may be trusted; else None."""
-        if self._clock() >= self._trust_recorded_until or not (secret.uid and secret.resource_version):
+    ) -> tuple[Account, Verdict, Mapping[str, Any]] | None:
+        """The account, permissions verdict and record of a verification the status records for
+        this generation and this version of the credentials Secret, made within the recheck
+        interval; else None (then the processor is asked).
+
+        A refusal of a processor call for the credentials or a permission leaves no record (the
+        status it writes says what failed), so the pass after it verifies again.
+        """
+        if not (secret.uid and secret.resource_version):
             return None
         status = connection.status
         record = status.get("verifiedCredentials") or {}
@@ -542,7 +601,13 @@ class Reconciler:
             record.get("secretUid") != secret.uid
             or record.get("secretResourceVersion") != secret.resource_version
             or status.get("observedGeneration") != connection.generation
+            # A record without a generation was written by an earlier procon, for observedGeneration.
+            or record.get("generation", connection.generation) != connection.generation
         ):
+            return None
+        made = self._recorded_time(record)
+        now = self._clock()
+        if made is None or not now - self._recheck_interval < made <= now + MAX_CLOCK_SKEW:
             return None
         found = {c.get("type"): c for c in status.get("conditions") or []}
         for kind in ("CredentialsValid", "PermissionsValid"):
@@ -561,7 +626,17 @@ class Reconciler:
             return None
         permissions = found["PermissionsValid"]
         verdict = Verdict("True", str(permissions.get("reason")), str(permissions.get("message", "")))
-        return Account(id=str(account["id"]), mode=mode), verdict
+        return Account(id=str(account["id"]), mode=mode), verdict, record
+
+    def _recorded_time(self, record: Mapping[str, Any]) -> float | None:
+        """When a recorded verification was made, in this process's clock; None when unreadable."""
+        if "verifiedAt" not in record:
+            return self._started  # an earlier procon's record: as if made at this start
+        try:
+            made = datetime.fromisoformat(str(record["verifiedAt"]).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return made.timestamp() if made.tzinfo is not None else None
 
     async def _read_access(
         self, connection: Connection
@@ -754,6 +829,7 @@ class Reconciler:
                     rotated = True
                 break
         except PermissionDenied as denied:
+            self._refused(driver, credentials, target)
             permission = driver.required_permission(denied.permission, spec.required_permissions)
             missing = permission or "a webhook permission"
             verdict = Verdict("False", "InsufficientPermissions", f"the key lacks {missing}: {denied}")
@@ -767,6 +843,7 @@ class Reconciler:
                 missing=[permission] if permission else [],
             ) from None
         except CredentialsRejected as rejected:
+            self._refused(driver, credentials, target)
             raise _Stalled(_stalled_credentials(rejected.reason, str(rejected))) from None
         except EndpointLimitReached as error:
             raise _Stalled(
@@ -798,6 +875,13 @@ class Reconciler:
             "True", "EndpointReady", f"webhook {keeper.id} delivers {len(keeper.events)} event types"
         )
         return keeper, verdict, handled
+
+    @staticmethod
+    def _refused(driver: ProcessorDriver, credentials: Credentials, target: Target) -> None:
+        """A call was refused for the credentials or a permission: whatever the driver learnt about
+        them is stale. The status this pass writes keeps no verification record, and the driver
+        keeps nothing either, so the next pass asks the processor afresh and reports what it finds."""
+        driver.forget(credentials, target)
 
     async def _carry_out(
         self,
@@ -1150,7 +1234,7 @@ class Reconciler:
         missing: Sequence[str],
         keep_rest: bool = False,
         rotation: str | None = None,
-        verified: CredentialsSecret | None = None,
+        verified: Mapping[str, Any] | None = None,
     ) -> Connection:
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
@@ -1175,11 +1259,7 @@ class Reconciler:
             )
             # Recorded only when both the credentials and the permissions passed.
             both_passed = account is not None and assessment.permissions.status == "True"
-            status["verifiedCredentials"] = (
-                {"secretUid": verified.uid, "secretResourceVersion": verified.resource_version}
-                if verified is not None and both_passed and verified.uid
-                else None
-            )
+            status["verifiedCredentials"] = dict(verified) if verified is not None and both_passed else None
         metrics.connection_conditions(
             connection.namespace, connection.name, connection.model.spec.processor, status["conditions"]
         )

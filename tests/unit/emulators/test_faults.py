@@ -441,6 +441,50 @@ def test_the_cli_serves_a_fixture_until_interrupted() -> None:
             process.wait()
 
 
+@pytest.mark.parametrize(
+    ("signum", "sigint_ignored"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["sigint-inherited-ignored", "sigterm"],
+)
+def test_the_cli_stops_on_sigint_even_inherited_ignored_and_on_sigterm(
+    signum: signal.Signals, sigint_ignored: bool
+) -> None:
+    """A background job of a non-interactive shell starts with SIGINT ignored, and a container is
+    stopped with SIGTERM: the emulator stops cleanly on either."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    command = [
+        sys.executable,
+        "-m",
+        "procon.cli",
+        "emulate",
+        "stripe",
+        "--fixture",
+        str(DEMO_FIXTURE),
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "the emulator printed nothing within 30s"
+        assert " listening on " in process.stdout.readline()
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def test_the_cli_reports_a_bad_fixture(tmp_path: Path) -> None:
     fixture = tmp_path / "bad.yaml"
     fixture.write_text("accounts:\n  - id: acct_1\n    keys: [{key: sk_nonsense_123}]\n")

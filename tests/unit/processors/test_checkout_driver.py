@@ -531,7 +531,7 @@ def test_forget_drops_tokens_scopes_and_catalog_of_the_credentials(emulator: Che
 
 def test_expired_scope_and_catalog_entries_are_swept_out(emulator: CheckoutEmulator) -> None:
     clock = Clock()
-    driver = make_driver(emulator, clock=clock, cache_ttl=60)
+    driver = make_driver(emulator, clock=clock, cache_ttl=60, catalog_ttl=60)
 
     async def scenario() -> int:
         await driver.check_permissions(secret_key(SK_FULL), SANDBOX, ["disputes:view"])
@@ -542,6 +542,36 @@ def test_expired_scope_and_catalog_entries_are_swept_out(emulator: CheckoutEmula
         return driver.cached_entries()
 
     assert run(driver, scenario) == 2  # the new key's scopes and the fresh catalog, nothing expired
+
+
+def test_the_event_catalog_outlives_the_key_caches_and_is_read_again_for_an_unknown_name(
+    emulator: CheckoutEmulator,
+) -> None:
+    """The catalog is Checkout.com's, not a key's: a drift check long after the permission caches
+    expired reads it from memory. A name it lacks may be one added since: read again, once a minute
+    at most, before the name is refused."""
+    clock = Clock()
+    driver = make_driver(emulator, clock=clock, cache_ttl=600, catalog_ttl=86400)
+    creds = secret_key(SK_FULL)
+    catalog = ("GET", "/workflows/event-types")
+
+    async def scenario() -> list[int]:
+        reads = []
+        await driver.resolve_events(creds, SANDBOX, ["payment_approved"])
+        reads.append(emulator.count(*catalog))
+        clock.now += 3600  # six permission-cache lifetimes
+        await driver.resolve_events(creds, SANDBOX, ["payment_approved"])
+        reads.append(emulator.count(*catalog))
+        for _ in range(2):
+            with pytest.raises(ProcessorError, match=r"neither a Checkout\.com event type"):
+                await driver.resolve_events(creds, SANDBOX, ["payment_teleported"])
+            reads.append(emulator.count(*catalog))
+        clock.now += 86401
+        await driver.resolve_events(creds, SANDBOX, ["payment_approved"])
+        reads.append(emulator.count(*catalog))
+        return reads
+
+    assert run(driver, scenario) == [1, 1, 2, 2, 3]
 
 
 def test_a_rate_limit_is_surfaced_with_its_retry_after_and_pauses_the_account(

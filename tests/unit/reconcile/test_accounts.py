@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 import pytest
 
 from procon.api.schema import Mode
-from procon.processors.base import Credentials, ObservedWebhook, RateLimited, Target, TransientProcessorError
+from procon.processors.base import (
+    Account,
+    Credentials,
+    ObservedWebhook,
+    RateLimited,
+    Target,
+    TransientProcessorError,
+)
 from procon.processors.calls import CallAdmission, RateLimit, admitted
 from procon.reconcile.accounts import AccountDriver, current_listing
-from tests.unit.reconcile.doubles import KEY_FIELD, FakeDesired, FakeProcessor, FakeWebhook
+from tests.unit.reconcile.doubles import KEY_FIELD, FakeChanges, FakeDesired, FakeProcessor, FakeWebhook
 
 pytestmark = pytest.mark.anyio
 
@@ -137,16 +144,24 @@ async def test_a_listing_nobody_waits_for_any_more_is_cancelled() -> None:
     assert processor.requests == 2  # the slot came back, and a new listing was made
 
 
-async def test_every_write_refreshes_the_account_listing() -> None:
+async def test_procons_own_writes_are_applied_to_the_listing_kept() -> None:
+    """A create, update or delete that succeeded is put into the listing: the next connection of
+    the account (an apply of many) acts on it without listing again."""
     clock, processor = Clock(), open_processor()
     driver = layer(processor, clock)
     assert await driver.list_webhooks(KEY, TARGET, OWNER) == []
     desired = FakeDesired(url="https://hooks.example.com/a", events=("a",), metadata=OWNER)
     created = await driver.create_webhook(KEY, TARGET, desired, idempotency_key="k1")
-    assert [w.id for w in await driver.list_webhooks(KEY, TARGET, OWNER)] == [created.webhook.id]
+    assert await driver.list_webhooks(KEY, TARGET, OWNER) == [created.webhook]
+    updated = await driver.update_webhook(KEY, TARGET, created.webhook.id, FakeChanges(events=("a", "b")))
+    assert await driver.list_webhooks(KEY, TARGET, OWNER) == [updated]
     await driver.delete_webhook(KEY, TARGET, created.webhook.id)
     assert await driver.list_webhooks(KEY, TARGET, OWNER) == []
-    assert processor.calls == ["list", "create", "list", "delete", "list"]
+    assert processor.calls == ["list", "create", "update", "delete"]
+    # What procon's writes left is what the processor holds.
+    clock.now += 301
+    assert await driver.list_webhooks(KEY, TARGET, OWNER) == []
+    assert processor.calls[-1] == "list"
 
 
 async def test_a_failed_write_refreshes_the_listing_too() -> None:
@@ -261,6 +276,22 @@ async def test_a_429_pauses_the_whole_account_for_its_retry_after() -> None:
     assert driver.paused_accounts() == 0
 
 
+async def test_an_account_taken_from_a_connections_status_counts_as_verified() -> None:
+    """A verification reused from the status asks the processor nothing; the account it names
+    still gathers the requests of every key to it, as after a verification."""
+    clock, processor = Clock(), open_processor()
+    processor.answers, processor.retry_after = [429], "7"
+    driver = layer(processor, clock)
+    driver.remember_account(KEY, TARGET, Account("acct_1", Mode.TEST))
+    with pytest.raises(RateLimited):
+        await driver.list_webhooks(KEY, TARGET, OWNER)
+    started = clock.now
+    driver.remember_account(OTHER_KEY, TARGET, Account("acct_1", Mode.TEST))
+    await driver.list_webhooks(OTHER_KEY, TARGET, OWNER)
+    assert clock.now - started >= 7.0, "the other key to the account waits out its pause"
+    assert processor.checks == []
+
+
 async def test_a_pause_without_retry_after_grows_with_each_429_in_a_row() -> None:
     clock, processor = Clock(), open_processor()
     processor.answers = [429, 429, 429]
@@ -311,3 +342,69 @@ async def test_requests_in_flight_are_bounded_across_accounts() -> None:
     processor.gate.set()
     await asyncio.gather(*needs)
     assert processor.requests == 10
+
+
+async def test_a_pass_acting_on_a_change_is_served_a_listing_begun_after_the_change() -> None:
+    """Connections changed together share one listing: each is served any listing begun after
+    its change was seen, and none begun before."""
+    clock, processor = Clock(), open_processor()
+    driver = layer(processor, clock)
+    await driver.list_webhooks(KEY, TARGET, OWNER)  # at 1000.0
+    clock.now += 1.0
+    seen = clock.now  # the changes of three connections are seen at 1001.0
+    clock.now += 0.5
+    with current_listing(since=seen):
+        await driver.list_webhooks(KEY, TARGET, OWNER)  # the listing of 1000.0 is from before it
+    assert processor.calls == ["list", "list"]
+    desired = FakeDesired(url="https://hooks.example.com/b", events=("a",), metadata=OWNER)
+    created = await driver.create_webhook(KEY, TARGET, desired, idempotency_key="k2")
+    clock.now += 0.5
+    for _ in range(2):
+        with current_listing(since=seen):
+            assert await driver.list_webhooks(KEY, TARGET, OWNER) == [created.webhook]
+    assert processor.calls == ["list", "list", "create"]
+    with current_listing(since=clock.now):  # a change seen after that listing began
+        await driver.list_webhooks(KEY, TARGET, OWNER)
+    assert processor.calls == ["list", "list", "create", "list"]
+
+
+async def test_concurrent_verifications_of_one_key_make_one_call() -> None:
+    """The connections of an account coming up together verify its key once, not once each."""
+    clock, processor = Clock(), open_processor()
+    processor.granted = set(processor.known)
+    driver = layer(processor, clock)
+    required = sorted(processor.known)
+    accounts = await asyncio.gather(*(driver.verify(KEY, TARGET) for _ in range(5)))
+    reports = await asyncio.gather(*(driver.check_permissions(KEY, TARGET, required) for _ in range(5)))
+    assert len(set(accounts)) == 1
+    assert len(set(reports)) == 1
+    assert processor.checks == ["verify", "permissions"]
+    # Another key, or other permissions, are other questions; and a landed one is asked again
+    # (the driver's own cache decides whether that costs a call).
+    await asyncio.gather(
+        driver.verify(OTHER_KEY, TARGET), driver.check_permissions(KEY, TARGET, required[:1])
+    )
+    await driver.verify(KEY, TARGET)
+    assert processor.checks == ["verify", "permissions", "verify", "permissions", "verify"]
+
+
+async def test_a_verification_nobody_waits_for_any_more_is_cancelled() -> None:
+    clock, processor = Clock(), open_processor()
+    driver = layer(processor, clock)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_verify(credentials: Credentials, target: Target) -> Account:
+        started.set()
+        await release.wait()
+        return Account("acct_1", Mode.TEST)
+
+    processor.verify = slow_verify  # type: ignore[method-assign]
+    needs = [asyncio.create_task(driver.verify(KEY, TARGET)) for _ in range(3)]
+    await started.wait()
+    for need in needs:
+        need.cancel()
+    await asyncio.gather(*needs, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert driver._verifications == {}
+    release.set()
+    assert await driver.verify(KEY, TARGET) == Account("acct_1", Mode.TEST)

@@ -1,9 +1,9 @@
 """A restart with everything Ready asks the processor nothing it already answered, and writes nothing.
 
 The status records which credentials Secret (UID and resourceVersion, never its data) was
-verified for which generation; a fresh process (a new Reconciler, no driver cache) takes the
-verification over from it instead of verifying and probing again, until the Secret or the spec
-changes.
+verified for which generation and when; a fresh process (a new Reconciler, no driver cache) takes
+the verification over from it instead of verifying and probing again, until the Secret or the spec
+changes or the recheck interval has passed since it was made.
 """
 
 from __future__ import annotations
@@ -36,14 +36,19 @@ def process(kube: MemoryKube, processor: FakeProcessor, clock: Clock | None = No
         {PROCESSOR: processor},
         cluster_name="c1",
         draw=lambda: 0.5,
-        trust_recorded_for=600,
+        recheck_interval=86400,
         clock=clock or Clock(),
     )
 
 
 async def ready_then_restarted(kube: MemoryKube, processor: FakeProcessor) -> None:
     assert (await process(kube, processor).reconcile("ns", "shop")).state == "ready"
-    assert kube.status["verifiedCredentials"] == {"secretUid": "uid-shop-key", "secretResourceVersion": "1"}
+    assert kube.status["verifiedCredentials"] == {
+        "secretUid": "uid-shop-key",
+        "secretResourceVersion": "1",
+        "generation": 1,
+        "verifiedAt": "1970-01-01T00:00:00Z",
+    }
     processor.calls.clear()
     processor.checks.clear()
     kube.status_writes.clear()
@@ -96,16 +101,79 @@ async def test_a_spec_change_is_verified_again() -> None:
     assert kube.condition("PermissionsValid")["reason"] == "InsufficientPermissions"
 
 
-async def test_a_record_is_trusted_only_as_long_as_a_permission_cache_entry_would_be() -> None:
+async def test_a_record_is_trusted_for_the_recheck_interval_after_it_was_made() -> None:
     kube, processor = MemoryKube(), FakeProcessor()
     await ready_then_restarted(kube, processor)
     clock = Clock()
+    clock.now = 86399  # the record was made at 0, by the process before
     restarted = process(kube, processor, clock)
-    clock.now = 601
 
     assert (await restarted.reconcile("ns", "shop")).state == "ready"
+    assert processor.checks == []
+
+    clock.now = 86401
+    assert (await restarted.reconcile("ns", "shop")).state == "ready"
     assert processor.checks == ["verify", "permissions"]
-    assert kube.status_writes == [], "the same answer: still nothing written"
+    assert len(kube.status_writes) == 1, "the same answer: only the time of the verification is new"
+    assert kube.status["verifiedCredentials"]["verifiedAt"] == "1970-01-02T00:00:01Z"
+
+
+async def test_a_record_of_an_earlier_procon_counts_as_made_at_the_start() -> None:
+    """Records without a time (written before procon recorded one) are trusted for one interval
+    after the start that found them, then verified again."""
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.status["verifiedCredentials"] = {"secretUid": "uid-shop-key", "secretResourceVersion": "1"}
+    clock = Clock()
+    clock.now = 5_000_000.0  # long after anything was verified
+    restarted = process(kube, processor, clock)
+
+    assert (await restarted.reconcile("ns", "shop")).state == "ready"
+    assert processor.checks == []
+    assert kube.status_writes == [], "taken over as it is: an upgrade writes nothing"
+
+    clock.now += 86401
+    await restarted.reconcile("ns", "shop")
+    assert processor.checks == ["verify", "permissions"]
+    assert kube.status["verifiedCredentials"]["generation"] == 1
+
+
+async def test_a_record_dated_ahead_of_the_clock_is_not_trusted() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.status["verifiedCredentials"] = {
+        **kube.status["verifiedCredentials"],
+        "verifiedAt": "2999-01-01T00:00:00Z",
+    }
+
+    await process(kube, processor).reconcile("ns", "shop")
+    assert processor.checks == ["verify", "permissions"]
+
+
+async def test_a_generation_whose_verification_failed_transiently_is_verified_after_a_restart() -> None:
+    """A new generation whose verification never finished: the status carries the earlier verdict
+    over, at the new generation, beside the earlier record; the record names its own generation,
+    so the permissions the new generation asks for are checked."""
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.spec["requiredPermissions"] = ["hooks.write", "payouts.read"]  # not granted
+    kube.generation += 1
+    failing = process(kube, processor)
+    original = processor.verify
+
+    async def unavailable(*args: object) -> object:
+        from procon.processors.base import TransientProcessorError
+
+        raise TransientProcessorError("the processor is unavailable")
+
+    processor.verify = unavailable  # type: ignore[method-assign]
+    assert (await failing.reconcile("ns", "shop")).state == "retrying"
+    assert kube.status["observedGeneration"] == 2
+    processor.verify = original  # type: ignore[method-assign]
+
+    assert (await process(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert processor.checks == ["verify", "permissions"]
+    assert kube.condition("PermissionsValid")["reason"] == "InsufficientPermissions"
 
 
 async def test_a_record_from_a_status_without_permissions_granted_is_not_trusted() -> None:

@@ -42,7 +42,10 @@ RATE_LIMITS = {
 
 def _driver(env: Mapping[str, str], context: DriverContext) -> CheckoutDriver:
     return CheckoutDriver(
-        settings.api_base(env), settings.auth_base(env), cache_ttl=context.permission_cache_ttl
+        settings.api_base(env),
+        settings.auth_base(env),
+        cache_ttl=context.permission_cache_ttl,
+        catalog_ttl=context.recheck_interval,
     )
 
 

@@ -100,6 +100,8 @@ SECRET_KEY_FIELD = "secretKey"
 ACCESS_KEY_ID_FIELD = "accessKeyId"
 ACCESS_KEY_SECRET_FIELD = "accessKeySecret"
 
+# A spec naming an event the kept catalog lacks reads it afresh, at most this often.
+CATALOG_REREAD = 60.0
 # Refresh a token this long before it expires.
 TOKEN_MARGIN = 60.0
 # ASSUMPTION: a token answer without expires_in lives an hour, the spec example's value; the real
@@ -126,6 +128,7 @@ class CheckoutDriver:
         *,
         timeout: float = 30.0,
         cache_ttl: float = 600.0,
+        catalog_ttl: float = 86400.0,
         retries: int = 3,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
@@ -139,6 +142,9 @@ class CheckoutDriver:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._ttl = cache_ttl
+        # The event-type catalog is Checkout.com's, not the key's: kept long (a drift check of an
+        # unchanged connection reads it from here), read again when a spec names an event it lacks.
+        self._catalog_ttl = catalog_ttl
         self._retries = retries
         self._backoff = (backoff_base, backoff_cap)
         self._draw = random.SystemRandom().random
@@ -503,8 +509,21 @@ class CheckoutDriver:
     async def resolve_events(
         self, credentials: Credentials, target: Target, events: Sequence[str]
     ) -> tuple[str, ...]:
-        """Event ids, with categories (``Gateway``, ``Disputes``...) expanded from the event types."""
+        """Event ids, with categories (``Gateway``, ``Disputes``...) expanded from the event types.
+
+        A name the kept catalog lacks may be one Checkout.com added since: the catalog is read
+        afresh once before the name is refused.
+        """
         sources = await self._catalog(credentials, target)
+        try:
+            return self._resolved(sources, events)
+        except RequestRejected:
+            fresh = await self._catalog(credentials, target, fresh=True)
+            if fresh is sources:
+                raise
+            return self._resolved(fresh, events)
+
+    def _resolved(self, sources: list[dict[str, Any]], events: Sequence[str]) -> tuple[str, ...]:
         by_name = {str(s.get("display_name", "")).casefold(): s for s in sources}
         known = {str(e["id"]) for s in sources for e in s.get("events") or []}
         resolved: set[str] = set()
@@ -521,17 +540,23 @@ class CheckoutDriver:
                 )
         return tuple(sorted(resolved))
 
-    async def _catalog(self, credentials: Credentials, target: Target) -> list[dict[str, Any]]:
+    async def _catalog(
+        self, credentials: Credentials, target: Target, *, fresh: bool = False
+    ) -> list[dict[str, Any]]:
+        """The event types, kept per host and client id; ``fresh``: unless read within a minute."""
         cache_key = (self._api(target), _client_id(target))
         cached = self._event_types.get(cache_key)
-        if cached and cached[0] > self._clock():
-            return cached[1]
+        now = self._clock()
+        if cached and cached[0] > now:
+            read_at = cached[0] - self._catalog_ttl
+            if not fresh or now - read_at < CATALOG_REREAD:
+                return cached[1]
         response = await self._call("GET", "/workflows/event-types", credentials, target)
         raise_for(response, "listing event types")
         sources = _event_sources(json_array(response, "listing event types"))
         now = self._clock()
         self._event_types = {k: v for k, v in self._event_types.items() if v[0] > now}  # expired ones go
-        self._event_types[cache_key] = (now + self._ttl, sources)
+        self._event_types[cache_key] = (now + self._catalog_ttl, sources)
         return sources
 
     def _source_map(self, sources: list[dict[str, Any]], events: Sequence[str]) -> dict[str, list[str]]:
