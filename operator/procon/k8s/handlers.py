@@ -189,7 +189,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.label_selectors[SECRETS] = CREDENTIALS_SELECTOR
 
     api = await api_client()
-    kube = Kube(api)
+    # A credentials Secret the watch delivered is read afresh at least every drift interval.
+    kube = Kube(api, credentials_max_age=config.drift_interval)
     cluster = config.cluster_name or await _cluster_identity(kube)
     if cluster == LEGACY_DEFAULT_CLUSTER_NAME:
         logger.warning(
@@ -299,15 +300,21 @@ async def secret_changed(
     namespace: str | None,
     name: str,
     meta: Mapping[str, Any],
+    body: kopf.Body,
     memo: kopf.Memo,
     referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
     **_: Any,
 ) -> None:
-    """A credentials Secret (labelled procon.dev/credentials=true) changed: wake its connections."""
+    """A credentials Secret (labelled procon.dev/credentials=true) changed: keep it for the
+    reconciles of the connections that reference it, and wake them."""
     metrics.watch_event_seen()
     metrics.secret_event_received("credentials")
     runtime = memo.get("runtime")
-    if referenced_secrets is None or not isinstance(runtime, Runtime):
+    if not isinstance(runtime, Runtime):
+        return
+    # First the cache, so the reconcile this event queues reads this very version.
+    runtime.kube.credentials_delivered(type, body)
+    if referenced_secrets is None:
         return
     namespace = _ns(namespace)
     if _listed_unseen(runtime.kube, type, namespace, name):

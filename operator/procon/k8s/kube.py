@@ -28,8 +28,13 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
+from procon.k8s.credentials_cache import MAX_AGE, CredentialsCache
 from procon.k8s.liveness import UnwatchedChanges
-from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
+from procon.reconcile.credentials_access import (
+    CREDENTIALS_LABEL,
+    CREDENTIALS_LABEL_VALUE,
+    CREDENTIALS_SELECTOR,
+)
 from procon.reconcile.ports import (
     Connection,
     CredentialsSecret,
@@ -148,6 +153,17 @@ def connection_from_object(obj: Mapping[str, Any]) -> Connection:
     )
 
 
+def _opted_in(metadata: Mapping[str, Any], data: Mapping[str, str] | None) -> CredentialsSecret:
+    """A credentials Secret that opted in, as the reconciler sees it."""
+    return CredentialsSecret(
+        opted_in=True,
+        annotations=dict(metadata.get("annotations") or {}),
+        data=_decode(data),
+        uid=str(metadata.get("uid") or ""),
+        resource_version=str(metadata.get("resourceVersion") or ""),
+    )
+
+
 def _other_owner_references(secret: client.V1Secret) -> list[dict[str, Any]]:
     """The Secret's owner references other than a procon connection's, as a patch carries them."""
     return [
@@ -171,7 +187,9 @@ def _other_owner_references(secret: client.V1Secret) -> list[dict[str, Any]]:
 class Kube:
     """KubePort over kubernetes_asyncio."""
 
-    def __init__(self, api: client.ApiClient, *, component: str = "procon") -> None:
+    def __init__(
+        self, api: client.ApiClient, *, component: str = "procon", credentials_max_age: float = MAX_AGE
+    ) -> None:
         self._core = client.CoreV1Api(api)
         self.core = self._core  # for the watch of procon's own Secrets
         self._custom = client.CustomObjectsApi(api)
@@ -181,9 +199,19 @@ class Kube:
         # has already read does not trigger another reconcile.
         self._seen_generation: dict[tuple[str, str], tuple[int, tuple[str | None, ...]]] = {}
         self._seen_secret_version: dict[tuple[str, str], str] = {}
-        # The Secrets each connection referenced when last read: a Secret's seen
-        # version is dropped once no connection that is still known refers to it.
+        # The Secrets each connection referenced when last read, and per Secret how many
+        # connections do: what is kept about a Secret goes once no known connection refers to it.
         self._secret_refs: dict[tuple[str, str], frozenset[str]] = {}
+        self._secret_ref_counts: dict[tuple[str, str], int] = {}
+        # The credentials Secrets as the watch delivered them (see procon.k8s.credentials_cache).
+        self._credentials = CredentialsCache(self.references, max_age=credentials_max_age)
+        # Per signing Secret, what this process last found or made it: the resourceVersion at
+        # which it was verified owned by (the UID of) its connection, or None when found absent.
+        # A write goes on from there without reading it again: a patch carries that version as a
+        # precondition and a create fails on a Secret that exists, so knowledge gone stale costs
+        # a request (then the Secret is read and checked as ever), never a write to a Secret
+        # that was not verified.
+        self._signing: dict[tuple[str, str], tuple[str, str | None]] = {}
         # For liveness: reads that found a version the watch has not delivered.
         self.unwatched = UnwatchedChanges()
 
@@ -210,13 +238,28 @@ class Kube:
         key = (namespace, name)
         self._seen_generation.pop(key, None)
         self.unwatched.forget(key)
-        self._drop_unreferenced(namespace, self._secret_refs.pop(key, frozenset()))
+        self._refer(namespace, self._secret_refs.pop(key, frozenset()), frozenset())
 
-    def _drop_unreferenced(self, namespace: str, secrets: frozenset[str]) -> None:
-        """Forget the seen versions of those of ``secrets`` that no known connection refers to."""
-        referenced = set().union(*(refs for (ns, _), refs in self._secret_refs.items() if ns == namespace))
-        for secret in secrets - referenced:
-            self._seen_secret_version.pop((namespace, secret), None)
+    def references(self, secret: tuple[str, str]) -> bool:
+        """Whether a connection known to this process references the Secret (namespace, name)."""
+        return secret in self._secret_ref_counts
+
+    def _refer(self, namespace: str, before: frozenset[str], after: frozenset[str]) -> None:
+        """A connection referred to the Secrets ``before`` and now to ``after``: count them, and
+        forget what was kept about those no known connection refers to any more."""
+        for secret in after - before:
+            key = (namespace, secret)
+            self._secret_ref_counts[key] = self._secret_ref_counts.get(key, 0) + 1
+        for secret in before - after:
+            key = (namespace, secret)
+            left = self._secret_ref_counts.get(key, 0) - 1
+            if left > 0:
+                self._secret_ref_counts[key] = left
+                continue
+            self._secret_ref_counts.pop(key, None)
+            self._seen_secret_version.pop(key, None)
+            self._credentials.drop(key)
+            self._signing.pop(key, None)
 
     def state_entries(self) -> dict[str, int]:
         """Sizes of the per-connection stores (for the operator's own metrics)."""
@@ -224,8 +267,24 @@ class Kube:
             "seen_generations": len(self._seen_generation),
             "seen_secrets": len(self._seen_secret_version),
             "secret_references": len(self._secret_refs),
+            "referenced_secrets": len(self._secret_ref_counts),
+            "known_signing_secrets": len(self._signing),
+            **self._credentials.state_entries(),
             **self.unwatched.state_entries(),
         }
+
+    def credentials_delivered(self, type_: str | None, body: Mapping[str, Any]) -> None:
+        """The watch of credentials Secrets delivered this event (``type_`` None: a listing's)."""
+        metadata = body.get("metadata") or {}
+        namespace, name = metadata.get("namespace"), metadata.get("name")
+        if not (namespace and name):
+            return
+        labels = metadata.get("labels") or {}
+        # The watch is label-selected on the API server; checked again all the same, so that
+        # only an opted-in Secret is ever served from the cache.
+        opted_in = type_ != "DELETED" and labels.get(CREDENTIALS_LABEL) == CREDENTIALS_LABEL_VALUE
+        secret = _opted_in(metadata, body.get("data")) if opted_in else None
+        self._credentials.delivered((str(namespace), str(name)), secret)
 
     async def cluster_uid(self) -> str:
         """The UID of the kube-system namespace: created with the cluster, unique to it, never changed."""
@@ -248,40 +307,50 @@ class Kube:
         )
         spec = connection.model.spec
         refs = frozenset((spec.credentials_secret_ref.name, spec.webhook.signing_secret_ref.name))
-        before = self._secret_refs.get((namespace, name), refs)
+        before = self._secret_refs.get((namespace, name), frozenset())
         self._secret_refs[(namespace, name)] = refs
-        if before != refs:  # the spec names other Secrets now
-            self._drop_unreferenced(namespace, before - refs)
+        if before != refs:  # first read, or the spec names other Secrets now
+            self._refer(namespace, before, refs)
         return connection
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
-        """The credentials Secret, read through the opt-in label selector.
+        """The credentials Secret: as the watch delivered it, else read through the opt-in label selector.
 
         The API server filters: a Secret without ``procon.dev/credentials:
         "true"`` comes back as an empty list, its data never sent. Only then is
         its metadata read (no data), to tell a missing Secret from one that
         did not opt in.
         """
-        listed = await self._core.list_namespaced_secret(
-            namespace, field_selector=f"metadata.name={name}", label_selector=CREDENTIALS_SELECTOR
-        )
-        if listed.items:
-            secret = listed.items[0]
-            self._saw_secret(secret)
-            annotations = dict(secret.metadata.annotations or {})
-            return CredentialsSecret(
-                opted_in=True,
-                annotations=annotations,
-                data=_decode(secret.data),
-                uid=str(secret.metadata.uid or ""),
-                resource_version=str(secret.metadata.resource_version or ""),
-            )
+        key = (namespace, name)
+        secret = self._credentials.get(key)
+        if secret is None:
+            secret = await self._credentials.read(key, lambda: self._list_opted_in(namespace, name))
+        if secret is not None:
+            self._seen_secret_version[key] = secret.resource_version
+            return secret
         meta = await self._read_metadata(namespace, name)
         if meta is None:
             self._seen_secret_version.pop((namespace, name), None)
             return None
         self._seen_secret_version[(namespace, name)] = str(meta.get("resourceVersion"))
         return CredentialsSecret(opted_in=False, annotations=dict(meta.get("annotations") or {}))
+
+    async def _list_opted_in(self, namespace: str, name: str) -> CredentialsSecret | None:
+        """The Secret if it exists and opted in: a LIST selected by its name and the opt-in label."""
+        listed = await self._core.list_namespaced_secret(
+            namespace, field_selector=f"metadata.name={name}", label_selector=CREDENTIALS_SELECTOR
+        )
+        if not listed.items:
+            return None
+        meta = listed.items[0].metadata
+        return _opted_in(
+            {
+                "annotations": meta.annotations,
+                "uid": meta.uid,
+                "resourceVersion": meta.resource_version,
+            },
+            listed.items[0].data,
+        )
 
     async def _read_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Secret's metadata only (PartialObjectMetadata), or None when it does not exist."""
@@ -299,11 +368,14 @@ class Kube:
 
     async def _read_owned(self, connection: Connection) -> client.V1Secret | None:
         name = connection.model.spec.webhook.signing_secret_ref.name
+        key = (connection.namespace, name)
+        self._signing.pop(key, None)
         try:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
             if error.status == 404:
-                self._seen_secret_version.pop((connection.namespace, name), None)
+                self._seen_secret_version.pop(key, None)
+                self._know_signing(connection, None)
                 return None
             raise
         self._saw_secret(secret)
@@ -316,7 +388,15 @@ class Kube:
         )
         if labels.get(OWNER_UID_LABEL) != connection.uid and connection.uid not in owners and not left_behind:
             raise SecretNotOwned(name)
+        if connection.uid in owners:  # a Secret still to be taken over is read again when written
+            self._know_signing(connection, secret.metadata.resource_version)
         return secret
+
+    def _know_signing(self, connection: Connection, resource_version: str | None) -> None:
+        """Remember the connection's signing Secret as verified ours at this version (None: absent)."""
+        key = (connection.namespace, connection.model.spec.webhook.signing_secret_ref.name)
+        if self.references(key):  # kept no longer than a connection refers to it
+            self._signing[key] = (connection.uid, resource_version)
 
     def _owner_reference(self, connection: Connection) -> dict[str, Any]:
         return {
@@ -362,8 +442,33 @@ class Kube:
             },
             "ownerReferences": [self._owner_reference(connection)],
         }
-        existing = await self._read_owned(connection)
-        if existing is None and all(v is None for v in values.values()):
+        key = (connection.namespace, ref.name)
+        known = self._signing.get(key)
+        removing_only = all(v is None for v in values.values())
+        existing: client.V1Secret | None
+        if known is None or known[0] != connection.uid or (known[1] is None and removing_only):
+            existing = await self._read_owned(connection)
+        elif known[1] is None:
+            existing = None  # found absent just now: the create below fails if it exists since
+        else:
+            # Verified ours at that version: the patch applies to that very version only.
+            conditional = {
+                "metadata": {"labels": metadata["labels"], "resourceVersion": known[1]},
+                "data": _encode_patch(values),
+            }
+            try:
+                patched = await self._core.patch_namespaced_secret(
+                    ref.name, connection.namespace, conditional, **AS_MERGE_PATCH
+                )
+            except ApiException as error:
+                if error.status not in (404, 409):
+                    raise
+                existing = await self._read_owned(connection)  # changed or gone since: look again
+            else:
+                self._saw_secret(patched)
+                self._know_signing(connection, patched.metadata.resource_version)
+                return
+        if existing is None and removing_only:
             return  # nothing to remove from a Secret that does not exist
         if existing is None:
             body: Any = {
@@ -376,6 +481,7 @@ class Kube:
             try:
                 created = await self._core.create_namespaced_secret(connection.namespace, body)
                 self._saw_secret(created)
+                self._know_signing(connection, created.metadata.resource_version)
                 return
             except ApiException as error:
                 if error.status != 409:
@@ -395,9 +501,12 @@ class Kube:
             ref.name, connection.namespace, patch, **AS_MERGE_PATCH
         )
         self._saw_secret(patched)
+        self._know_signing(connection, patched.metadata.resource_version)
 
     async def release_published(self, connection: Connection) -> bool:
         secret = await self._read_owned(connection)
+        # Ours no more once released: a later write reads it again (and takes it over).
+        self._signing.pop((connection.namespace, connection.model.spec.webhook.signing_secret_ref.name), None)
         if secret is None:
             return False
         origin = f"{connection.namespace}/{connection.name} (uid {connection.uid})"

@@ -1,0 +1,397 @@
+"""What procon.k8s.kube.Kube asks the API server for, over a stand-in of the core API that counts
+requests: credentials from the watch's cache (a LIST only when the watch has not delivered the
+Secret), and one read of the signing Secret per reconcile step, its ownership checked as strictly
+as ever. (The integration tests count the same on the real API server.)"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from procon.k8s.kube import Kube
+from procon.reconcile.ports import Connection, PendingCreate, SecretNotOwned
+from tests.unit.reconcile.doubles import SPEC
+
+NAMESPACE = "shop"
+KEY_MATERIAL = "rk_test_51" + "k" * 40
+CREDENTIALS_LABELS = {"procon.dev/credentials": "true"}
+
+
+class RawResponse:
+    """A raw (``_preload_content=False``) answer: what a metadata-only read returns."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.status, self.reason, self._body = 200, "OK", json.dumps(body).encode()
+
+    async def __aenter__(self) -> RawResponse:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+class FakeCore:
+    """Secrets in memory with the API server's semantics that matter here: label-selected lists,
+    409 on a create of an existing name, merge patches, and a resourceVersion in a patch as its
+    precondition."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self._versions = itertools.count(100)
+
+    def put(self, name: str, *, labels: dict[str, str], data: dict[str, str], **meta: Any) -> dict[str, Any]:
+        obj = {
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "uid": f"uid-{name}",
+                "labels": labels,
+                **meta,
+            },
+            "data": dict(data),
+        }
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.objects[name] = obj
+        return copy.deepcopy(obj)
+
+    @staticmethod
+    def _model(obj: dict[str, Any]) -> client.V1Secret:
+        meta = obj["metadata"]
+        return client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta["uid"],
+                resource_version=meta["resourceVersion"],
+                labels=dict(meta.get("labels") or {}),
+                annotations=dict(meta.get("annotations") or {}) or None,
+                owner_references=[
+                    client.V1OwnerReference(
+                        api_version=r["apiVersion"], kind=r["kind"], name=r["name"], uid=r["uid"]
+                    )
+                    for r in meta.get("ownerReferences") or []
+                ]
+                or None,
+            ),
+            data=dict(obj.get("data") or {}),
+        )
+
+    async def list_namespaced_secret(
+        self, namespace: str, *, field_selector: str, label_selector: str
+    ) -> client.V1SecretList:
+        self.calls["LIST"] += 1
+        name = field_selector.removeprefix("metadata.name=")
+        label, value = label_selector.split("=")
+        obj = self.objects.get(name)
+        matches = obj is not None and obj["metadata"]["labels"].get(label) == value
+        return client.V1SecretList(items=[self._model(obj)] if matches and obj else [])
+
+    async def read_namespaced_secret(self, name: str, namespace: str, **options: Any) -> Any:
+        self.calls["GET"] += 1
+        obj = self.objects.get(name)
+        if obj is None:
+            raise ApiException(status=404, reason="Not Found")
+        if options.get("_preload_content") is False:
+            return RawResponse({"metadata": copy.deepcopy(obj["metadata"])})
+        return self._model(obj)
+
+    async def create_namespaced_secret(self, namespace: str, body: dict[str, Any]) -> client.V1Secret:
+        self.calls["POST"] += 1
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.put(name, **{k: v for k, v in body["metadata"].items() if k != "name"}, data=body["data"])
+        return self._model(self.objects[name])
+
+    async def patch_namespaced_secret(
+        self, name: str, namespace: str, patch: dict[str, Any], **_: Any
+    ) -> client.V1Secret:
+        self.calls["PATCH"] += 1
+        obj = self.objects.get(name)
+        if obj is None:
+            raise ApiException(status=404, reason="Not Found")
+        meta = dict(patch.get("metadata") or {})
+        expected = meta.pop("resourceVersion", None)
+        if expected is not None and expected != obj["metadata"]["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        for field in ("labels", "annotations"):
+            merged = {**(obj["metadata"].get(field) or {}), **(meta.get(field) or {})}
+            obj["metadata"][field] = {k: v for k, v in merged.items() if v is not None}
+        if "ownerReferences" in meta:
+            obj["metadata"]["ownerReferences"] = meta["ownerReferences"]
+        data = {**obj["data"], **(patch.get("data") or {})}
+        obj["data"] = {k: v for k, v in data.items() if v is not None}
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return self._model(obj)
+
+
+class FakeCustom:
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+
+    async def get_namespaced_custom_object(self, *_: Any) -> dict[str, Any]:
+        return copy.deepcopy(self.obj)
+
+
+def connection_object(name: str = "shop", uid: str = "uid-c", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "procon.dev/v1alpha1",
+        "kind": "ProcessorConnection",
+        "metadata": {
+            "namespace": NAMESPACE,
+            "name": name,
+            "uid": uid,
+            "generation": 1,
+            "resourceVersion": "1",
+        },
+        "spec": {**SPEC, **spec},
+    }
+
+
+def run(test: Callable[[Kube, FakeCore], Awaitable[None]], obj: dict[str, Any] | None = None) -> FakeCore:
+    core = FakeCore()
+
+    async def main() -> None:
+        async with client.ApiClient() as api:
+            kube = Kube(api)
+            kube._core = core  # type: ignore[assignment]
+            kube._custom = FakeCustom(obj or connection_object())  # type: ignore[assignment]
+            await test(kube, core)
+
+    asyncio.run(main())
+    return core
+
+
+def encoded(value: str) -> str:
+    import base64
+
+    return base64.b64encode(value.encode()).decode()
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_credentials_the_watch_delivered_are_served_without_a_request() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")  # the connection refers to shop-key
+        body = core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
+        kube.credentials_delivered("ADDED", body)
+        for _ in range(5):
+            read = await kube.read_credentials(NAMESPACE, "shop-key")
+            assert read is not None
+            assert read.opted_in
+            assert read.data["token"] == KEY_MATERIAL
+            assert read.resource_version == body["metadata"]["resourceVersion"]
+        assert core.calls == Counter()
+        assert kube.has_seen_secret(NAMESPACE, "shop-key", body["metadata"]["resourceVersion"])
+
+    run(test)
+
+
+def test_credentials_not_delivered_yet_are_listed_once_then_served() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
+        for _ in range(3):
+            read = await kube.read_credentials(NAMESPACE, "shop-key")
+            assert read is not None
+            assert read.data["token"] == KEY_MATERIAL
+        assert core.calls == Counter({"LIST": 1})
+
+    run(test)
+
+
+def test_a_change_delivered_is_what_the_next_read_sees() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        kube.credentials_delivered(
+            None, core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded("old")})
+        )
+        changed = core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded("new")})
+        kube.credentials_delivered("MODIFIED", changed)
+        read = await kube.read_credentials(NAMESPACE, "shop-key")
+        assert read is not None
+        assert (read.data["token"], read.resource_version) == ("new", changed["metadata"]["resourceVersion"])
+        assert core.calls == Counter()
+
+    run(test)
+
+
+def test_a_secret_unlabelled_or_deleted_is_read_again_and_not_used() -> None:
+    """Removing the opt-in label reaches a label-selected watch as DELETED: from then on the Secret
+    is read as before: listed (no data comes back), then its metadata only."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        kube.credentials_delivered(
+            "ADDED", core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
+        )
+        unlabelled = core.put("shop-key", labels={}, data={"token": encoded(KEY_MATERIAL)})
+        kube.credentials_delivered("DELETED", unlabelled)
+        read = await kube.read_credentials(NAMESPACE, "shop-key")
+        assert read is not None
+        assert not read.opted_in
+        assert not read.data
+        assert core.calls == Counter({"LIST": 1, "GET": 1})
+        del core.objects["shop-key"]
+        assert await kube.read_credentials(NAMESPACE, "shop-key") is None
+
+    run(test)
+
+
+def test_an_event_without_the_opt_in_label_is_never_served() -> None:
+    """The watch is label-selected on the API server; an object without the label is not kept all
+    the same."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        kube.credentials_delivered("ADDED", core.put("shop-key", labels={}, data={"token": encoded("x")}))
+        read = await kube.read_credentials(NAMESPACE, "shop-key")
+        assert read is not None
+        assert not read.opted_in
+        assert not read.data
+
+    run(test)
+
+
+def test_cached_credentials_go_with_the_last_connection_that_refers_to_them() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        kube.credentials_delivered(
+            "ADDED", core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
+        )
+        assert kube.state_entries()["cached_credentials"] == 1
+        kube.forget(NAMESPACE, "shop")
+        assert not any(kube.state_entries().values()), kube.state_entries()
+        # An unreferenced Secret's events keep nothing.
+        kube.credentials_delivered("MODIFIED", core.put("shop-key", labels=CREDENTIALS_LABELS, data={}))
+        assert kube.state_entries()["cached_credentials"] == 0
+
+    run(test)
+
+
+def test_a_spec_naming_another_credentials_secret_drops_the_old_one() -> None:
+    obj = connection_object()
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        kube.credentials_delivered("ADDED", core.put("shop-key", labels=CREDENTIALS_LABELS, data={}))
+        obj["spec"]["credentialsSecretRef"] = {"name": "other-key"}
+        await kube.get_connection(NAMESPACE, "shop")
+        assert kube.state_entries()["cached_credentials"] == 0
+
+    run(test, obj)
+
+
+# --------------------------------------------------------------------------- signing Secret
+
+
+def test_a_new_connection_reads_its_signing_secret_once() -> None:
+    """A create's first pass: read (absent), record the pending create, publish: one GET."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        assert await kube.read_published(connection) is None
+        await kube.record_pending(connection, PendingCreate(key="k", params="p"))
+        await kube.publish(connection, "we_1", "whsec_1")
+        assert core.calls == Counter({"GET": 1, "POST": 1, "PATCH": 1})
+        published = await kube.read_published(connection)
+        assert published is not None
+        assert (published.webhook_id, published.signing_secret, published.pending) == (
+            "we_1",
+            "whsec_1",
+            None,
+        )
+
+    run(test)
+
+
+def test_a_signing_secret_changed_since_it_was_read_is_read_and_checked_again() -> None:
+    """The patch carries the version that was verified: a Secret replaced meanwhile by someone
+    else's is refused exactly as a read would refuse it, and never written."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        await kube.publish(connection, "we_1", "whsec_1")
+        assert await kube.read_published(connection) is not None
+        # Deleted and made again by someone else, under the same name.
+        foreign = core.put("shop-webhook", labels={"app": "theirs"}, data={"x": encoded("theirs")})
+        with pytest.raises(SecretNotOwned):
+            await kube.publish(connection, "we_2", "whsec_2")
+        assert core.objects["shop-webhook"]["data"] == foreign["data"]
+
+    run(test)
+
+
+def test_a_signing_secret_changed_since_by_someone_allowed_is_merged_into() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        await kube.publish(connection, "we_1", "whsec_1")
+        core.objects["shop-webhook"]["data"]["note"] = encoded("added by a person")
+        core.objects["shop-webhook"]["metadata"]["resourceVersion"] = "999"
+        await kube.publish(connection, "we_2", "whsec_2")
+        data = core.objects["shop-webhook"]["data"]
+        assert data["note"] == encoded("added by a person")
+        assert data["endpointId"] == encoded("we_2")
+
+    run(test)
+
+
+def test_a_signing_secret_created_meanwhile_by_someone_else_is_refused() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        assert await kube.read_published(connection) is None  # absent ...
+        core.put("shop-webhook", labels={}, data={})  # ... then someone else's
+        with pytest.raises(SecretNotOwned):
+            await kube.publish(connection, "we_1", "whsec_1")
+
+    run(test)
+
+
+def test_a_signing_secret_left_behind_is_taken_over_after_a_read() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        core.put(
+            "shop-webhook",
+            labels={"app.kubernetes.io/managed-by": "procon", "procon.dev/connection": "shop"},
+            annotations={"procon.dev/orphaned-from": "shop/shop (uid old)"},
+            data={"endpointId": encoded("we_0")},
+        )
+        assert await kube.read_published(connection) is not None
+        await kube.publish(connection, "we_1", "whsec_1")
+        meta = core.objects["shop-webhook"]["metadata"]
+        assert [r["uid"] for r in meta["ownerReferences"]] == [connection.uid]
+        assert "procon.dev/orphaned-from" not in meta["annotations"]
+        assert core.calls["GET"] == 2  # a takeover reads again: the Secret was not ours yet
+
+    run(test)
+
+
+def test_known_signing_state_goes_with_the_connection() -> None:
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection: Connection | None = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        await kube.publish(connection, "we_1", "whsec_1")
+        assert kube.state_entries()["known_signing_secrets"] == 1
+        kube.forget(NAMESPACE, "shop")
+        assert not any(kube.state_entries().values()), kube.state_entries()
+
+    run(test)
