@@ -14,6 +14,7 @@ connection's own.
 
 from __future__ import annotations
 
+import contextvars
 import re
 import sys
 import threading
@@ -22,8 +23,8 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -168,16 +169,45 @@ class ConnectionConditions:
         yield self._counts()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        if _EXPOSING.get():
+            return  # :func:`exposition` writes these families itself, a piece at a time
+        states = self._snapshot()
+        yield self._per_connection_samples(states)
+        yield self._counted(states)
+
+    def exposition(self, connections_per_piece: int = 500) -> Iterator[bytes]:
+        """Both families in the text format, a few hundred connections at a time.
+
+        What ``collect`` gives, byte for byte (prometheus_client formats every piece), without
+        ever holding all of it: at 10,000 connections ``procon_connection_condition`` has
+        180,000 samples, and one piece of text built from them all briefly took some 80 MiB.
+        """
+        states = self._snapshot()
+        for start in range(0, max(len(states), 1), connections_per_piece):
+            text = generate_latest(
+                _Families(self._per_connection_samples(states[start : start + connections_per_piece]))
+            )
+            # Each piece comes with the family's HELP and TYPE lines: only the first keeps them.
+            yield text if start == 0 else text.split(b"\n", 2)[2]
+        yield generate_latest(_Families(self._counted(states)))
+
+    def _snapshot(self) -> list[tuple[tuple[str, str], ConnectionState]]:
         with self._lock:
-            states = list(self._states.items())
-        per_connection = self._per_connection()
+            return list(self._states.items())
+
+    def _per_connection_samples(
+        self, states: Iterable[tuple[tuple[str, str], ConnectionState]]
+    ) -> GaugeMetricFamily:
+        family = self._per_connection()
         for (namespace, name), (processor, conditions) in states:
             for kind, current, _reason in conditions:
                 for status in STATUSES:
-                    per_connection.add_metric(
+                    family.add_metric(
                         (namespace, name, processor, kind, status), 1 if current == status else 0
                     )
-        yield per_connection
+        return family
+
+    def _counted(self, states: Iterable[tuple[tuple[str, str], ConnectionState]]) -> GaugeMetricFamily:
         # Counted by record first: connections in one state share it, so a fleet is a few records.
         counts = Tally[tuple[str, str, str, str]]()
         for (processor, conditions), connections in Tally(state for _, state in states).items():
@@ -186,7 +216,7 @@ class ConnectionConditions:
         family = self._counts()
         for labels, connections in counts.items():
             family.add_metric(labels, connections)
-        yield family
+        return family
 
     @staticmethod
     def _per_connection() -> GaugeMetricFamily:
@@ -206,8 +236,35 @@ class ConnectionConditions:
         )
 
 
+class _Families:
+    """Metric families ready made, as a collector for prometheus_client's text formatting."""
+
+    def __init__(self, *families: Metric) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+# Set while :func:`exposition` formats the registry: the connections' families come apart.
+_EXPOSING: contextvars.ContextVar[bool] = contextvars.ContextVar("procon_metrics_exposing", default=False)
+
 CONNECTION_CONDITIONS = ConnectionConditions()
-REGISTRY.register(CONNECTION_CONDITIONS)
+REGISTRY.register(CONNECTION_CONDITIONS)  # the last registered: its families come last in either way
+
+
+def exposition() -> Iterator[bytes]:
+    """The ``/metrics`` body in the text format, in pieces: every other metric, then the
+    connections' families a few hundred connections at a time (see
+    :meth:`ConnectionConditions.exposition`). Joined, the same bytes as ``generate_latest(REGISTRY)``."""
+    token = _EXPOSING.set(True)
+    try:
+        others = generate_latest(REGISTRY)
+    finally:
+        _EXPOSING.reset(token)
+    yield others
+    yield from CONNECTION_CONDITIONS.exposition()
+
 
 _ID_SEGMENT = re.compile(r"/(?:we|wf|wfa|wfc|acct|src|tok|pay|file|ent|evt)_[A-Za-z0-9_]+")
 

@@ -107,7 +107,7 @@ def test_a_restart_with_every_connection_ready_writes_nothing_and_only_lists(
     # Drift checks every 15 s: after the restart each connection is checked once within it.
     operator = own_operator(cluster, kubectl, stripe_emulator, tmp_path, PROCON_DRIFT_INTERVAL="15")
     try:
-        apply_connections(kubectl, stripe_emulator, fresh_namespace, names)
+        accounts = apply_connections(kubectl, stripe_emulator, fresh_namespace, names)
         wait_for(
             lambda: _all_ready(kubectl, fresh_namespace, count),
             timeout=120,
@@ -121,11 +121,14 @@ def test_a_restart_with_every_connection_ready_writes_nothing_and_only_lists(
 
         operator.restart()
         # Each connection looked at (Kubernetes only) and then checked with the processor at least
-        # once since the restart (its drift check, at a random point of the interval).
+        # once since the restart (its drift check, at a random point of the interval). The count
+        # of checks alone is not enough: one connection's second check (the interval is jittered)
+        # can come before another's first; each has its own key, so each key's use is awaited.
         wait_for(
             lambda: (
                 metric(operator, "procon_reconcile_total", result="resumed") >= count
                 and metric(operator, "procon_reconcile_total", result="ready") >= count
+                and all(stripe_emulator.key_uses(account.keys[0]) for account in accounts.values())
             ),
             timeout=90,
             interval=0.5,

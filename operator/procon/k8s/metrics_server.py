@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from kubernetes_asyncio import client
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from procon.metrics import REGISTRY
+from procon import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ApiServerAuthorizer:
 
 
 def app(authorizer: ApiServerAuthorizer) -> web.Application:
-    async def metrics(request: web.Request) -> web.Response:
+    async def scrape(request: web.Request) -> web.StreamResponse:
         try:
             decision = await authorizer.decide(request.headers.get("Authorization"))
         except Exception as error:
@@ -100,11 +100,16 @@ def app(authorizer: ApiServerAuthorizer) -> web.Application:
             logger.debug("metrics scrape refused (%s): %s", decision.status, decision.why)
             text = "Unauthorized\n" if decision.status == 401 else "Forbidden\n"
             return web.Response(status=decision.status, text=text)
-        body = generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # Streamed, a piece at a time: a large fleet's body is tens of MiB of text.
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        await response.prepare(request)
+        for piece in metrics.exposition():
+            await response.write(piece)
+        await response.write_eof()
+        return response
 
     application = web.Application()
-    application.router.add_get(METRICS_PATH, metrics)
+    application.router.add_get(METRICS_PATH, scrape)
     return application
 
 
