@@ -1,4 +1,5 @@
-"""Edges of the work queue and its handlers: changes before the first look after a start, a connection found gone, a hung credentials read, a key queued while held."""
+"""Edges of the work queue and its handlers: a change before the first look after a start, a
+connection found gone, a hung credentials read, a key queued while held."""
 
 from __future__ import annotations
 
