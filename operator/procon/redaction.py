@@ -140,10 +140,15 @@ class _Index:
 
     Every value has at least :data:`MIN_VALUE_LENGTH` (8) characters, so each
     occurrence covers a whole 4-character gram that starts at a multiple of 4,
-    at one of the value's first four offsets. The index maps those four grams
-    of each value to the value; a search reads one gram every 4 characters of
-    the text and checks only the values indexed under it. A gram maps to one
-    value (a str) or, rarely, to several (a tuple): about 100 bytes a value.
+    at one of any four consecutive offsets of the value that leave a gram's room
+    after them. The index maps the grams at the last four such offsets (the
+    value's tail) to the value; a search reads one gram every 4 characters of the
+    text and checks only the values indexed under it. The tail, not the head:
+    values of one kind share their head (every signing secret starts
+    ``whsec_``, every test key ``rk_test_``), so grams of the head would each
+    name every value of that kind, and adding, removing and finding a value
+    would cost time in proportion to their number. A gram maps to one value (a
+    str) or, rarely, to several (a tuple): about 100 bytes a value.
     """
 
     GRAM = 4
@@ -177,8 +182,14 @@ class _Index:
                 self._grams[gram] = rest[0] if len(rest) == 1 else rest
 
     @classmethod
+    def _first_offset(cls, value: str) -> int:
+        """The first of the four offsets indexed: the last four with a gram's room after them."""
+        return len(value) - 2 * cls.GRAM + 1
+
+    @classmethod
     def _grams_of(cls, value: str) -> set[str]:
-        return {value[offset : offset + cls.GRAM] for offset in range(cls.GRAM)}
+        first = cls._first_offset(value)
+        return {value[offset : offset + cls.GRAM] for offset in range(first, first + cls.GRAM)}
 
     def __len__(self) -> int:
         return len(self._refs)
@@ -193,7 +204,9 @@ class _Index:
             if held is None:
                 continue
             for value in (held,) if isinstance(held, str) else held:
-                for start in range(max(at - self.GRAM + 1, 0), at + 1):
+                # The gram read at ``at`` is the value's own at one of its four indexed offsets.
+                last_start = at - self._first_offset(value)
+                for start in range(max(last_start - self.GRAM + 1, 0), last_start + 1):
                     if text.startswith(value, start):
                         found.append((start, start + len(value)))
         return found
