@@ -77,7 +77,7 @@ DELETE_RETRIES = 6
 # How long a stopping operator waits for reconciles in progress (kopf gave its daemons as long).
 WORKER_STOP_TIMEOUT = 10.0
 # kopf's per-object event workers at once, and how long an idle one stays (see startup).
-KOPF_WORKERS = 64
+KOPF_WORKERS = 500
 KOPF_WORKER_IDLE_SECONDS = 0.5
 
 
@@ -179,8 +179,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     # kopf runs a worker per object with events; a burst (an apply of thousands) would have
     # thousands at once, each holding its object's body while it waits on the API server. The
-    # handlers only queue keys (and kopf adds a finalizer), so a bounded number keeps up, and
-    # an idle one goes soon instead of lingering for 5 s per object.
+    # handlers only queue keys (and kopf adds a finalizer), so a bound well above any burst of
+    # clean-ups keeps memory in check; an idle worker goes soon instead of lingering 5 s per
+    # object. A clean-up (on.delete) holds its worker while it waits or backs off: only that
+    # many clean-ups stuck at once (a processor down while a namespace goes) would hold up
+    # other connections' events.
     settings.queueing.worker_limit = KOPF_WORKERS
     settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
     # Only credentials Secrets that opted in, filtered by the API server: the
