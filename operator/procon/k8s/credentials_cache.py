@@ -45,10 +45,11 @@ class _Entry:
 class _Read:
     """One read in flight for a key, shared by whoever misses the key meanwhile."""
 
-    __slots__ = ("spoiled", "task")
+    __slots__ = ("readers", "spoiled", "task")
 
     def __init__(self) -> None:
         self.spoiled = False  # an event for the key came meanwhile: its view wins
+        self.readers = 0  # reconciles waiting for it: the last to give up cancels it
         self.task: asyncio.Future[CredentialsSecret | None] | None = None
 
 
@@ -108,7 +109,15 @@ class CredentialsCache:
             # Read by nobody when every reader was cancelled: not an error worth a log line.
             read.task.add_done_callback(lambda task: task.cancelled() or task.exception())
         assert read.task is not None
-        return await asyncio.shield(read.task)
+        read.readers += 1
+        try:
+            return await asyncio.shield(read.task)
+        finally:
+            read.readers -= 1
+            if not read.readers and not read.task.done():
+                # Nobody waits for it (every reconcile gave up: a request that never ends): the
+                # next miss asks afresh instead of joining it for ever.
+                read.task.cancel()
 
     async def _fill(
         self, key: Key, read: _Read, fetch: Callable[[], Awaitable[CredentialsSecret | None]]

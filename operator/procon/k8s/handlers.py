@@ -77,7 +77,7 @@ DELETE_RETRIES = 6
 # How long a stopping operator waits for reconciles in progress (kopf gave its daemons as long).
 WORKER_STOP_TIMEOUT = 10.0
 # kopf's per-object event workers at once, and how long an idle one stays (see startup).
-KOPF_WORKERS = 64
+KOPF_WORKERS = 500
 KOPF_WORKER_IDLE_SECONDS = 0.5
 
 
@@ -179,8 +179,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     # kopf runs a worker per object with events; a burst (an apply of thousands) would have
     # thousands at once, each holding its object's body while it waits on the API server. The
-    # handlers only queue keys (and kopf adds a finalizer), so a bounded number keeps up, and
-    # an idle one goes soon instead of lingering for 5 s per object.
+    # handlers only queue keys (and kopf adds a finalizer), so a bound well above any burst of
+    # clean-ups keeps memory in check; an idle worker goes soon instead of lingering 5 s per
+    # object. A clean-up (on.delete) holds its worker while it waits or backs off: only that
+    # many clean-ups stuck at once (a processor down while a namespace goes) would hold up
+    # other connections' events.
     settings.queueing.worker_limit = KOPF_WORKERS
     settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
     # Only credentials Secrets that opted in, filtered by the API server: the
@@ -488,8 +491,11 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     # on the account as it is now; a periodic check (and the first, after a start) may act on
     # the account's shared listing (procon.reconcile.accounts).
     seen_at = runtime.changed.pop(key, None)
-    if key in runtime.resuming:
-        runtime.resuming.discard(key)
+    resuming = key in runtime.resuming
+    runtime.resuming.discard(key)
+    # A change seen while the key waited for its first look is acted on: the look reads only
+    # what the last process may have left unfinished, not a spec edit or a new Secret version.
+    if resuming and seen_at is None:
         try:
             if not await _resume(runtime, key):
                 return
@@ -498,20 +504,32 @@ async def _reconcile_key(runtime: Runtime, key: Key) -> None:
     started = time.monotonic()
     processor = "unknown"
     retry_in: float | None = None
+    outcome_absent = False
     try:
         outcome = await runtime.reconciler.reconcile(
             namespace, name, changed=seen_at is not None, changed_since=seen_at
         )
         state, processor, retry_in = outcome.state, outcome.processor, outcome.retry_in
+        outcome_absent = outcome.absent
     except Exception:
         logger.exception("reconcile of %s/%s failed", namespace, name)
         state = "error"
     if state != "gone":
         metrics.reconciled(processor, state, time.monotonic() - started)
     reasons = [reason for reason in runtime.reasons.pop(key, []) if reason()]
+    if state == "gone" and reasons:
+        # The key names a new connection now (deleted and created again while this pass read
+        # the old one): it is reconciled, not forgotten.
+        runtime.saw_change(key)
+        queue.add(key, Priority.CHANGE)
+        return
     if state == "gone":
         runtime.failures.pop(key, None)
         queue.forget(key)
+        if outcome_absent:
+            # No DELETED event may come (a watch that listed afresh reports what is there, not
+            # what vanished; or it came while this pass ran and wrote its status again).
+            runtime.forget(namespace, name)
         return
     if reasons:
         runtime.saw_change(key)

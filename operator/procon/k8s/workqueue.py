@@ -108,8 +108,8 @@ class WorkQueue:
         priority = self._dirty.pop(key, None)
         if priority is not None:
             self.add(key, priority)
-        else:
-            self._changed.set()  # another worker may be waiting for this very key
+        # Always: a worker may be waiting for this very key, or for one queued while held.
+        self._changed.set()
 
     def is_known(self, key: Key) -> bool:
         """Whether the key is queued, scheduled or being worked on."""

@@ -110,6 +110,9 @@ class Outcome:
     processor: str = "unknown"
     # For "retrying": seconds until the next attempt, as the status says.
     retry_in: float | None = None
+    # "gone": the connection no longer exists (True), rather than being deleted (its on.delete
+    # clean-up still needs what is kept about it).
+    absent: bool = False
 
 
 class _Stalled(Exception):
@@ -187,8 +190,8 @@ class Reconciler:
             connection = await self._kube.get_connection(namespace, name)
             if connection is None or connection.deleting:
                 if connection is None:
-                    self._forget_secrets(namespace, name)
-                return Outcome("gone")
+                    self.forget(namespace, name)
+                return Outcome("gone", absent=connection is None)
             processor = connection.model.spec.processor
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
