@@ -93,6 +93,7 @@ REVIEW_RESOURCES = frozenset(
 LEASES = "leases"
 LIST_ROUTE = "GET /v1/webhook_endpoints"
 QUIET_SECONDS = 3.0  # no processor call for this long: a burst of work has ended
+RESYNC_QUIET_SECONDS = 10.0  # no change seen by the Ready watch for this long: list afresh
 ALNUM = string.ascii_letters + string.digits
 READY_TEMPLATE = (
     "{.type} {.object.metadata.name} {.object.metadata.generation} {.object.status.observedGeneration} "
@@ -211,12 +212,20 @@ def apply_fleet(running: control_plane.Cluster, fleet: Fleet, workdir: Path, wor
 
 class ReadyWatch:
     """Which connections are Ready at their generation, from a ``kubectl get --watch`` (one list,
-    then events; kubectl does the decoding, so the bench takes no CPU from the emulator)."""
+    then events; kubectl does the decoding, so the bench takes no CPU from the emulator).
+
+    A watch can end without the bench noticing at once, or miss the last events (an API server
+    under load closes a watcher that falls behind); :meth:`resync_if_quiet` lists afresh when
+    nothing has changed for a while though not all are Ready. A time to Ready is then late by at
+    most that while, never early.
+    """
 
     def __init__(self, running: control_plane.Cluster, namespace: str) -> None:
         self._running, self._namespace = running, namespace
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self._changed_at = time.monotonic()
+        self.resyncs = 0
         self._stopped = threading.Event()
         self._process: subprocess.Popen[str] | None = None
         self._thread = threading.Thread(target=self._run, name="ready-watch", daemon=True)
@@ -256,9 +265,21 @@ class ReadyWatch:
                         self._ready.pop(name, None)
                     else:
                         self._ready[name] = observed == generation and ready == "True"
+                    self._changed_at = time.monotonic()
             self._process.wait()
             if not self._stopped.is_set():
                 time.sleep(0.5)  # the watch ended (a server timeout): list and watch again
+
+    def resync_if_quiet(self, quiet_seconds: float) -> None:
+        """List afresh (end the watch; it lists and watches again) if nothing changed for a while."""
+        with self._lock:
+            quiet = time.monotonic() - self._changed_at > quiet_seconds
+            if quiet:
+                self._changed_at = time.monotonic()
+        process = self._process
+        if quiet and process is not None and process.poll() is None:
+            self.resyncs += 1
+            process.terminate()
 
     def counts(self) -> tuple[int, int]:
         """(Ready, seen)."""
@@ -512,6 +533,7 @@ class FleetBench:
                     next_note = now + s.progress_every
                 if ready >= s.connections or now - applied > s.ready_timeout:
                     break
+                watch.resync_if_quiet(RESYNC_QUIET_SECONDS)
                 if operator.process.poll() is not None:
                     code = operator.process.returncode
                     self.out(f"the operator exited with {code}; see {operator.log_path}")
@@ -539,6 +561,7 @@ class FleetBench:
             interrupted=interrupted,
             ready=ready,
             ready_peak=peak,
+            watch_resyncs=watch.resyncs,
             waited_seconds=round(all_ready - applied, 1),
             ready_after_apply_seconds=round(all_ready - applied, 1) if complete else None,
             ready_after_apply_start_seconds=round(all_ready - start.at, 1) if complete else None,
