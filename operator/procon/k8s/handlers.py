@@ -348,11 +348,13 @@ def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[s
 
 
 def _listed_unseen(kube: Kube, type_: str | None, namespace: str, name: str) -> bool:
-    """A Secret in a watch's first listing (no event type) that no reconcile of this process has read:
+    """A Secret in a watch's listing (no event type) that no reconcile of this process has read:
     after a start, that is every Secret, and none of them is news. Each connection reads its
     Secrets in its first reconcile (and a changed credentials Secret shows there against the
-    version its status records as verified)."""
-    return type_ is None and not kube.secret_believed_present(namespace, name)
+    version its status records as verified). A Secret a reconcile read and found absent is
+    news when listed: its connection is waiting for it, and a watch that lists afresh (after
+    its connection broke or expired) delivers the Secret created meanwhile this way only."""
+    return type_ is None and not kube.has_read_secret(namespace, name)
 
 
 def _secret_still_new(
