@@ -296,6 +296,43 @@ def test_a_spec_naming_another_credentials_secret_drops_the_old_one() -> None:
     run(test, obj)
 
 
+def test_a_credentials_secret_found_absent_then_listed_by_a_watch_wakes_its_connection() -> None:
+    """A connection waits for its credentials Secret; the Secret is created while the watch is
+    re-listing (its connection broke or expired), so it arrives with no event type. A Secret no
+    reconcile read is not news in a listing; one a reconcile found absent is."""
+    import kopf
+
+    from procon.k8s import handlers
+    from procon.k8s.workqueue import Priority
+    from procon.settings import OperatorSettings
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        await kube.get_connection(NAMESPACE, "shop")
+        assert await kube.read_credentials(NAMESPACE, "shop-key") is None  # waiting for it
+        assert not kube.secret_believed_present(NAMESPACE, "shop-key")
+        runtime = handlers.Runtime(settings=OperatorSettings(), kube=kube, reconciler=None)  # type: ignore[arg-type]
+        key = (NAMESPACE, "shop")
+        runtime.queue.add_after(key, 300.0, Priority.DRIFT)  # its next scheduled pass
+        body = core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
+        never_read = core.put("other-key", labels=CREDENTIALS_LABELS, data={"token": encoded("x")})
+
+        for listed in (body, never_read):
+            await handlers.secret_changed(
+                type=None,  # type: ignore[arg-type]
+                namespace=NAMESPACE,
+                name=listed["metadata"]["name"],
+                meta=listed["metadata"],
+                body=kopf.Body(listed),
+                memo=kopf.Memo(runtime=runtime),
+                referenced_secrets={(NAMESPACE, "shop-key"): ["shop"], (NAMESPACE, "other-key"): ["other"]},  # type: ignore[arg-type]
+            )
+
+        assert key in runtime.changed, "queued as a change, not left for its next scheduled pass"
+        assert (NAMESPACE, "other") not in runtime.changed
+
+    run(test)
+
+
 # --------------------------------------------------------------------------- signing Secret
 
 

@@ -11,11 +11,20 @@ retry after its backoff, nothing for a connection that is gone.
 
 Keys are served by priority: changes first (a spec edit, a new connection, a
 change or deletion of a Secret it references), then retries, then periodic
-drift checks, so a wave of drift checks never delays a new connection. After
-a restart a connection whose status shows it Ready for its current
-generation is not reconciled at once: its drift check is scheduled at a random
-point of the drift interval, so a restart does not check every connection at
-once.
+drift checks, so a wave of drift checks never delays a new connection.
+
+After a start, a connection whose status shows it Ready for its current
+generation (any rotation asked for carried out) first gets a look at
+Kubernetes only, at drift priority (``_resume``: the connection and its
+signing Secret, no processor call): if the last process left work on it
+unfinished (a create's write-ahead record, a rotation, a replacement webhook
+not yet in status, a signing Secret gone) it is reconciled at once; otherwise
+its drift check is scheduled at a random point of the drift interval, so a
+restart neither checks every connection at once nor asks the processor what
+the status already answers. A change seen before that look is reconciled as a
+change. A watch's listing of Secrets (no event type) queues nothing for a
+Secret no reconcile has read (each connection reads its Secrets in its first
+pass), but does for one a reconcile found absent: its connection waits for it.
 
 Wake-ups come from:
 
@@ -32,10 +41,15 @@ Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
 its finalizer), holding the connection's key so no worker reconciles it meanwhile.
 
 What the operator keeps in memory about a connection goes with it, on every
-path: a reconcile that finds it gone, the on.delete handler, and the watch's
-DELETED event (the one sure sign, whether procon released the finalizer or
-someone else did). Secret events only queue connections the queue knows,
-never create state for a connection that has none.
+path: a reconcile that finds it gone from the API server drops everything kept
+(queue, wake-up checks, failure counts, the Kube adapter's and the
+reconciler's stores: no DELETED event may come, since a watch that lists
+afresh reports what is there, not what vanished), and so do the on.delete
+handler and the watch's DELETED event (whether procon released the finalizer
+or someone else did). A connection deleted and created again while a pass
+read the old one is reconciled, not forgotten. Secret events only queue
+connections the queue knows, never create state for a connection that has
+none.
 """
 
 from __future__ import annotations
@@ -348,11 +362,13 @@ def _signing_secret_changed(runtime: Runtime, type_: str | None, meta: Mapping[s
 
 
 def _listed_unseen(kube: Kube, type_: str | None, namespace: str, name: str) -> bool:
-    """A Secret in a watch's first listing (no event type) that no reconcile of this process has read:
+    """A Secret in a watch's listing (no event type) that no reconcile of this process has read:
     after a start, that is every Secret, and none of them is news. Each connection reads its
     Secrets in its first reconcile (and a changed credentials Secret shows there against the
-    version its status records as verified)."""
-    return type_ is None and not kube.secret_believed_present(namespace, name)
+    version its status records as verified). A Secret a reconcile read and found absent is
+    news when listed: its connection is waiting for it, and a watch that lists afresh (after
+    its connection broke or expired) delivers the Secret created meanwhile this way only."""
+    return type_ is None and not kube.has_read_secret(namespace, name)
 
 
 def _secret_still_new(

@@ -198,7 +198,9 @@ class Kube:
         # What the last reads saw, so a watch event for a version a reconcile
         # has already read does not trigger another reconcile.
         self._seen_generation: dict[tuple[str, str], tuple[int, tuple[str | None, ...]]] = {}
-        self._seen_secret_version: dict[tuple[str, str], str] = {}
+        # Per Secret a reconcile read (or wrote): the resourceVersion it found, or None when it
+        # found the Secret absent (a connection waiting for its Secret: its creation is news).
+        self._seen_secret_version: dict[tuple[str, str], str | None] = {}
         # The Secrets each connection referenced when last read, and per Secret how many
         # connections do: what is kept about a Secret goes once no known connection refers to it.
         self._secret_refs: dict[tuple[str, str], frozenset[str]] = {}
@@ -231,6 +233,10 @@ class Kube:
 
     def secret_believed_present(self, namespace: str, name: str) -> bool:
         """Whether the last read or write of this Secret found it (so its deletion is news)."""
+        return self._seen_secret_version.get((namespace, name)) is not None
+
+    def has_read_secret(self, namespace: str, name: str) -> bool:
+        """Whether a reconcile of this process read (or wrote) this Secret, found or not."""
         return (namespace, name) in self._seen_secret_version
 
     def forget(self, namespace: str, name: str) -> None:
@@ -330,7 +336,7 @@ class Kube:
             return secret
         meta = await self._read_metadata(namespace, name)
         if meta is None:
-            self._seen_secret_version.pop((namespace, name), None)
+            self._seen_secret_version[(namespace, name)] = None  # read, and found absent
             return None
         self._seen_secret_version[(namespace, name)] = str(meta.get("resourceVersion"))
         return CredentialsSecret(opted_in=False, annotations=dict(meta.get("annotations") or {}))
@@ -374,7 +380,7 @@ class Kube:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
             if error.status == 404:
-                self._seen_secret_version.pop(key, None)
+                self._seen_secret_version[key] = None  # read, and found absent
                 self._know_signing(connection, None)
                 return None
             raise

@@ -94,10 +94,18 @@ def current_listing(needed: bool = True, *, since: float | None = None) -> Itera
 
     ``since`` is when the change the pass acts on was seen (a monotonic time, the clock the
     drivers use); without it, no listing finished before the pass's first need of one serves
-    it. Connections changed together (an apply of many) so share one listing, each still
-    seeing the account as it was after its change. The reconciler asks for this for every pass
-    but the periodic check of an unchanged, Ready connection: only that one is served a listing
-    up to the drift interval old.
+    it. The reconciler asks for this for every pass but the periodic check of an unchanged,
+    Ready connection: only that one is served a listing up to the drift interval old.
+
+    A listing in flight when the pass needs one is joined even if it began before ``since``:
+    connections changed together (an apply of many, their changes seen moments apart) so share
+    one listing instead of each waiting for one of its own after the others'. Such a listing
+    began at most one list call before the need; in practice after the change was seen, unless
+    the pass ran sooner after it than a list call takes (a queue wait longer than that makes
+    it certain). What it may miss is a change made at the processor in that moment, or a write
+    of procon's own ending while it ran (that listing is then not kept): the pass plans from
+    it as from any listing, and the connection's next pass, at the latest its drift check,
+    sees the account as it is.
     """
     token = _LISTED_SINCE.set((_FROM_FIRST_NEED if since is None else since) if needed else None)
     try:

@@ -34,6 +34,7 @@ import random
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -87,6 +88,10 @@ DEFAULT_RECONCILE_TIMEOUT = 120.0
 # while what it was made from is unchanged, before the processor is asked again
 # (PROCON_PERMISSION_RECHECK_INTERVAL).
 DEFAULT_RECHECK_INTERVAL = 86400.0
+# The share of the recheck interval a verification's reuse is shortened by, at most, per connection:
+# connections verified together (a fleet applied at once, or started at once) would otherwise be
+# rechecked together every interval; each is rechecked between 90% and 100% of it instead.
+RECHECK_SPREAD = 0.1
 # How far ahead of this process's clock a recorded verification time may be and still be trusted:
 # replicas' clocks differ a little; a time further ahead is not one procon wrote.
 MAX_CLOCK_SKEW = 300.0
@@ -147,15 +152,16 @@ class Reconciler:
         self._timeout = reconcile_timeout
         self._draw = draw  # jitter of retry delays
         # A verification recorded in a connection's status is reused for up to this long after it
-        # was made (wall-clock seconds: the record outlives the process). A record without a time,
-        # written by an earlier procon, counts as made when this process started.
+        # was made (wall-clock seconds: the record outlives the process), less the connection's
+        # share of RECHECK_SPREAD (see recheck_age). A record without a time, written by an
+        # earlier procon, is not reused: each connection is verified once after the upgrade.
         self._clock = clock
         self._recheck_interval = recheck_interval
-        self._started = clock()
         # Credentials Secret versions (UID, resourceVersion) whose key a verification asked the
         # processor about afresh, and when: the first verification of a version drops what the
         # driver kept about the key; the others on it within FRESH_ANSWER_WINDOW share the answer.
-        self._asked_afresh: dict[tuple[str, str], float] = {}
+        # In the order they were asked, which is time order: pruned from the front.
+        self._asked_afresh: OrderedDict[tuple[str, str], float] = OrderedDict()
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
         # Per connection: the key of its pending create and its transient failures (see _send_create).
@@ -564,8 +570,13 @@ class Reconciler:
         recheck interval) is answered by the processor, not by a cache filled before; connections
         sharing the Secret still cost one set of probes."""
         now = self._clock()
-        for version in [v for v, at in self._asked_afresh.items() if now - at >= FRESH_ANSWER_WINDOW]:
-            del self._asked_afresh[version]
+        # Oldest first, up to the first still within the window: a verification costs the entries
+        # it expires, not a scan of all of them (10,000 Secrets verified together).
+        while self._asked_afresh:
+            oldest, at = next(iter(self._asked_afresh.items()))
+            if now - at < FRESH_ANSWER_WINDOW:
+                break
+            del self._asked_afresh[oldest]
         version = (secret.uid, secret.resource_version)
         if not all(version) or version in self._asked_afresh:
             return
@@ -590,8 +601,8 @@ class Reconciler:
         self, connection: Connection, secret: CredentialsSecret
     ) -> tuple[Account, Verdict, Mapping[str, Any]] | None:
         """The account, permissions verdict and record of a verification the status records for
-        this generation and this version of the credentials Secret, made within the recheck
-        interval; else None (then the processor is asked).
+        this generation and this version of the credentials Secret, made within the connection's
+        recheck age (see recheck_age); else None (then the processor is asked).
 
         A refusal of a processor call for the credentials or a permission leaves no record (the
         status it writes says what failed), so the pass after it verifies again.
@@ -610,7 +621,8 @@ class Reconciler:
             return None
         made = self._recorded_time(record)
         now = self._clock()
-        if made is None or not now - self._recheck_interval < made <= now + MAX_CLOCK_SKEW:
+        max_age = recheck_age(self._recheck_interval, connection.uid)
+        if made is None or not now - max_age < made <= now + MAX_CLOCK_SKEW:
             return None
         found = {c.get("type"): c for c in status.get("conditions") or []}
         for kind in ("CredentialsValid", "PermissionsValid"):
@@ -632,9 +644,11 @@ class Reconciler:
         return Account(id=str(account["id"]), mode=mode), verdict, record
 
     def _recorded_time(self, record: Mapping[str, Any]) -> float | None:
-        """When a recorded verification was made, in this process's clock; None when unreadable."""
+        """When a recorded verification was made, in this process's clock; None when unreadable
+        or absent. A record without a time was written by an earlier procon: counting it as made at
+        this process's start would trust it for ever under restarts less than an interval apart."""
         if "verifiedAt" not in record:
-            return self._started  # an earlier procon's record: as if made at this start
+            return None
         try:
             made = datetime.fromisoformat(str(record["verifiedAt"]).replace("Z", "+00:00"))
         except ValueError:
@@ -1317,6 +1331,15 @@ class Reconciler:
 
 
 # --- pure helpers ---------------------------------------------------------------------
+
+
+def recheck_age(interval: float, uid: str) -> float:
+    """How long a connection's recorded verification is reused: between (1 - RECHECK_SPREAD) and
+    all of the recheck interval, the same for a connection in every process (derived from its
+    UID, not drawn), so a fleet verified together is rechecked spread over the last part of the
+    interval, and a restart does not move a connection's recheck."""
+    share = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") / 2**64
+    return interval * (1.0 - RECHECK_SPREAD * share)
 
 
 def _scope(connection: Connection) -> str:

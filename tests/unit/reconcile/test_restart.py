@@ -8,9 +8,11 @@ changes or the recheck interval has passed since it was made.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from procon.reconcile.reconciler import Reconciler
+from procon.reconcile.reconciler import RECHECK_SPREAD, Reconciler, recheck_age
 from tests.unit.reconcile.doubles import PROCESSOR, FakeProcessor, MemoryKube
 
 pytestmark = pytest.mark.anyio
@@ -101,41 +103,55 @@ async def test_a_spec_change_is_verified_again() -> None:
     assert kube.condition("PermissionsValid")["reason"] == "InsufficientPermissions"
 
 
-async def test_a_record_is_trusted_for_the_recheck_interval_after_it_was_made() -> None:
+async def test_a_record_is_trusted_for_the_connections_recheck_age_after_it_was_made() -> None:
     kube, processor = MemoryKube(), FakeProcessor()
     await ready_then_restarted(kube, processor)
+    age = recheck_age(86400, kube.uid)
+    assert 86400 * (1 - RECHECK_SPREAD) <= age <= 86400
     clock = Clock()
-    clock.now = 86399  # the record was made at 0, by the process before
+    clock.now = age - 1  # the record was made at 0, by the process before
     restarted = process(kube, processor, clock)
 
     assert (await restarted.reconcile("ns", "shop")).state == "ready"
     assert processor.checks == []
 
-    clock.now = 86401
+    clock.now = age + 1
     assert (await restarted.reconcile("ns", "shop")).state == "ready"
     assert processor.checks == ["verify", "permissions"]
     assert len(kube.status_writes) == 1, "the same answer: only the time of the verification is new"
-    assert kube.status["verifiedCredentials"]["verifiedAt"] == "1970-01-02T00:00:01Z"
+    made = datetime.fromtimestamp(clock.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert kube.status["verifiedCredentials"]["verifiedAt"] == made
 
 
-async def test_a_record_of_an_earlier_procon_counts_as_made_at_the_start() -> None:
-    """Records without a time (written before procon recorded one) are trusted for one interval
-    after the start that found them, then verified again."""
+def test_a_fleet_verified_together_is_rechecked_spread_over_the_last_tenth_of_the_interval() -> None:
+    """Each connection's recheck age comes from its UID: the same in every process (a restart does
+    not move it), different between connections, within 90% to 100% of the interval."""
+    ages = [recheck_age(86400, f"uid-{n}") for n in range(2000)]
+    assert all(86400 * (1 - RECHECK_SPREAD) <= age <= 86400 for age in ages)
+    tenths = {int((age - 86400 * (1 - RECHECK_SPREAD)) // 864) for age in ages}
+    assert tenths == set(range(10)), "spread over the whole window, not bunched"
+    assert ages == [recheck_age(86400, f"uid-{n}") for n in range(2000)]
+
+
+async def test_a_record_of_an_earlier_procon_without_a_time_is_verified_again() -> None:
+    """A record without a time (written before procon recorded one) is not trusted: counting it as
+    made at the start that found it, restarts less than an interval apart would never recheck it.
+    Each connection is verified once after the upgrade, and its record then has a time."""
     kube, processor = MemoryKube(), FakeProcessor()
     await ready_then_restarted(kube, processor)
     kube.status["verifiedCredentials"] = {"secretUid": "uid-shop-key", "secretResourceVersion": "1"}
     clock = Clock()
-    clock.now = 5_000_000.0  # long after anything was verified
+    clock.now = 5_000_000.0
     restarted = process(kube, processor, clock)
 
     assert (await restarted.reconcile("ns", "shop")).state == "ready"
-    assert processor.checks == []
-    assert kube.status_writes == [], "taken over as it is: an upgrade writes nothing"
-
-    clock.now += 86401
-    await restarted.reconcile("ns", "shop")
     assert processor.checks == ["verify", "permissions"]
     assert kube.status["verifiedCredentials"]["generation"] == 1
+    assert "verifiedAt" in kube.status["verifiedCredentials"]
+
+    processor.checks.clear()
+    assert (await process(kube, processor, clock).reconcile("ns", "shop")).state == "ready"
+    assert processor.checks == [], "the next start takes the new record over"
 
 
 async def test_a_record_dated_ahead_of_the_clock_is_not_trusted() -> None:

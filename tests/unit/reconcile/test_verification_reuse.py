@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from procon.reconcile.reconciler import Reconciler
+from procon.reconcile.reconciler import Reconciler, recheck_age
 from tests.unit.reconcile.doubles import (
     PROCESSOR,
     WEBHOOK_PERMISSION,
@@ -214,7 +214,8 @@ async def test_a_verification_is_made_again_after_the_recheck_interval() -> None
     operator = await verified(kube, processor, clock)
     made = kube.status["verifiedCredentials"]["verifiedAt"]
 
-    await drift_checks(operator, clock, int(RECHECK_INTERVAL // DRIFT_INTERVAL) - 1)
+    age = recheck_age(RECHECK_INTERVAL, kube.uid)  # this connection's share of the interval
+    await drift_checks(operator, clock, int(age // DRIFT_INTERVAL))
     assert processor.checks == []
 
     await drift_checks(operator, clock, 1)
@@ -268,3 +269,40 @@ async def test_a_stripe_connection_costs_one_listing_per_drift_check() -> None:
         assert first_pass == 7
         # One listing per check, and once the account read and the four probes again.
         assert emulator.key_uses(key) - first_pass == checks + 5
+
+
+def test_secret_versions_asked_afresh_are_pruned_from_the_oldest_only() -> None:
+    """10,000 Secrets verified together: each verification looks at the versions it expires and
+    the first one still within the window, not at every version remembered (which made a wave of
+    verifications quadratic)."""
+    from collections import OrderedDict
+
+    from procon.reconcile.ports import CredentialsSecret
+    from procon.reconcile.reconciler import FRESH_ANSWER_WINDOW
+
+    class Counted(OrderedDict[tuple[str, str], float]):
+        visited = 0
+
+        def items(self):  # type: ignore[no-untyped-def, override]
+            for item in super().items():
+                Counted.visited += 1
+                yield item
+
+    clock = Clock()
+    processor = FakeProcessor()
+    operator = Reconciler(MemoryKube(), {PROCESSOR: processor}, cluster_name="c1", clock=clock)
+    operator._asked_afresh = Counted()
+    count = 10_000
+    for n in range(count):
+        secret = CredentialsSecret(opted_in=True, uid=f"uid-{n}", resource_version="1")
+        operator._ask_afresh(processor, None, None, secret)  # type: ignore[arg-type]
+        clock.now += 0.01
+    assert processor.forgotten == count
+    assert Counted.visited <= count, Counted.visited
+
+    clock.now += FRESH_ANSWER_WINDOW
+    Counted.visited = 0
+    newest = CredentialsSecret(opted_in=True, uid="uid-new", resource_version="1")
+    operator._ask_afresh(processor, None, None, newest)  # type: ignore[arg-type]
+    assert operator.state_entries()["fresh_secret_versions"] == 1, "every expired version is gone"
+    assert Counted.visited <= count + 1
