@@ -95,6 +95,10 @@ LIST_ROUTE = "GET /v1/webhook_endpoints"
 QUIET_SECONDS = 3.0  # no processor call for this long: a burst of work has ended
 RESYNC_QUIET_SECONDS = 10.0  # no change seen by the Ready watch for this long: list afresh
 ALNUM = string.ascii_letters + string.digits
+LIST_TEMPLATE = (
+    "{.metadata.name} {.metadata.generation} {.status.observedGeneration} "
+    '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
+)
 READY_TEMPLATE = (
     "{.type} {.object.metadata.name} {.object.metadata.generation} {.object.status.observedGeneration} "
     '{.object.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
@@ -214,10 +218,10 @@ class ReadyWatch:
     """Which connections are Ready at their generation, from a ``kubectl get --watch`` (one list,
     then events; kubectl does the decoding, so the bench takes no CPU from the emulator).
 
-    A watch can end without the bench noticing at once, or miss the last events (an API server
-    under load closes a watcher that falls behind); :meth:`resync_if_quiet` lists afresh when
+    A watch can miss the last events (an API server under load closes a watcher that falls
+    behind); :meth:`resync_if_quiet` lists the connections once more, beside the watch, when
     nothing has changed for a while though not all are Ready. A time to Ready is then late by at
-    most that while, never early.
+    most that while and the list's own time, never early.
     """
 
     def __init__(self, running: control_plane.Cluster, namespace: str) -> None:
@@ -225,6 +229,7 @@ class ReadyWatch:
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._changed_at = time.monotonic()
+        self._relisting: threading.Thread | None = None
         self.resyncs = 0
         self._stopped = threading.Event()
         self._process: subprocess.Popen[str] | None = None
@@ -271,15 +276,41 @@ class ReadyWatch:
                 time.sleep(0.5)  # the watch ended (a server timeout): list and watch again
 
     def resync_if_quiet(self, quiet_seconds: float) -> None:
-        """List afresh (end the watch; it lists and watches again) if nothing changed for a while."""
+        """List the connections once more, in the background, if nothing changed for a while."""
         with self._lock:
-            quiet = time.monotonic() - self._changed_at > quiet_seconds
-            if quiet:
-                self._changed_at = time.monotonic()
-        process = self._process
-        if quiet and process is not None and process.poll() is None:
+            if time.monotonic() - self._changed_at <= quiet_seconds:
+                return
+            if self._relisting is not None and self._relisting.is_alive():
+                return
             self.resyncs += 1
-            process.terminate()
+            self._relisting = threading.Thread(target=self._relist, name="ready-relist", daemon=True)
+            self._relisting.start()
+
+    def _relist(self) -> None:
+        listed = subprocess.run(
+            [
+                "kubectl",
+                "get",
+                "pconn",
+                "-n",
+                self._namespace,
+                "-o",
+                f"jsonpath={{range .items[*]}}{LIST_TEMPLATE}{{end}}",
+            ],
+            env=self._running.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        with self._lock:
+            for line in listed.stdout.splitlines():
+                parts = line.split()
+                if len(parts) >= 2:
+                    name, generation = parts[0], parts[1]
+                    observed = parts[2] if len(parts) > 2 else ""
+                    ready = parts[3] if len(parts) > 3 else ""
+                    self._ready[name] = observed == generation and ready == "True"
+            self._changed_at = time.monotonic()
 
     def counts(self) -> tuple[int, int]:
         """(Ready, seen)."""
