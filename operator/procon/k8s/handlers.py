@@ -93,6 +93,8 @@ WORKER_STOP_TIMEOUT = 10.0
 # kopf's per-object event workers at once, and how long an idle one stays (see startup).
 KOPF_WORKERS = 128
 KOPF_WORKER_IDLE_SECONDS = 0.5
+# Objects per page of a watch's first listing (see startup).
+LIST_PAGE_SIZE = 500
 
 
 @dataclass
@@ -199,6 +201,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # it waits or backs off: only that many clean-ups stuck at once (a processor down while
     # namespaces go) would hold up other connections' events.
     settings.queueing.worker_limit = KOPF_WORKERS
+    # A watch's first listing in pages: 10,000 connections listed at once came as one answer of
+    # tens of MiB, which took the operator past 450 MiB as it was decoded, and the API server
+    # answered a second such list with 429 while the first was being served.
+    settings.watching.chunk_size = LIST_PAGE_SIZE
     settings.queueing.idle_timeout = KOPF_WORKER_IDLE_SECONDS
     # Only credentials Secrets that opted in, filtered by the API server: the
     # data of every other Secret never reaches the operator (handler-level

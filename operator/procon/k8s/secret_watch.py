@@ -32,6 +32,7 @@ MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 # The server ends each watch after this long; the stream then resumes where it was.
 SERVER_TIMEOUT = 300
 MAX_BACKOFF = 30.0
+LIST_PAGE_SIZE = 500  # Secrets per page of the first listing
 
 # Called with the event type (None for objects of a fresh listing) and the object's metadata.
 OnEvent = Callable[[str | None, Mapping[str, Any]], None]
@@ -78,10 +79,21 @@ async def _request(core: client.CoreV1Api, namespace: str | None, **params: Any)
 
 
 async def _list(core: client.CoreV1Api, namespace: str | None, on_event: OnEvent) -> str:
-    listing = await raw_json(await _request(core, namespace))
-    for item in listing.get("items") or []:
-        on_event(None, item.get("metadata") or {})
-    return str(listing["metadata"]["resourceVersion"])
+    """List in pages (a fleet's signing Secrets are thousands); every page is of one snapshot,
+    whose resourceVersion the watch resumes from. An expired page token fails the listing,
+    which the caller starts again."""
+    token = ""
+    while True:
+        params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+        if token:
+            params["_continue"] = token
+        listing = await raw_json(await _request(core, namespace, **params))
+        for item in listing.get("items") or []:
+            on_event(None, item.get("metadata") or {})
+        metadata = listing.get("metadata") or {}
+        token = str(metadata.get("continue") or "")
+        if not token:
+            return str(metadata["resourceVersion"])
 
 
 async def _watch(core: client.CoreV1Api, namespace: str | None, version: str, on_event: OnEvent) -> str:
