@@ -313,6 +313,8 @@ def test_a_credentials_secret_found_absent_then_listed_by_a_watch_wakes_its_conn
         runtime = handlers.Runtime(settings=OperatorSettings(), kube=kube, reconciler=None)  # type: ignore[arg-type]
         key = (NAMESPACE, "shop")
         runtime.queue.add_after(key, 300.0, Priority.DRIFT)  # its next scheduled pass
+        runtime.names_secrets(NAMESPACE, "shop", frozenset({(NAMESPACE, "shop-key")}))
+        runtime.names_secrets(NAMESPACE, "other", frozenset({(NAMESPACE, "other-key")}))
         body = core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
         never_read = core.put("other-key", labels=CREDENTIALS_LABELS, data={"token": encoded("x")})
 
@@ -324,7 +326,6 @@ def test_a_credentials_secret_found_absent_then_listed_by_a_watch_wakes_its_conn
                 meta=listed["metadata"],
                 body=kopf.Body(listed),
                 memo=kopf.Memo(runtime=runtime),
-                referenced_secrets={(NAMESPACE, "shop-key"): ["shop"], (NAMESPACE, "other-key"): ["other"]},  # type: ignore[arg-type]
             )
 
         assert key in runtime.changed, "queued as a change, not left for its next scheduled pass"

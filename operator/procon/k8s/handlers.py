@@ -117,6 +117,12 @@ class Runtime:
     resuming: set[Key] = field(default_factory=set)
     # Per key whose reconciles failed unexpectedly in a row: how many (see _Backoff).
     failures: dict[Key, int] = field(default_factory=dict)
+    # (namespace, Secret name) -> names of the connections whose spec names it, and the reverse:
+    # which connections a Secret change concerns. procon's own and not a kopf index: kopf holds
+    # every handler until an index has seen every object, and with its event workers bounded
+    # (KOPF_WORKERS) a start with more connections than workers never got there.
+    secret_users: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    secrets_named: dict[Key, frozenset[tuple[str, str]]] = field(default_factory=dict)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
     busy: set[asyncio.Task[None] | None] = field(default_factory=set)  # workers in a reconcile
     stopping: bool = False
@@ -139,9 +145,29 @@ class Runtime:
         """Remember that a change to ``key`` was seen, and the first moment since its last pass."""
         self.changed.setdefault(key, time.monotonic())
 
+    def names_secrets(self, namespace: str, name: str, secrets: frozenset[tuple[str, str]]) -> None:
+        """Record which Secrets the connection's spec names now."""
+        key = (namespace, name)
+        before = self.secrets_named.get(key, frozenset())
+        if before == secrets:
+            return
+        for secret in before - secrets:
+            users = self.secret_users.get(secret)
+            if users is not None:
+                users.discard(name)
+                if not users:
+                    del self.secret_users[secret]
+        for secret in secrets - before:
+            self.secret_users.setdefault(secret, set()).add(name)
+        if secrets:
+            self.secrets_named[key] = secrets
+        else:
+            self.secrets_named.pop(key, None)
+
     def forget(self, namespace: str, name: str) -> None:
         """The connection is gone: drop everything kept about it."""
         key = (namespace, name)
+        self.names_secrets(namespace, name, frozenset())
         self.queue.forget(key)
         self.reasons.pop(key, None)
         self.failures.pop(key, None)
@@ -156,6 +182,7 @@ class Runtime:
         return {
             **{f"queue_{store}": count for store, count in self.queue.state_entries().items()},
             "wakeup_reasons": len(self.reasons),
+            "secret_users": len(self.secret_users),
             "failure_counts": len(self.failures),
             "resuming": len(self.resuming),
             "changed": len(self.changed),
@@ -283,18 +310,11 @@ async def _cluster_identity(kube: Kube) -> str:
         ) from None
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def referenced_secrets(
-    namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
-) -> dict[tuple[str, str], str]:
-    """(namespace, Secret name) -> connection names: which connections a Secret change concerns."""
-    refs: dict[tuple[str, str], str] = {}
+def _secrets_named(namespace: str, spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """The Secrets a connection's spec names: its credentials and its signing secret."""
     credentials = (spec.get("credentialsSecretRef") or {}).get("name")
     signing = ((spec.get("webhook") or {}).get("signingSecretRef") or {}).get("name")
-    for secret in (credentials, signing):
-        if secret:
-            refs[(_ns(namespace), secret)] = name
-    return refs
+    return frozenset((namespace, secret) for secret in (credentials, signing) if secret)
 
 
 @kopf.on.cleanup()
@@ -325,7 +345,6 @@ async def secret_changed(
     meta: Mapping[str, Any],
     body: kopf.Body,
     memo: kopf.Memo,
-    referenced_secrets: kopf.Index[tuple[str, str], str] | None = None,
     **_: Any,
 ) -> None:
     """A credentials Secret (labelled procon.dev/credentials=true) changed: keep it for the
@@ -337,15 +356,13 @@ async def secret_changed(
         return
     # First the cache, so the reconcile this event queues reads this very version.
     runtime.kube.credentials_delivered(type, body)
-    if referenced_secrets is None:
-        return
     namespace = _ns(namespace)
     if _listed_unseen(runtime.kube, type, namespace, name):
         return
     still_new = _secret_still_new(runtime.kube, type, namespace, name, str(meta.get("resourceVersion")))
     if not still_new():
         return  # a reconcile has read (or written) this very version
-    for connection in referenced_secrets.get((namespace, name), []):
+    for connection in sorted(runtime.secret_users.get((namespace, name), ())):
         logger.debug("%s/%s: Secret %s changed (%s)", namespace, connection, name, type)
         runtime.wake(namespace, connection, still_new)
 
@@ -396,6 +413,7 @@ async def connection_changed(
     namespace: str | None,
     name: str,
     meta: Mapping[str, Any],
+    spec: Mapping[str, Any],
     status: Mapping[str, Any],
     memo: kopf.Memo,
     **_: Any,
@@ -409,6 +427,7 @@ async def connection_changed(
     if type == "DELETED":
         runtime.forget(namespace, name)
         return
+    runtime.names_secrets(namespace, name, _secrets_named(namespace, spec))
     runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
     if meta.get("deletionTimestamp"):
         return  # the on.delete handler has it
