@@ -129,6 +129,14 @@ def verified_versions(kubectl: Kubectl, namespace: str) -> set[str]:
     }
 
 
+def terminating_namespaces(kubectl: Kubectl) -> list[str]:
+    return [
+        item["metadata"]["name"]
+        for item in kubectl.get_json("namespace")["items"]
+        if (item.get("status") or {}).get("phase") == "Terminating"
+    ]
+
+
 def stalled_reasons(kubectl: Kubectl, namespace: str) -> set[str]:
     reasons = set()
     for item in kubectl.get_json("pconn", "-n", namespace)["items"]:
@@ -156,6 +164,14 @@ def test_connections_sharing_a_credentials_secret_read_it_from_the_watch(
         ),
     ]
 
+    # The API server's counts name no client: a namespace another test deleted is still being
+    # emptied by the namespace controller, whose LISTs of Secrets would count as the operator's.
+    wait_for(
+        lambda: not terminating_namespaces(kubectl),
+        timeout=90,
+        interval=1,
+        what="namespaces other tests deleted to be gone",
+    )
     # First pass: new connections, one Secret among them.
     passes0 = settled(operator)
     before = apiserver_requests(kubectl)

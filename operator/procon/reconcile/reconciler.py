@@ -325,6 +325,9 @@ class Reconciler:
         self._whitespace_noticed.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
         self._replays.pop((namespace, name), None)
+        if not self._last_access:
+            # No connection left whose verification could share a fresh answer: nothing is kept.
+            self._asked_afresh.clear()
 
     def _forget_secrets(self, namespace: str, name: str) -> None:
         """Stop redacting the connection's secrets: it is gone, paused or orphaned."""
