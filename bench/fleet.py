@@ -8,7 +8,12 @@ endpoints per account and mode: docs/processors/stripe.md); each account has its
 emulator and its own credentials Secret, each connection its own webhook URL. It prints:
 
 - the apply's own duration (server-side apply in parallel kubectl processes), and the time from
-  its end to every connection Ready at its generation (seen through a watch, not polling);
+  its end to every connection Ready at its generation. A watch (started at the apply's end, not
+  polling) tells when all are Ready; then one list reads each connection's Ready
+  ``lastTransitionTime`` and status write time, and the figure is the latest of them plus 1 s
+  (both are truncated to the second) minus the apply's end: never early, at most about 1 s late
+  (``bench/_readiness.py`` states the rule). The moment the watch saw the last one is printed
+  beside it (``ready_seen_by_watch_seconds``): it is late by however far the watch lagged;
 - processor calls of the first pass (apply start to all Ready, once calls have settled), by route,
   and per account (max and mean);
 - over one unchanged drift interval (``--drift-interval``, set through the operator's
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -69,6 +75,13 @@ from bench._harness import (  # noqa: E402
     processor_calls,
     running_emulators,
 )
+from bench._readiness import (  # noqa: E402
+    LISTING_TEMPLATE,
+    ListedConnection,
+    ReadyBook,
+    parse_listing,
+    ready_after_apply,
+)
 from tests.integration.conftest import Kubectl  # noqa: E402
 from tests.integration.operator_harness import (  # noqa: E402
     ANALYTICS_PERMISSIONS,
@@ -93,14 +106,22 @@ REVIEW_RESOURCES = frozenset(
 LEASES = "leases"
 LIST_ROUTE = "GET /v1/webhook_endpoints"
 QUIET_SECONDS = 3.0  # no processor call for this long: a burst of work has ended
-RESYNC_QUIET_SECONDS = 10.0  # no change seen by the Ready watch for this long: list afresh
+# No change seen by the Ready watch for this long though not all are Ready: list afresh. A list
+# of N connections costs the API server about what the watch's own start does; it happens only
+# when nothing changes, so when the API server has little else to do.
+RESYNC_QUIET_SECONDS = 5.0
+# The Ready watch's pipe from kubectl: 1 MiB (about 15,000 lines) instead of Linux's 64 KiB, so
+# kubectl never waits on the bench (whose threads share one interpreter with the emulator) and
+# the API server never sees the watch fall behind because of the bench.
+WATCH_PIPE_BYTES = 1 << 20
 ALNUM = string.ascii_letters + string.digits
 LIST_TEMPLATE = (
-    "{.metadata.name} {.metadata.generation} {.status.observedGeneration} "
+    "{.metadata.name} {.metadata.generation} {.metadata.resourceVersion} {.status.observedGeneration} "
     '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
 )
 READY_TEMPLATE = (
-    "{.type} {.object.metadata.name} {.object.metadata.generation} {.object.status.observedGeneration} "
+    "{.type} {.object.metadata.name} {.object.metadata.generation} {.object.metadata.resourceVersion} "
+    "{.object.status.observedGeneration} "
     '{.object.status.conditions[?(@.type=="Ready")].status}{"\\n"}'
 )
 
@@ -218,28 +239,49 @@ class ReadyWatch:
     """Which connections are Ready at their generation, from a ``kubectl get --watch`` (one list,
     then events; kubectl does the decoding, so the bench takes no CPU from the emulator).
 
-    A watch can miss the last events (an API server under load closes a watcher that falls
-    behind); :meth:`resync_if_quiet` lists the connections once more, beside the watch, when
-    nothing has changed for a while though not all are Ready. A time to Ready is then late by at
-    most that while and the list's own time, never early.
+    The API server closes a watcher that falls behind: when its buffer is full, the watch cache
+    waits for it out of a budget shared by all watchers of the resource (at most 100 ms, refilled
+    at 50 ms a second), then closes it ("Forcing ... watcher close due to unresponsiveness",
+    counted in ``apiserver_terminated_watchers_total``). In a burst of writes the budget is soon
+    spent, and a watcher is closed the moment its buffer is full; the events it held are lost.
+    ``kubectl get --watch`` then exits quietly with status 0, and this class starts it again (at
+    once, unless it failed right away): its list brings every connection up to date, and
+    :attr:`restarts` counts these. The watch starts at the apply's end: nothing is Ready before,
+    and the apply's burst is where watchers are closed. A list answered before newer watch events
+    but read after them (:meth:`resync_if_quiet`) used to undo them, a connection that turned
+    Ready meanwhile counted as not Ready until the next relist; each update now carries the
+    object's resourceVersion, and older news never replaces newer (``ReadyBook``). kubectl's
+    output goes through a 1 MiB pipe, so the bench's reader (one interpreter with the emulator)
+    never holds kubectl, and so the watch, back.
+
+    The time this watch sees the last connection Ready is late by how far it lags; the bench
+    reports the moment from the connections' own conditions (``bench/_readiness.py``) beside it.
     """
 
     def __init__(self, running: control_plane.Cluster, namespace: str) -> None:
         self._running, self._namespace = running, namespace
-        self._ready: dict[str, bool] = {}
+        self._book = ReadyBook()
         self._lock = threading.Lock()
         self._changed_at = time.monotonic()
         self._relisting: threading.Thread | None = None
         self.resyncs = 0
+        self.restarts = 0  # watches ended by the API server (or kubectl failing) and started again
         self._stopped = threading.Event()
         self._process: subprocess.Popen[str] | None = None
         self._thread = threading.Thread(target=self._run, name="ready-watch", daemon=True)
 
     def start(self) -> None:
+        self._changed_at = time.monotonic()  # quiet is counted from the start, not construction
         self._thread.start()
+
+    def _note(self, name: str, version: str, generation: str, observed: str, ready: str) -> None:
+        """Record one object's state unless a newer one is known (called under the lock)."""
+        if self._book.note(name, version, generation, observed, ready):
+            self._changed_at = time.monotonic()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
+            launched = time.monotonic()
             self._process = subprocess.Popen(
                 [
                     "kubectl",
@@ -258,22 +300,29 @@ class ReadyWatch:
                 text=True,
             )
             assert self._process.stdout is not None
+            with contextlib.suppress(AttributeError, OSError):  # Linux only; a larger buffer helps
+                fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, WATCH_PIPE_BYTES)
             for line in self._process.stdout:
                 parts = line.split()
-                if len(parts) < 3:
+                if len(parts) < 4:
                     continue
-                kind, name, generation = parts[0], parts[1], parts[2]
-                observed = parts[3] if len(parts) > 3 else ""
-                ready = parts[4] if len(parts) > 4 else ""
+                kind, name, generation, version = parts[:4]
+                observed = parts[4] if len(parts) > 4 else ""
+                ready = parts[5] if len(parts) > 5 else ""
                 with self._lock:
                     if kind == "DELETED":
-                        self._ready.pop(name, None)
+                        self._book.forget(name)
+                        self._changed_at = time.monotonic()
                     else:
-                        self._ready[name] = observed == generation and ready == "True"
-                    self._changed_at = time.monotonic()
+                        self._note(name, version, generation, observed, ready)
             self._process.wait()
-            if not self._stopped.is_set():
-                time.sleep(0.5)  # the watch ended (a server timeout): list and watch again
+            if self._stopped.is_set():
+                break
+            self.restarts += 1
+            log(f"the Ready watch ended after {time.monotonic() - launched:.1f}s; watching again")
+            # At once, unless kubectl failed right away (the API server not answering).
+            if time.monotonic() - launched < 1.0:
+                self._stopped.wait(0.5)
 
     def resync_if_quiet(self, quiet_seconds: float) -> None:
         """List the connections once more, in the background, if nothing changed for a while."""
@@ -305,17 +354,17 @@ class ReadyWatch:
         with self._lock:
             for line in listed.stdout.splitlines():
                 parts = line.split()
-                if len(parts) >= 2:
-                    name, generation = parts[0], parts[1]
-                    observed = parts[2] if len(parts) > 2 else ""
-                    ready = parts[3] if len(parts) > 3 else ""
-                    self._ready[name] = observed == generation and ready == "True"
+                if len(parts) >= 3:
+                    name, generation, version = parts[:3]
+                    observed = parts[3] if len(parts) > 3 else ""
+                    ready = parts[4] if len(parts) > 4 else ""
+                    self._note(name, version, generation, observed, ready)
             self._changed_at = time.monotonic()
 
     def counts(self) -> tuple[int, int]:
         """(Ready, seen)."""
         with self._lock:
-            return sum(self._ready.values()), len(self._ready)
+            return self._book.counts()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -324,6 +373,12 @@ class ReadyWatch:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
         self._thread.join(5)
+
+
+def list_readiness(running: control_plane.Cluster, namespace: str) -> list[ListedConnection]:
+    """Every connection's Ready condition and status write times, in one list (kubectl decodes)."""
+    text = kubectl(running, "get", "pconn", "-n", namespace, "-o", f"jsonpath={LISTING_TEMPLATE}")
+    return parse_listing(text)
 
 
 def rss_now(pid: int) -> float:
@@ -348,11 +403,20 @@ def own_cpu_seconds() -> float:
 
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.MULTILINE)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
+# Watchers of the connections the API server closed for falling behind (the bench's or the
+# operator's: the metric does not say whose).
+_TERMINATED_WATCHERS = re.compile(
+    r'^apiserver_terminated_watchers_total\{[^}]*resource="processorconnections"[^}]*\} (\S+)$', re.MULTILINE
+)
 
 
-def apiserver_requests(running: control_plane.Cluster) -> Counter[tuple[str, str, str, str]]:
+def terminated_watchers(text: str) -> int:
+    """Connection watchers closed for falling behind, from the API server's metrics text."""
+    return sum(int(float(value)) for value in _TERMINATED_WATCHERS.findall(text))
+
+
+def apiserver_requests(text: str) -> Counter[tuple[str, str, str, str]]:
     """The API server's ``apiserver_request_total`` by (verb, group, resource, subresource)."""
-    text = kubectl(running, "get", "--raw", "/metrics")
     counts: Counter[tuple[str, str, str, str]] = Counter()
     for match in _SAMPLE.finditer(text):
         labels = dict(_LABEL.findall(match.group("labels")))
@@ -403,15 +467,18 @@ class Snapshot:
     key_uses: list[int]
     apiserver: Counter[tuple[str, str, str, str]]
     emulator_cpu: float
+    terminated_watchers: int
 
 
 def snapshot(running: control_plane.Cluster, emulators: Emulators, fleet: Fleet) -> Snapshot:
+    metrics = kubectl(running, "get", "--raw", "/metrics")
     return Snapshot(
         time.monotonic(),
         processor_calls(emulators.stripe),
         [emulators.stripe.key_uses(a.key) for a in fleet.accounts],
-        apiserver_requests(running),
+        apiserver_requests(metrics),
         own_cpu_seconds(),
+        terminated_watchers(metrics),
     )
 
 
@@ -432,6 +499,7 @@ def window(first: Snapshot, last: Snapshot, bench_writes: Counter[str] | None = 
         "only_list_calls": set(calls) <= {LIST_ROUTE},
         "kube_writes": kube_writes(first.apiserver, last.apiserver, bench_writes),
         "emulator_and_bench_cpu_seconds": round(last.emulator_cpu - first.emulator_cpu, 1),
+        "connection_watchers_closed": last.terminated_watchers - first.terminated_watchers,
     }
 
 
@@ -517,7 +585,6 @@ class FleetBench:
             stack.callback(self._clean_up, namespace, lambda: operator, watch)
             operator = start_operator(env, self.workdir / "operator.log", ["--log-level=info"])
             operator.metrics_token = token
-            watch.start()
             self.report["operator_idle_rss_mib"] = round(rss_now(operator.process.pid), 1)
             self.out(
                 f"operator started ({self.report['operator_idle_rss_mib']} MiB); applying "
@@ -546,7 +613,10 @@ class FleetBench:
         start = snapshot(self.running, emulators, fleet)
         cpu0 = cpu_seconds(pid)
         apply_seconds = apply_fleet(self.running, fleet, self.workdir, s.apply_workers)
-        applied = time.monotonic()
+        applied, applied_wall = time.monotonic(), time.time()
+        # Watched from the apply's end: during the apply's burst of writes a watcher is the most
+        # likely to fall behind and be closed, and nothing is Ready before the apply ends.
+        watch.start()
         self.out(f"applied in {apply_seconds:.1f}s; waiting for Ready")
         timeline: list[tuple[float, int, float]] = []
         next_note = applied
@@ -575,7 +645,14 @@ class FleetBench:
             self.out("interrupted: reporting how far it got")
         all_ready = time.monotonic()
         complete = ready >= s.connections
+        ready_after = None
         if complete:
+            listed = list_readiness(self.running, fleet.namespace)
+            ready_after = ready_after_apply(listed, applied_wall)
+            self.out(
+                f"all Ready: seen by the watch {all_ready - applied:.1f}s after the apply's end; "
+                f"by their Ready conditions {ready_after}s"
+            )
             wait_quiet(emulators)
         end = snapshot(self.running, emulators, fleet)
         # The apply's own writes: one server-side apply per object.
@@ -593,9 +670,15 @@ class FleetBench:
             ready=ready,
             ready_peak=peak,
             watch_resyncs=watch.resyncs,
+            watch_restarts=watch.restarts,
             waited_seconds=round(all_ready - applied, 1),
-            ready_after_apply_seconds=round(all_ready - applied, 1) if complete else None,
-            ready_after_apply_start_seconds=round(all_ready - start.at, 1) if complete else None,
+            # From the connections' Ready conditions: never early, at most about 1 s late.
+            ready_after_apply_seconds=ready_after,
+            ready_after_apply_start_seconds=(
+                round(ready_after + apply_seconds, 1) if ready_after is not None else None
+            ),
+            # When the Ready watch saw the last one: late by however far the watch lagged.
+            ready_seen_by_watch_seconds=round(all_ready - applied, 1) if complete else None,
             # Drift checks begin 0.8 x the interval after a connection's first reconcile: a pass
             # longer than that counts some of them too.
             includes_drift_checks=all_ready - start.at > 0.8 * s.drift_interval,
@@ -731,7 +814,13 @@ def format_report(report: dict[str, Any]) -> str:
         if first["complete"]:
             lines.append(
                 f"apply: {first['apply_seconds']}s; all Ready {first['ready_after_apply_seconds']}s after "
-                f"the apply's end ({first['ready_after_apply_start_seconds']}s after its start)"
+                f"the apply's end ({first['ready_after_apply_start_seconds']}s after its start; "
+                "from their Ready conditions, at most 1 s late)"
+            )
+            lines.append(
+                f"  the Ready watch saw them all {first['ready_seen_by_watch_seconds']}s after the "
+                f"apply's end ({first['watch_restarts']} watch restarts, {first['watch_resyncs']} relists; "
+                f"{first['connection_watchers_closed']} connection watchers closed by the API server)"
             )
         else:
             lines.append(
@@ -739,8 +828,8 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{first['waited_seconds']}s after the apply's end (at most {first['ready_peak']} at once)"
                 + (", interrupted" if first["interrupted"] else "")
             )
-            lines.append("  Ready over time (s after the apply, Ready, operator RSS MiB):")
-            lines.extend(f"    {t:7.1f}  {n:6d}  {rss:7.1f}" for t, n, rss in first["ready_timeline"])
+        lines.append("  Ready over time, seen by the watch (s after the apply, Ready, operator RSS MiB):")
+        lines.extend(f"    {t:7.1f}  {n:6d}  {rss:7.1f}" for t, n, rss in first["ready_timeline"])
         lines.append(
             f"first pass: {first['calls_total']} processor calls"
             + (
