@@ -138,6 +138,14 @@ async def raw_json(response: Any) -> Any:
         return json.loads(await response.read())
 
 
+async def discard(response: Any) -> None:
+    """Read a raw response to its end (so its connection goes back to the pool) and check its
+    status; for writes whose answer is not used, which the client would otherwise deserialize."""
+    async with response:
+        raise_for_status(response)
+        await response.read()
+
+
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
     return {k: base64.b64decode(v).decode("utf-8", errors="replace") for k, v in (data or {}).items()}
 
@@ -656,7 +664,10 @@ class Kube:
             action=reason,
         )
         try:
-            await self._core.create_namespaced_event(connection.namespace, event)
+            # The created Event is not used: taken raw, it is not turned into models (timestamps parsed).
+            await discard(
+                await self._core.create_namespaced_event(connection.namespace, event, _preload_content=False)
+            )
         except ApiException as error:
             if error.status not in (403, 404, 409):  # events are best effort; never fail a reconcile on them
                 raise
