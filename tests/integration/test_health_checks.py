@@ -202,8 +202,9 @@ def test_a_connection_being_deleted(kubectl: Kubectl, namespace: str, kstatus: P
 
 def test_before_the_operator_writes_a_status(kubectl: Kubectl, namespace: str, kstatus: Path) -> None:
     """kstatus calls an object without conditions Current (its documented corner case), which is why
-    the operator writes Ready=False and Reconciling=True the moment it first sees a connection
-    (the `starting` case above). Argo CD's check does not wait for that: no status is Progressing."""
+    the operator writes Ready=False and Reconciling=True soon after it first sees a connection, if
+    its first pass has not written a verdict by then (the `starting` case above). Argo CD's check
+    does not wait for that: no status is Progressing."""
     kubectl.apply(connection("shop"), namespace=namespace)
     obj = live(kubectl, namespace, "shop")
     assert "status" not in obj

@@ -35,7 +35,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +101,10 @@ MAX_CLOCK_SKEW = 300.0
 FRESH_ANSWER_WINDOW = 600.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
+# How long a connection's first pass may run before its status says Reconciling. A pass that ends
+# sooner writes its verdict as the first status: one status write instead of two, and a status write
+# is the API server's costliest request for a connection (docs/design/work-queue.md).
+FIRST_REPORT_DELAY = 2.0
 
 # PermissionsValid reasons.
 INSUFFICIENT_PERMISSIONS = "InsufficientPermissions"
@@ -132,6 +136,36 @@ class _Stalled(Exception):
         self.missing = tuple(missing)
 
 
+class _FirstReport:
+    """The Reconciling status of a connection seen for the first time, written only if its first
+    pass is still running after a delay.
+
+    A connection without status reads as healthy to kstatus (docs/argocd/README.md), so the operator
+    says soon that it is at work; but a pass that finishes within the delay says what it found
+    instead, and that single write is all the connection costs the API server until it changes.
+    Every status write of the pass settles this report first, so the two never land out of order.
+    """
+
+    def __init__(self, write: Callable[[], Awaitable[object]], delay: float) -> None:
+        self._write = write
+        self._writing = False
+        self._task = asyncio.create_task(self._after(delay), name="procon first status")
+
+    async def _after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._writing = True
+        await self._write()
+
+    async def settle(self) -> None:
+        """Call the write off if it has not begun, or let it finish: what follows writes after it."""
+        if not self._writing:
+            self._task.cancel()
+        await asyncio.wait({self._task})
+        if not self._task.cancelled() and (error := self._task.exception()) is not None:
+            # Not fatal: the pass's own write follows (or the failure report, which is retried).
+            logger.warning("could not write a first status: %s", error)
+
+
 class Reconciler:
     """Reconciles connections with a driver per processor and a Kubernetes port."""
 
@@ -145,6 +179,7 @@ class Reconciler:
         draw: Callable[[], float] = random.random,
         recheck_interval: float = DEFAULT_RECHECK_INTERVAL,
         clock: Callable[[], float] = time.time,
+        first_report_delay: float = FIRST_REPORT_DELAY,
     ) -> None:
         self._kube = kube
         self._drivers = drivers
@@ -173,6 +208,9 @@ class Reconciler:
         # change, not on every drift check (in memory: a restart says it once more).
         self._annotation_warnings: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
         self._whitespace_noticed: dict[tuple[str, str], str] = {}
+        # The Reconciling status of each first pass in progress, until the pass writes its own.
+        self._first_report_delay = first_report_delay
+        self._first_reports: dict[tuple[str, str], _FirstReport] = {}
 
     # --- entry points -----------------------------------------------------------
 
@@ -475,13 +513,29 @@ class Reconciler:
     # --- the reconcile ------------------------------------------------------------
 
     async def _reconcile(self, connection: Connection) -> Outcome:
-        if not connection.status.get("conditions"):
-            # First sight: never let a GitOps tool read "no status" as healthy.
-            # The write moves the resourceVersion: carry on with the object as written.
-            connection = await self._write_status(
+        if connection.status.get("conditions"):
+            return await self._reconcile_pass(connection)
+        # First sight: never leave "no status" for long, which a GitOps tool reads as healthy.
+        key = (connection.namespace, connection.name)
+        report = _FirstReport(
+            lambda: self._put_status(
                 connection, Assessment(starting=True), account=None, webhook=None, missing=()
-            )
+            ),
+            self._first_report_delay,
+        )
+        self._first_reports[key] = report
+        try:
+            return await self._reconcile_pass(connection)
+        finally:
+            del self._first_reports[key]
+            await report.settle()
 
+    async def _settle_first_report(self, connection: Connection) -> None:
+        report = self._first_reports.get((connection.namespace, connection.name))
+        if report is not None:
+            await report.settle()
+
+    async def _reconcile_pass(self, connection: Connection) -> Outcome:
         account: Account | None = None
         report: PermissionReport | None = None
         recorded: Verdict | None = None  # the permissions verdict reused from the status
@@ -1052,7 +1106,8 @@ class Reconciler:
             created = await driver.create_webhook(
                 credentials, target, desired, idempotency_key=new_idempotency_key()
             )
-        await self._publish(connection, created)
+        # One event says both (a fleet's new connections cost the API server one event each).
+        await self._publish(connection, created, announce=False)
         webhook = created.webhook
         # A driver may create a webhook that delivers nothing until its secret is published (one
         # whose processor generates the key creates it switched off, so no event is signed with a
@@ -1063,16 +1118,23 @@ class Reconciler:
         if rotation is not None:
             await self._mark_rotated(connection, rotation)
         previous_id = (connection.status.get("webhook") or {}).get("id")
+        published = (
+            f"published its signing secret to Secret {connection.model.spec.webhook.signing_secret_ref.name}"
+        )
         if drift and previous_id and rotation is None:  # a rotation is asked for, not drift
             await self._event(
                 connection,
                 "Normal",
                 "DriftCorrected",
-                f"webhook {previous_id} was deleted or changed outside procon; created {created.webhook.id}",
+                f"webhook {previous_id} was deleted or changed outside procon; "
+                f"created {created.webhook.id} and {published}",
             )
         else:
             await self._event(
-                connection, "Normal", "CreatedWebhookEndpoint", f"created webhook {created.webhook.id}"
+                connection,
+                "Normal",
+                "CreatedWebhookEndpoint",
+                f"created webhook {created.webhook.id} and {published}",
             )
         return webhook
 
@@ -1118,11 +1180,18 @@ class Reconciler:
     async def _mark_rotated(self, connection: Connection, rotation: str) -> None:
         """Record at once that the rotation is done: a crash before the status write at the end
         of the pass must not rotate a second time."""
+        await self._settle_first_report(connection)
         await self._kube.write_status(connection, {"signingSecretRotation": rotation})
 
-    async def _publish(self, connection: Connection, created: CreatedWebhook) -> None:
+    async def _publish(
+        self, connection: Connection, created: CreatedWebhook, *, announce: bool = True
+    ) -> None:
+        """Publish a new webhook's signing secret; ``announce``: with an event of its own (a create
+        says it in its own event)."""
         redaction.remember(_scope(connection), [created.signing_secret], part="signing")
         await self._kube.publish(connection, created.webhook.id, created.signing_secret)
+        if not announce:
+            return
         ref = connection.model.spec.webhook.signing_secret_ref
         await self._event(
             connection,
@@ -1245,6 +1314,30 @@ class Reconciler:
         )
 
     async def _write_status(
+        self,
+        connection: Connection,
+        assessment: Assessment,
+        *,
+        account: Account | None,
+        webhook: ObservedWebhook | None,
+        missing: Sequence[str],
+        keep_rest: bool = False,
+        rotation: str | None = None,
+        verified: Mapping[str, Any] | None = None,
+    ) -> Connection:
+        await self._settle_first_report(connection)
+        return await self._put_status(
+            connection,
+            assessment,
+            account=account,
+            webhook=webhook,
+            missing=missing,
+            keep_rest=keep_rest,
+            rotation=rotation,
+            verified=verified,
+        )
+
+    async def _put_status(
         self,
         connection: Connection,
         assessment: Assessment,

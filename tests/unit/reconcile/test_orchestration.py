@@ -9,9 +9,15 @@ is processor-neutral and that the driver contract is enough.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import pytest
 
+from procon.processors.base import Account, Credentials, Target
 from procon.reconcile.ownership import Owner
+from procon.reconcile.ports import Connection
 from procon.reconcile.reconciler import Reconciler
 from tests.unit.reconcile.doubles import (
     PROCESSOR,
@@ -47,22 +53,90 @@ def assert_one_published(kube: MemoryKube, processor: FakeProcessor) -> str:
     return only
 
 
+async def wait_until(probe: Callable[[], bool], *, timeout: float) -> None:
+    """Let the event loop run until ``probe`` holds; fail after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not probe():
+            await asyncio.sleep(0.005)
+
+
 # --- first sight --------------------------------------------------------------------------
 
 
-async def test_first_sight_reports_reconciling_before_any_processor_call() -> None:
+async def test_a_first_pass_that_ends_at_once_writes_its_verdict_as_the_first_status() -> None:
     kube, processor = MemoryKube(), FakeProcessor()
     run = operator(kube, processor)
     assert (await run.reconcile("ns", "shop")).state == "ready"
+    # One status write, not a "Reconciling" one first: the verdict came within the delay.
+    (only,) = kube.status_writes
+    assert {c["type"]: c["status"] for c in only["conditions"]}["Ready"] == "True"
+    assert kube.status["webhook"]["id"] == assert_one_published(kube, processor)
+    assert kube.status["account"] == {"id": "acct_1", "mode": "test"}
+    # One event says it all: the webhook made and where its signing secret went.
+    (created,) = kube.events
+    assert created[1] == "CreatedWebhookEndpoint"
+    assert "published its signing secret to Secret shop-webhook" in created[2]
+
+
+class SlowToVerify(FakeProcessor):
+    """A processor that answers the verification only when let."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def verify(self, credentials: Credentials, target: Target) -> Account:
+        await self.answer.wait()
+        return await super().verify(credentials, target)
+
+
+async def test_a_slow_first_pass_reports_reconciling_before_any_processor_answer() -> None:
+    kube, processor = MemoryKube(), SlowToVerify()
+    run = Reconciler(
+        kube, {PROCESSOR: processor}, cluster_name="c1", draw=lambda: 0.5, first_report_delay=0.01
+    )
+    pass_ = asyncio.create_task(run.reconcile("ns", "shop"))
+    # Never "no status" for long: a GitOps tool would read that as healthy.
+    await wait_until(lambda: bool(kube.status_writes), timeout=5)
     first = {c["type"]: c for c in kube.status_writes[0]["conditions"]}
-    # Never "no status": a GitOps tool would read that as healthy.
     assert first["Ready"]["status"] == "False"
     assert first["Reconciling"]["status"] == "True"
     assert first["Stalled"]["status"] == "False"
+    assert processor.checks == []  # nothing answered yet
+    processor.answer.set()
+    assert (await asyncio.wait_for(pass_, 5)).state == "ready"
+    assert len(kube.status_writes) == 2
     assert kube.condition("Ready")["status"] == "True"
-    assert kube.status["webhook"]["id"] == assert_one_published(kube, processor)
-    assert kube.status["account"] == {"id": "acct_1", "mode": "test"}
-    assert [r for r in kube.reasons() if r != "SigningSecretPublished"] == ["CreatedWebhookEndpoint"]
+    assert_one_published(kube, processor)
+
+
+async def test_a_pass_that_ends_while_the_first_status_is_written_writes_after_it() -> None:
+    """The delayed report and the pass's own write never land out of order."""
+    kube, processor = MemoryKube(), SlowToVerify()
+    writing = asyncio.Event()
+    finish_writing = asyncio.Event()
+    write_status = kube.write_status
+
+    async def slow_first_write(connection: Connection, status: Mapping[str, Any]) -> Connection:
+        if not kube.status_writes:
+            writing.set()
+            await finish_writing.wait()
+        return await write_status(connection, status)
+
+    kube.write_status = slow_first_write  # type: ignore[method-assign]
+    run = Reconciler(
+        kube, {PROCESSOR: processor}, cluster_name="c1", draw=lambda: 0.5, first_report_delay=0.01
+    )
+    pass_ = asyncio.create_task(run.reconcile("ns", "shop"))
+    await asyncio.wait_for(writing.wait(), 5)
+    processor.answer.set()  # the pass now ends while the first write is in flight
+    await wait_until(lambda: processor.checks != [], timeout=5)
+    finish_writing.set()
+    assert (await asyncio.wait_for(pass_, 5)).state == "ready"
+    assert [{c["type"]: c["status"] for c in w["conditions"]}["Ready"] for w in kube.status_writes] == [
+        "False",
+        "True",
+    ]
 
 
 # --- credentials -------------------------------------------------------------------------
