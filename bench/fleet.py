@@ -471,15 +471,17 @@ class Snapshot:
 
 
 def snapshot(running: control_plane.Cluster, emulators: Emulators, fleet: Fleet) -> Snapshot:
+    """The emulator's counts first, at the moment the snapshot stands for (they are in this
+    process: no delay), then the API server's (a scrape, which takes a while under load): a
+    window of processor calls between two snapshots is then as long as asked, not longer by the
+    scrapes' difference (a window of 60.3 s for an interval of 60 s could hold two listings of an
+    account 60 s apart)."""
+    at = time.monotonic()
+    calls = processor_calls(emulators.stripe)
+    key_uses = [emulators.stripe.key_uses(a.key) for a in fleet.accounts]
+    cpu = own_cpu_seconds()
     metrics = kubectl(running, "get", "--raw", "/metrics")
-    return Snapshot(
-        time.monotonic(),
-        processor_calls(emulators.stripe),
-        [emulators.stripe.key_uses(a.key) for a in fleet.accounts],
-        apiserver_requests(metrics),
-        own_cpu_seconds(),
-        terminated_watchers(metrics),
-    )
+    return Snapshot(at, calls, key_uses, apiserver_requests(metrics), cpu, terminated_watchers(metrics))
 
 
 def window(first: Snapshot, last: Snapshot, bench_writes: Counter[str] | None = None) -> dict[str, Any]:

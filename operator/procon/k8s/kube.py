@@ -427,6 +427,23 @@ class Kube:
         meta = secret.metadata
         self._seen_secret_version[(meta.namespace, meta.name)] = meta.resource_version
 
+    async def _written_secret(self, response: Any) -> str:
+        """The resourceVersion of the Secret a write answered with (raw: only the version is used,
+        and deserializing the whole Secret into the client's models cost the operator more CPU than
+        the request); remembered as seen."""
+        meta = (await raw_json(response))["metadata"]
+        version = str(meta["resourceVersion"])
+        self._seen_secret_version[(meta["namespace"], meta["name"])] = version
+        return version
+
+    async def _patch_secret(self, name: str, namespace: str, patch: Mapping[str, Any]) -> str:
+        """Merge-patch a Secret; its new resourceVersion."""
+        return await self._written_secret(
+            await self._core.patch_namespaced_secret(
+                name, namespace, patch, **AS_MERGE_PATCH, _preload_content=False
+            )
+        )
+
     async def _read_owned(self, connection: Connection) -> client.V1Secret | None:
         name = connection.model.spec.webhook.signing_secret_ref.name
         key = (connection.namespace, name)
@@ -518,16 +535,13 @@ class Kube:
                 "data": _encode_patch(values),
             }
             try:
-                patched = await self._core.patch_namespaced_secret(
-                    ref.name, connection.namespace, conditional, **AS_MERGE_PATCH
-                )
+                version = await self._patch_secret(ref.name, connection.namespace, conditional)
             except ApiException as error:
                 if error.status not in (404, 409):
                     raise
                 existing = await self._read_owned(connection)  # changed or gone since: look again
             else:
-                self._saw_secret(patched)
-                self._know_signing(connection, patched.metadata.resource_version)
+                self._know_signing(connection, version)
                 return
         if existing is None and removing_only:
             return  # nothing to remove from a Secret that does not exist
@@ -540,9 +554,12 @@ class Kube:
                 "data": _encode({k: v for k, v in values.items() if v is not None}),
             }
             try:
-                created = await self._core.create_namespaced_secret(connection.namespace, body)
-                self._saw_secret(created)
-                self._know_signing(connection, created.metadata.resource_version)
+                version = await self._written_secret(
+                    await self._core.create_namespaced_secret(
+                        connection.namespace, body, _preload_content=False
+                    )
+                )
+                self._know_signing(connection, version)
                 return
             except ApiException as error:
                 if error.status != 409:
@@ -558,11 +575,7 @@ class Kube:
                 self._owner_reference(connection),
             ]
             patch["metadata"]["annotations"] = {ORPHANED_FROM_ANNOTATION: None}
-        patched = await self._core.patch_namespaced_secret(
-            ref.name, connection.namespace, patch, **AS_MERGE_PATCH
-        )
-        self._saw_secret(patched)
-        self._know_signing(connection, patched.metadata.resource_version)
+        self._know_signing(connection, await self._patch_secret(ref.name, connection.namespace, patch))
 
     async def release_published(self, connection: Connection) -> bool:
         secret = await self._read_owned(connection)
@@ -579,10 +592,7 @@ class Kube:
                 "resourceVersion": secret.metadata.resource_version,
             }
         }
-        patched = await self._core.patch_namespaced_secret(
-            secret.metadata.name, connection.namespace, patch, **AS_MERGE_PATCH
-        )
-        self._saw_secret(patched)
+        await self._patch_secret(secret.metadata.name, connection.namespace, patch)
         return True
 
     async def set_annotations(
