@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import kopf
-import uvloop
 from aiohttp import web
 
 from procon import metrics
@@ -61,12 +60,8 @@ def run(
     shard_selector: str = "",
     liveness_endpoint: str | None = None,
 ) -> None:
-    """Run the operator until SIGTERM (or, with leader election, until the lease is lost), on
-    uvloop: kopf's own CLI picks it when installed, and procon runs kopf from its own."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(
-            _run(settings, election, shard_selector=shard_selector, liveness_endpoint=liveness_endpoint)
-        )
+    """Run the operator until SIGTERM (or, with leader election, until the lease is lost)."""
+    asyncio.run(_run(settings, election, shard_selector=shard_selector, liveness_endpoint=liveness_endpoint))
 
 
 def _kopf(
