@@ -144,26 +144,40 @@ class _FirstReport:
     says soon that it is at work; but a pass that finishes within the delay says what it found
     instead, and that single write is all the connection costs the API server until it changes.
     Every status write of the pass settles this report first, so the two never land out of order.
+    The delayed write keeps to the pass's deadline: a request without end cannot hold the pass.
     """
 
-    def __init__(self, write: Callable[[], Awaitable[object]], delay: float) -> None:
+    def __init__(
+        self, write: Callable[[], Awaitable[object]], delay: float, *, deadline: float, name: str
+    ) -> None:
         self._write = write
         self._writing = False
-        self._task = asyncio.create_task(self._after(delay), name="procon first status")
+        self._name = name
+        self._task = asyncio.create_task(self._after(delay, deadline), name="procon first status")
 
-    async def _after(self, delay: float) -> None:
+    async def _after(self, delay: float, deadline: float) -> None:
         await asyncio.sleep(delay)
         self._writing = True
-        await self._write()
+        async with asyncio.timeout_at(deadline):
+            await self._write()
 
-    async def settle(self) -> None:
-        """Call the write off if it has not begun, or let it finish: what follows writes after it."""
-        if not self._writing:
-            self._task.cancel()
-        await asyncio.wait({self._task})
+    async def settle(self, *, write: bool = False) -> None:
+        """Call the write off if it has not begun (``write``: make it now instead), or let it
+        finish: what follows writes after it."""
+        if not self._task.done():
+            if not self._writing:
+                self._task.cancel()
+            try:
+                await asyncio.wait({self._task})
+            except asyncio.CancelledError:
+                self._task.cancel()  # the pass is cancelled: its report goes with it
+                raise
         if not self._task.cancelled() and (error := self._task.exception()) is not None:
             # Not fatal: the pass's own write follows (or the failure report, which is retried).
-            logger.warning("could not write a first status: %s", error)
+            logger.warning("%s: could not write a first status", self._name, exc_info=error)
+        elif self._task.cancelled() and write:
+            self._writing = True
+            await self._write()
 
 
 class Reconciler:
@@ -388,6 +402,7 @@ class Reconciler:
             "annotation_warnings": len(self._annotation_warnings),
             "whitespace_noticed": len(self._whitespace_noticed),
             "retry_schedules": len(self._failures),
+            "first_reports": len(self._first_reports),
             "create_replays": len(self._replays),
             "fresh_secret_versions": len(self._asked_afresh),
             "driver_cache": sum(driver.cached_entries() for driver in self._drivers.values()),
@@ -522,18 +537,24 @@ class Reconciler:
                 connection, Assessment(starting=True), account=None, webhook=None, missing=()
             ),
             self._first_report_delay,
+            deadline=asyncio.get_running_loop().time() + self._timeout,
+            name=f"{connection.namespace}/{connection.name}",
         )
         self._first_reports[key] = report
         try:
             return await self._reconcile_pass(connection)
+        except StaleObject:
+            # Read again and decided again from the start: its status says it is at work meanwhile.
+            await report.settle(write=True)
+            raise
         finally:
             del self._first_reports[key]
             await report.settle()
 
-    async def _settle_first_report(self, connection: Connection) -> None:
+    async def _settle_first_report(self, connection: Connection, *, write: bool = False) -> None:
         report = self._first_reports.get((connection.namespace, connection.name))
         if report is not None:
-            await report.settle()
+            await report.settle(write=write)
 
     async def _reconcile_pass(self, connection: Connection) -> Outcome:
         account: Account | None = None
@@ -1106,17 +1127,9 @@ class Reconciler:
             created = await driver.create_webhook(
                 credentials, target, desired, idempotency_key=new_idempotency_key()
             )
-        # One event says both (a fleet's new connections cost the API server one event each).
+        # One event says both (a fleet's new connections cost the API server one event each),
+        # at once: whatever fails after the publish, the webhook made is on record.
         await self._publish(connection, created, announce=False)
-        webhook = created.webhook
-        # A driver may create a webhook that delivers nothing until its secret is published (one
-        # whose processor generates the key creates it switched off, so no event is signed with a
-        # key the receiver lacks). Now that it is published: whatever the driver still finds to change.
-        finish = driver.compare(webhook, desired).changes
-        if finish is not None:
-            webhook = await driver.update_webhook(credentials, target, webhook.id, finish)
-        if rotation is not None:
-            await self._mark_rotated(connection, rotation)
         previous_id = (connection.status.get("webhook") or {}).get("id")
         published = (
             f"published its signing secret to Secret {connection.model.spec.webhook.signing_secret_ref.name}"
@@ -1136,6 +1149,15 @@ class Reconciler:
                 "CreatedWebhookEndpoint",
                 f"created webhook {created.webhook.id} and {published}",
             )
+        webhook = created.webhook
+        # A driver may create a webhook that delivers nothing until its secret is published (one
+        # whose processor generates the key creates it switched off, so no event is signed with a
+        # key the receiver lacks). Now that it is published: whatever the driver still finds to change.
+        finish = driver.compare(webhook, desired).changes
+        if finish is not None:
+            webhook = await driver.update_webhook(credentials, target, webhook.id, finish)
+        if rotation is not None:
+            await self._mark_rotated(connection, rotation)
         return webhook
 
     async def _send_create(
@@ -1180,7 +1202,9 @@ class Reconciler:
     async def _mark_rotated(self, connection: Connection, rotation: str) -> None:
         """Record at once that the rotation is done: a crash before the status write at the end
         of the pass must not rotate a second time."""
-        await self._settle_first_report(connection)
+        # Written whole first on a first pass: this patch alone would leave a status without
+        # conditions, which kstatus reads as healthy.
+        await self._settle_first_report(connection, write=True)
         await self._kube.write_status(connection, {"signingSecretRotation": rotation})
 
     async def _publish(

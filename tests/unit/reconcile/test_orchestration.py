@@ -113,30 +113,67 @@ async def test_a_slow_first_pass_reports_reconciling_before_any_processor_answer
 async def test_a_pass_that_ends_while_the_first_status_is_written_writes_after_it() -> None:
     """The delayed report and the pass's own write never land out of order."""
     kube, processor = MemoryKube(), SlowToVerify()
-    writing = asyncio.Event()
-    finish_writing = asyncio.Event()
+    first_write_started, let_first_write_finish = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
     write_status = kube.write_status
 
     async def slow_first_write(connection: Connection, status: Mapping[str, Any]) -> Connection:
-        if not kube.status_writes:
-            writing.set()
-            await finish_writing.wait()
-        return await write_status(connection, status)
+        number = calls.count("begun")
+        calls.append("begun")
+        if number == 0:  # only the first write is held
+            first_write_started.set()
+            await let_first_write_finish.wait()
+        written = await write_status(connection, status)
+        calls.append(f"done {number}")
+        return written
 
     kube.write_status = slow_first_write  # type: ignore[method-assign]
     run = Reconciler(
         kube, {PROCESSOR: processor}, cluster_name="c1", draw=lambda: 0.5, first_report_delay=0.01
     )
     pass_ = asyncio.create_task(run.reconcile("ns", "shop"))
-    await asyncio.wait_for(writing.wait(), 5)
+    await asyncio.wait_for(first_write_started.wait(), 5)
     processor.answer.set()  # the pass now ends while the first write is in flight
-    await wait_until(lambda: processor.checks != [], timeout=5)
-    finish_writing.set()
+    await wait_until(lambda: processor.webhooks != {}, timeout=5)
+    for _ in range(20):  # let the pass run as far as it can: to its own status write
+        await asyncio.sleep(0)
+    assert calls == ["begun"], "the pass's write waits for the first one"
+    let_first_write_finish.set()
     assert (await asyncio.wait_for(pass_, 5)).state == "ready"
+    assert calls == ["begun", "done 0", "begun", "done 1"]
     assert [{c["type"]: c["status"] for c in w["conditions"]}["Ready"] for w in kube.status_writes] == [
         "False",
         "True",
     ]
+
+
+async def test_a_first_status_write_without_end_does_not_hold_the_pass_past_its_deadline() -> None:
+    kube, processor = MemoryKube(), SlowToVerify()
+    never = asyncio.Event()
+    write_status = kube.write_status
+    held: list[bool] = []
+
+    async def hanging_first_write(connection: Connection, status: Mapping[str, Any]) -> Connection:
+        if not held:
+            held.append(True)
+            await never.wait()  # an API server that never answers
+        return await write_status(connection, status)
+
+    kube.write_status = hanging_first_write  # type: ignore[method-assign]
+    run = Reconciler(
+        kube,
+        {PROCESSOR: processor},
+        cluster_name="c1",
+        draw=lambda: 0.5,
+        first_report_delay=0.01,
+        reconcile_timeout=0.3,
+    )
+    outcome = await asyncio.wait_for(run.reconcile("ns", "shop"), 5)
+    # The deadline ended both the pass (the processor never answered) and the hanging write;
+    # the failure is reported as ever.
+    assert outcome.state == "retrying"
+    assert kube.condition("Ready")["reason"] == "ReconcileTimedOut"
+    assert run.state_entries()["first_reports"] == 0
 
 
 # --- credentials -------------------------------------------------------------------------
