@@ -132,7 +132,8 @@ def raise_for_status(response: Any, body: bytes | None = None) -> None:
     if not 200 <= response.status <= 299:
         error = ApiException(status=response.status, reason=str(response.reason))
         if body is not None:
-            error.body = body.decode("utf-8", errors="replace")
+            # Text, as the client stores it at run time (its type hints say bytes).
+            error.body = body.decode("utf-8", errors="replace")  # type: ignore[assignment]
         raise error
 
 
