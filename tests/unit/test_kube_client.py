@@ -221,15 +221,19 @@ def test_distrusting_the_environment_fails_loudly_when_it_does_not_take() -> Non
 
 
 class EventSink:
-    """Answers an Event's POST with the given status and the created Event (as the API server does)."""
+    """Answers an Event's POST with the given status and the created Event (as the API server does),
+    or with ``refusal``, a Status, when one is given."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, refusal: dict[str, Any] | None = None) -> None:
         self.status = status
+        self.refusal = refusal
         self.posted: list[dict[str, Any]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         event = await request.json()
         self.posted.append(event)
+        if self.refusal is not None:
+            return web.json_response(self.refusal, status=self.status)
         stamped = {
             **event,
             "metadata": {**event["metadata"], "uid": "u", "creationTimestamp": "2026-01-01T00:00:00Z"},
@@ -292,6 +296,23 @@ def test_an_event_failing_otherwise_raises(environment: Path) -> None:
     with pytest.raises(ApiException) as raised:
         post_an_event(environment, EventSink(500))
     assert raised.value.status == 500
+
+
+def test_a_refusal_read_raw_keeps_the_api_servers_message(environment: Path) -> None:
+    """An answer read raw carries the API server's message when it refuses, as the client's own
+    errors do: what a person needs to tell which permission or field is at fault."""
+    refusal = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": 'Event "shop.1" is invalid: involvedObject.namespace: Invalid value: "shop"',
+        "reason": "Invalid",
+        "code": 422,
+    }
+    with pytest.raises(ApiException) as raised:
+        post_an_event(environment, EventSink(422, refusal))
+    assert raised.value.status == 422
+    assert "involvedObject.namespace: Invalid value" in str(raised.value)
 
 
 class ImportRecorder(importlib.abc.MetaPathFinder):

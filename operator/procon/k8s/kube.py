@@ -125,25 +125,32 @@ def distrust_environment(session: aiohttp.ClientSession) -> None:
         )
 
 
-def raise_for_status(response: Any) -> None:
-    """A raw (``_preload_content=False``) response is not checked by the client: check it here."""
+def raise_for_status(response: Any, body: bytes | None = None) -> None:
+    """A raw (``_preload_content=False``) response is not checked by the client: check it here.
+    With the answer's ``body``, the error carries it as the client's own does (the API server's
+    message, naming the permission or field at fault)."""
     if not 200 <= response.status <= 299:
-        raise ApiException(status=response.status, reason=str(response.reason))
+        error = ApiException(status=response.status, reason=str(response.reason))
+        if body is not None:
+            # Text, as the client stores it at run time (its type hints say bytes).
+            error.body = body.decode("utf-8", errors="replace")  # type: ignore[assignment]
+        raise error
 
 
 async def raw_json(response: Any) -> Any:
     """The JSON body of a raw response, after :func:`raise_for_status`."""
     async with response:
-        raise_for_status(response)
-        return json.loads(await response.read())
+        body = await response.read()
+    raise_for_status(response, body)
+    return json.loads(body)
 
 
 async def discard(response: Any) -> None:
     """Read a raw response to its end (so its connection goes back to the pool) and check its
     status; for writes whose answer is not used, which the client would otherwise deserialize."""
     async with response:
-        raise_for_status(response)
-        await response.read()
+        body = await response.read()
+    raise_for_status(response, body)
 
 
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
