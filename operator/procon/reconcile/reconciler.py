@@ -533,8 +533,13 @@ class Reconciler:
         # First sight: never leave "no status" for long, which a GitOps tool reads as healthy.
         key = (connection.namespace, connection.name)
         report = _FirstReport(
-            lambda: self._put_status(
-                connection, Assessment(starting=True), account=None, webhook=None, missing=()
+            lambda: self._write_status(
+                connection,
+                Assessment(starting=True),
+                account=None,
+                webhook=None,
+                missing=(),
+                first_report=True,
             ),
             self._first_report_delay,
             deadline=asyncio.get_running_loop().time() + self._timeout,
@@ -1348,31 +1353,12 @@ class Reconciler:
         keep_rest: bool = False,
         rotation: str | None = None,
         verified: Mapping[str, Any] | None = None,
+        first_report: bool = False,
     ) -> Connection:
-        await self._settle_first_report(connection)
-        return await self._put_status(
-            connection,
-            assessment,
-            account=account,
-            webhook=webhook,
-            missing=missing,
-            keep_rest=keep_rest,
-            rotation=rotation,
-            verified=verified,
-        )
-
-    async def _put_status(
-        self,
-        connection: Connection,
-        assessment: Assessment,
-        *,
-        account: Account | None,
-        webhook: ObservedWebhook | None,
-        missing: Sequence[str],
-        keep_rest: bool = False,
-        rotation: str | None = None,
-        verified: Mapping[str, Any] | None = None,
-    ) -> Connection:
+        """Write what the pass found, unless status says it already. ``first_report``: this is the
+        delayed first status itself; every other write settles that one first (_FirstReport)."""
+        if not first_report:
+            await self._settle_first_report(connection)
         previous = connection.status.get("conditions") or []
         status: dict[str, Any] = {
             "observedGeneration": connection.generation,
