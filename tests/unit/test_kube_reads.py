@@ -147,11 +147,38 @@ class FakeCore:
 
 
 class FakeCustom:
+    """One connection; reads as the API server answers them: a plain read from etcd (counted as
+    ``quorum``), and one naming a resourceVersion from the watch cache (``cached``, with the
+    version asked for), which answers 504 while ``cache_behind``."""
+
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
+        self.reads: list[tuple[str, str | None]] = []
+        self.cache_behind = False
 
     async def get_namespaced_custom_object(self, *_: Any) -> dict[str, Any]:
+        self.reads.append(("quorum", None))
         return copy.deepcopy(self.obj)
+
+    async def call_api(self, path: str, method: str, path_params: Any, query: Any, *_: Any, **__: Any) -> Any:
+        assert (path.rsplit("/", 1)[-1], method) == ("{name}", "GET")
+        (version,) = [v for k, v in query if k == "resourceVersion"]
+        self.reads.append(("cached", version))
+        if self.cache_behind:
+            too_large = {"kind": "Status", "reason": "Timeout", "message": "Too large resource version"}
+            return ErrorResponse(504, too_large)
+        return RawResponse(copy.deepcopy(self.obj))
+
+    async def patch_namespaced_custom_object_status(self, *args: Any, **_: Any) -> dict[str, Any]:
+        self.obj = {**self.obj, "status": args[5]["status"]}
+        self.obj["metadata"] = {**self.obj["metadata"], "resourceVersion": "9"}
+        return copy.deepcopy(self.obj)
+
+
+class ErrorResponse(RawResponse):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status, self.reason = status, "error"
 
 
 def connection_object(name: str = "shop", uid: str = "uid-c", **spec: Any) -> dict[str, Any]:
@@ -176,7 +203,7 @@ def run(test: Callable[[Kube, FakeCore], Awaitable[None]], obj: dict[str, Any] |
         async with client.ApiClient() as api:
             kube = Kube(api)
             kube._core = core  # type: ignore[assignment]
-            kube._custom = FakeCustom(obj or connection_object())  # type: ignore[assignment]
+            kube._custom = kube._api = FakeCustom(obj or connection_object())  # type: ignore[assignment]
             await test(kube, core)
 
     asyncio.run(main())
@@ -444,3 +471,49 @@ def test_known_signing_state_goes_with_the_connection() -> None:
         assert not any(kube.state_entries().values()), kube.state_entries()
 
     run(test)
+
+
+# --------------------------------------------------------------------------- the connection
+
+
+def test_a_read_asks_for_the_newest_version_known_and_the_watch_cache_answers() -> None:
+    """A quorum read of etcd costs the API server over twice a read from its watch cache; a read
+    at least as new as every version this process saw is all a reconcile needs."""
+    custom = FakeCustom(connection_object())
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        kube._custom = kube._api = custom  # type: ignore[assignment]
+        connection = await kube.get_connection(NAMESPACE, "shop")  # nothing known yet
+        kube.watched(NAMESPACE, "shop", "7")
+        await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        await kube.write_status(connection, {"observedGeneration": 1})  # answered at version 9
+        kube.watched(NAMESPACE, "shop", "8")  # an older event, delivered late
+        await kube.get_connection(NAMESPACE, "shop")
+        await kube.get_connection(NAMESPACE, "shop", latest=True)  # after a conflict
+        kube.forget(NAMESPACE, "shop")
+        await kube.get_connection(NAMESPACE, "shop")
+
+    run(test)
+    assert custom.reads == [
+        ("quorum", None),
+        ("cached", "7"),
+        ("cached", "9"),
+        ("quorum", None),
+        ("quorum", None),
+    ]
+
+
+def test_a_watch_cache_behind_the_version_asked_for_is_read_past() -> None:
+    custom = FakeCustom(connection_object())
+    custom.cache_behind = True
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        kube._custom = kube._api = custom  # type: ignore[assignment]
+        kube.watched(NAMESPACE, "shop", "7")
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        assert connection.name == "shop"
+
+    run(test)
+    assert custom.reads == [("cached", "7"), ("quorum", None)]
