@@ -31,6 +31,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.k8s.credentials_cache import MAX_AGE, CredentialsCache
 from procon.k8s.liveness import UnwatchedChanges
+from procon.k8s.signing_index import SigningSecretIndex
 from procon.reconcile.credentials_access import (
     CREDENTIALS_LABEL,
     CREDENTIALS_LABEL_VALUE,
@@ -277,6 +278,11 @@ class Kube:
         # a request (then the Secret is read and checked as ever), never a write to a Secret
         # that was not verified.
         self._signing: dict[tuple[str, str], tuple[str, str | None]] = {}
+        # Which signing Secrets exist, as their watch says (kept up by procon.k8s.secret_watch):
+        # a Secret it knows absent is not read before it is created. A create that finds one
+        # all the same starts the pass over (see _write_signing_secret).
+        self.signing_index = SigningSecretIndex()
+        self._absent_by_index: set[tuple[str, str]] = set()
         # For liveness: reads that found a version the watch has not delivered.
         self.unwatched = UnwatchedChanges()
         # Per connection, the newest resourceVersion this process knows of (delivered by the watch,
@@ -341,6 +347,7 @@ class Kube:
             self._seen_secret_version.pop(key, None)
             self._credentials.drop(key)
             self._signing.pop(key, None)
+            self._absent_by_index.discard(key)
 
     def state_entries(self) -> dict[str, int]:
         """Sizes of the per-connection stores (for the operator's own metrics)."""
@@ -350,6 +357,8 @@ class Kube:
             "secret_references": len(self._secret_refs),
             "referenced_secrets": len(self._secret_ref_counts),
             "known_signing_secrets": len(self._signing),
+            "indexed_signing_secrets": len(self.signing_index),
+            "signing_secrets_absent_by_index": len(self._absent_by_index),
             **self._credentials.state_entries(),
             **self.unwatched.state_entries(),
         }
@@ -500,6 +509,7 @@ class Kube:
         name = connection.model.spec.webhook.signing_secret_ref.name
         key = (connection.namespace, name)
         self._signing.pop(key, None)
+        self._absent_by_index.discard(key)
         try:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
@@ -525,6 +535,9 @@ class Kube:
     def _know_signing(self, connection: Connection, resource_version: str | None) -> None:
         """Remember the connection's signing Secret as verified ours at this version (None: absent)."""
         key = (connection.namespace, connection.model.spec.webhook.signing_secret_ref.name)
+        if resource_version is not None:  # read or written: no longer believed absent on the watch's word
+            self._absent_by_index.discard(key)
+            self.signing_index.present(key)
         if self.references(key):  # kept no longer than a connection refers to it
             self._signing[key] = (connection.uid, resource_version)
 
@@ -539,6 +552,14 @@ class Kube:
         }
 
     async def read_published(self, connection: Connection) -> PublishedSecret | None:
+        secret_key = (connection.namespace, connection.model.spec.webhook.signing_secret_ref.name)
+        if self.signing_index.known_absent(secret_key):
+            # A new connection's Secret, as a rule: nothing to read. What this process writes
+            # next is a create, which fails if the Secret exists all the same.
+            self._seen_secret_version[secret_key] = None
+            self._know_signing(connection, None)
+            self._absent_by_index.add(secret_key)
+            return None
         secret = await self._read_owned(connection)
         if secret is None:
             return None
@@ -616,6 +637,13 @@ class Kube:
             except ApiException as error:
                 if error.status != 409:
                     raise
+                if key in self._absent_by_index:
+                    # Believed absent on the watch's word, not read: what the pass decided may
+                    # rest on that (a create's write-ahead record it never saw). It starts over,
+                    # and reads the Secret this time.
+                    self._absent_by_index.discard(key)
+                    self.signing_index.present(key)
+                    raise StaleObject(connection.name) from None
                 existing = await self._read_owned(connection)  # created meanwhile: ours, or refuse
         # Merge: other keys someone added to the Secret are kept.
         patch: dict[str, Any] = {"metadata": {"labels": metadata["labels"]}, "data": _encode_patch(values)}
