@@ -1,4 +1,5 @@
-"""What the benchmarks share: the control plane, the emulators, the operator's environment.
+"""What the benchmarks share: the control plane, the emulators, the operator's environment, and
+the chart installed as production installs it (its ServiceAccount, RBAC and admission policies).
 
 Every bench runs the real pieces: the local control plane (``procon dev cluster``, built from
 Go modules and cached), the processor emulators in this process, and the operator as a process
@@ -10,6 +11,7 @@ A bench script puts the repository root on ``sys.path`` and imports this as ``be
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ from procon.emulators.stripe import StripeEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
+CHART = ROOT / "charts" / "procon"
 # The emulators' own routes (state, faults, counters): not processor calls.
 CONTROL_PREFIX = "/_emulator"
 # Checkout.com's hosts, account prefixes included, reach its emulator through it as a proxy,
@@ -131,6 +134,115 @@ def operator_environment(
     if namespaces:
         env["PROCON_NAMESPACES"] = ",".join(namespaces)
     return env
+
+
+@dataclass(frozen=True)
+class OperatorRelease:
+    """The chart (``charts/procon``) installed as production installs it, watching one namespace:
+    the operator's ServiceAccount, its least-privilege RBAC (a Role in the watched namespace) and
+    the admission policy on its Secret writes. The control plane runs no kubelet, so the
+    Deployment's pod never starts; the Deployment only says how a bench runs the operator itself:
+    with the ServiceAccount's token (:meth:`kubeconfig`) instead of the admin certificate
+    (``system:masters``, which skips RBAC and the admission policies) and with the Deployment's
+    environment (:meth:`operator_environment`)."""
+
+    running: control_plane.Cluster
+    name: str
+    namespace: str  # the release's: its ServiceAccount's and its Deployment's
+    watched: str
+
+    @classmethod
+    def install(
+        cls,
+        running: control_plane.Cluster,
+        name: str,
+        namespace: str,
+        watched: str,
+        values: dict[str, Any],
+        workdir: Path,
+    ) -> OperatorRelease:
+        """``helm install`` in ``namespace`` (created if missing), watching ``watched`` (which
+        must exist: its Role goes there), with ``values`` on top. The CRD is the control plane's
+        already (``bench_cluster``), so the release leaves it out."""
+        chosen = {**values, "watchNamespaces": [watched], "crds": {"enabled": False}}
+        path = workdir / f"{name}-values.json"
+        path.write_text(json.dumps(chosen))  # a file keeps numbers numbers (--set makes 60.0 a string)
+        installed = subprocess.run(
+            ["helm", "install", name, str(CHART), "-n", namespace, "--create-namespace", "-f", str(path)],
+            env=running.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if installed.returncode != 0:
+            raise RuntimeError(f"helm install {name} failed:\n{installed.stderr[-2000:]}")
+        return cls(running, name, namespace, watched)
+
+    def uninstall(self) -> None:
+        """``helm uninstall``, then the release's namespace (helm does not delete it), waiting
+        until it is gone."""
+        for command in (
+            ["helm", "uninstall", self.name, "-n", self.namespace],
+            ["kubectl", "delete", "namespace", self.namespace, "--wait=true", "--timeout=120s"],
+        ):
+            subprocess.run(command, env=self.running.env(), capture_output=True, check=False)
+
+    def _pod_spec(self) -> dict[str, Any]:
+        (deployment,) = json.loads(
+            kubectl(
+                self.running,
+                "get",
+                "deployments",
+                "-n",
+                self.namespace,
+                "-l",
+                f"app.kubernetes.io/instance={self.name}",
+                "-o",
+                "json",
+            )
+        )["items"]
+        spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+        return spec
+
+    @property
+    def service_account(self) -> str:
+        return str(self._pod_spec()["serviceAccountName"])
+
+    def deployment_env(self) -> dict[str, str]:
+        """The operator container's environment as the release installed it: its literal
+        values (an entry read from the pod itself, such as the leader election's namespace,
+        has no value outside a pod and is left out)."""
+        (container,) = self._pod_spec()["containers"]
+        return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+    def kubeconfig(self, path: Path, *, seconds: int) -> Path:
+        """A kubeconfig with a token of the release's ServiceAccount, valid for ``seconds``."""
+        return control_plane.service_account_kubeconfig(
+            self.running, self.namespace, self.service_account, path, seconds=seconds
+        )
+
+    def operator_environment(self, emulators: Emulators, kubeconfig: Path, **extra: str) -> dict[str, str]:
+        """The Deployment's environment, with what differs for a process on this machine: the
+        ServiceAccount's ``kubeconfig`` (in a pod, its mounted token), the emulators' addresses,
+        and ``extra`` (a free metrics port: the Deployment's is the pod's own)."""
+        from tests.integration.operator_harness import operator_env
+
+        installed = self.deployment_env()
+        local = {**emulators.operator_env(), "KUBECONFIG": str(kubeconfig), **extra}
+        env = operator_env(self.running.env(), **{**installed, **local})
+        env["PROCON_NAMESPACES"] = installed["PROCON_NAMESPACES"]  # operator_env drops inherited ones
+        return env
+
+
+def user_of(running: control_plane.Cluster, kubeconfig: Path) -> str:
+    """Who the API server takes a kubeconfig's holder for (``kubectl auth whoami``)."""
+    return subprocess.run(
+        ["kubectl", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        env={**running.env(), "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def processor_calls(emulator: Any) -> Counter[str]:

@@ -2,10 +2,16 @@
 drift interval, and a restart.
 
 Runs the real pieces (see ``bench/_harness.py``): the local control plane, the Stripe emulator in
-this process, and the operator as a process of its own, watching only the bench's namespace. The
-connections are spread over accounts, at most 15 to an account (Stripe holds at most 16 webhook
-endpoints per account and mode: docs/processors/stripe.md); each account has its own key in the
-emulator and its own credentials Secret, each connection its own webhook URL. It prints:
+this process, and the operator as a process of its own, as production runs it: the chart
+(``charts/procon``) is installed in namespaced mode, watching only the bench's namespace, and the
+operator authenticates as the chart's ServiceAccount (a token from the TokenRequest API), so the
+chart's least-privilege RBAC and its admission policy on Secret writes are in force, with the
+environment the chart's Deployment gives it (no leader election: one process, as before). The
+control plane runs no pods, so the Deployment itself never starts. The user the API server takes
+the operator for is printed (``operator_user``). The connections are spread over accounts, at
+most 15 to an account (Stripe holds at most 16 webhook endpoints per account and mode:
+docs/processors/stripe.md); each account has its own key in the emulator and its own credentials
+Secret, each connection its own webhook URL. It prints:
 
 - the apply's own duration (server-side apply in parallel kubectl processes), and the time from
   its end to every connection Ready at its generation. A watch (started at the apply's end, not
@@ -28,9 +34,11 @@ Kubernetes writes are read from the API server's own ``apiserver_request_total``
 admin credentials before and after a window): every verb but GET, LIST and WATCH, by resource.
 The metric does not name the client, so a window is one in which only the operator acts: the bench
 itself only watches and reads, and its own apply (one APPLY per object) is taken off the first
-pass. Token and access reviews (the operator asks the API server about
-each scraper of its /metrics) create nothing and are shown apart, as are Lease renewals (the API
-server's own identity lease, and a leader-election lease once the operator has one).
+pass; the chart's install, the operator's token (TokenRequest) and the check of whom it names
+(SelfSubjectReview) come before the operator starts. Token and access reviews (the operator asks
+the API server about each scraper of its /metrics) create nothing and are shown apart, as are
+Lease renewals (the API server's own identity lease, and a leader-election lease once the
+operator has one).
 
 Usage: python bench/fleet.py [--connections 1000] [--per-account 10] [--drift-interval 60]
                              [--apply-workers 4] [--ready-timeout 1500] [--skip-restart]
@@ -68,12 +76,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench._harness import (  # noqa: E402
     Emulators,
+    OperatorRelease,
     bench_cluster,
     kubectl,
-    operator_environment,
     process_memory_mib,
     processor_calls,
     running_emulators,
+    user_of,
 )
 from bench._readiness import (  # noqa: E402
     LISTING_TEMPLATE,
@@ -372,7 +381,8 @@ class ReadyWatch:
             self._process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
-        self._thread.join(5)
+        if self._thread.ident is not None:  # started (a run that failed before the apply never is)
+            self._thread.join(5)
 
 
 def list_readiness(running: control_plane.Cluster, namespace: str) -> list[ListedConnection]:
@@ -544,6 +554,28 @@ class FleetSettings:
     progress_every: float = 10.0
 
 
+# The apply, the clean-up and the steps between phases, beyond the phases' own bounds.
+TOKEN_SLACK_SECONDS = 3600
+
+
+def token_seconds(settings: FleetSettings) -> int:
+    """How long the operator's ServiceAccount token must last: no kubelet refreshes it here, and
+    the same token serves the restarted process, so it covers every phase at its longest."""
+    phases = settings.ready_timeout + settings.drift_interval + settings.restart_timeout
+    return math.ceil(phases) + TOKEN_SLACK_SECONDS
+
+
+def chart_values(settings: FleetSettings) -> dict[str, Any]:
+    """The chart's values for the bench's release (besides the watched namespace): one operator
+    process, without leader election, as the bench has always run it (a Lease's renewals would
+    add writes to every window), and the run's drift interval and cluster name."""
+    return {
+        "replicaCount": 1,
+        "leaderElection": {"enabled": False},
+        "config": {"clusterName": "fleet", "driftInterval": settings.drift_interval},
+    }
+
+
 @dataclass
 class FleetBench:
     """One run on a running control plane; ``run()`` returns the figures as a JSON-able dict."""
@@ -573,18 +605,25 @@ class FleetBench:
         kube = Kubectl(self.running)
         token = metrics_reader_token(kube)
         kubectl(self.running, "create", "namespace", namespace)
-        env = operator_environment(
-            self.running,
-            emulators,
-            drift_interval=s.drift_interval,
-            cluster_name="fleet",
-            namespaces=(namespace,),
-            PROCON_METRICS_PORT=str(free_port()),
-        )
         watch = ReadyWatch(self.running, namespace)
+        release: OperatorRelease | None = None
         operator: OperatorProcess | None = None
         with contextlib.ExitStack() as stack:
+            # Last out: the release (its RBAC) outlives the operator's clean-up of the connections.
+            stack.callback(self._remove_release, lambda: release)
+            release = OperatorRelease.install(
+                self.running,
+                name=namespace,
+                namespace=f"{namespace}-system",
+                watched=namespace,
+                values=chart_values(s),
+                workdir=self.workdir,
+            )
             stack.callback(self._clean_up, namespace, lambda: operator, watch)
+            # Before the first window: the bench's own TokenRequest and whoami are not counted.
+            kubeconfig = release.kubeconfig(self.workdir / "operator.kubeconfig", seconds=token_seconds(s))
+            self.report["operator_user"] = user_of(self.running, kubeconfig)
+            env = release.operator_environment(emulators, kubeconfig, PROCON_METRICS_PORT=str(free_port()))
             operator = start_operator(env, self.workdir / "operator.log", ["--log-level=info"])
             operator.metrics_token = token
             self.report["operator_idle_rss_mib"] = round(rss_now(operator.process.pid), 1)
@@ -764,23 +803,35 @@ class FleetBench:
         current: Callable[[], OperatorProcess | None],
         watch: ReadyWatch,
     ) -> None:
-        """Delete the namespace while the operator runs (its finalizers remove the webhooks), then
-        stop everything the run started."""
+        """Delete the connections while the operator runs (its finalizers remove the webhooks),
+        then the namespace, then stop everything the run started."""
         watch.stop()
         operator = current()
+        kube = Kubectl(self.running)
         try:
             if not self.delete_namespace:
                 return
             if operator is not None and operator.process.poll() is None:
-                self.out(f"deleting {namespace} (the operator removes its webhooks)")
-                Kubectl(self.running).run(
-                    "delete", "namespace", namespace, "--wait=true", "--timeout=600s", check=False
+                self.out(f"deleting the connections in {namespace} (the operator removes their webhooks)")
+                # The connections before their namespace: the namespace's deletion deletes all it
+                # holds in one sweep, the operator's RoleBinding there (the chart's, namespaced)
+                # too, while the operator may still be working through thousands of finalizers.
+                kube.run(
+                    "delete", "pconn", "--all", "-n", namespace, "--wait=true", "--timeout=600s", check=False
                 )
+                kube.run("delete", "namespace", namespace, "--wait=true", "--timeout=600s", check=False)
             else:
-                Kubectl(self.running).run("delete", "namespace", namespace, "--wait=false", check=False)
+                kube.run("delete", "namespace", namespace, "--wait=false", check=False)
         finally:
             if operator is not None:
                 operator.stop()
+
+    def _remove_release(self, current: Callable[[], OperatorRelease | None]) -> None:
+        """Uninstall the chart once the operator has stopped (on a control plane that outlives
+        the run; a fresh one goes with everything on it)."""
+        release = current()
+        if release is not None and self.delete_namespace:
+            release.uninstall()
 
 
 # --- printing -------------------------------------------------------------------------------------
@@ -809,7 +860,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"fleet: {report['connections']} Stripe connections over {report['accounts']} accounts "
         f"({report['per_account']} per account), drift interval {report['drift_interval']:.0f}s, "
         f"{report['cores']} cores, load average at start {report['load_average_start']}",
-        f"operator RSS before the apply: {report['operator_idle_rss_mib']} MiB",
+        f"operator: runs as {report['operator_user']} (the chart's RBAC and admission policies); "
+        f"RSS before the apply: {report['operator_idle_rss_mib']} MiB",
     ]
     first = report.get("first_pass")
     if first:

@@ -8,6 +8,7 @@ so it runs before the session's operator starts, which would watch its namespace
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,18 @@ def test_every_connection_becomes_ready_and_the_apply_is_timed(report: dict[str,
 
 
 @pytest.mark.no_session_operator
+def test_the_operator_acts_as_the_charts_service_account(report: dict[str, Any]) -> None:
+    """Not the admin certificate (system:masters skips RBAC and the admission policies): the
+    ServiceAccount of the chart's release, in a namespace of its own beside the fleet's."""
+    assert re.fullmatch(
+        r"system:serviceaccount:fleet-[\w-]+-system:fleet-[\w-]+-procon", report["operator_user"]
+    )
+    # The bench's own TokenRequest and whoami came before the operator started: in no window.
+    for phase in ("first_pass", "drift_interval_window", "restart"):
+        assert not any("serviceaccounts/token" in kind for kind in report[phase]["kube_writes"]["by_kind"])
+
+
+@pytest.mark.no_session_operator
 def test_first_pass_counts_one_webhook_per_connection_and_the_operators_writes(
     report: dict[str, Any],
 ) -> None:
@@ -119,6 +132,7 @@ def test_the_text_report_names_every_figure(report: dict[str, Any]) -> None:
         "Kubernetes writes:",
         "peak RSS",
         "restart:",
+        "runs as system:serviceaccount:",
         f"checked all {CONNECTIONS}",
         "load average",
     ):

@@ -701,33 +701,6 @@ class AsServiceAccount:
         return answer == "yes"
 
 
-def service_account_kubeconfig(
-    kubectl: Kubectl, cluster: control_plane.Cluster, namespace: str, name: str, path: Path
-) -> Path:
-    """A kubeconfig with a fresh token for the ServiceAccount and the cluster's CA and address."""
-    token = kubectl.run("create", "token", name, "-n", namespace, "--duration=1h").stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "procon",
-                "cluster": {
-                    "server": admin["server"],
-                    "certificate-authority-data": admin["certificate-authority-data"],
-                },
-            }
-        ],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": "procon", "user": name}}],
-        "current-context": name,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
 def _install(helm: Helm, namespaces: Callable[..., str], watch: bool) -> Release:
     system = namespaces("procon-system")
     watched, unwatched = namespaces("team-a"), namespaces("team-b")
@@ -753,8 +726,8 @@ def cluster_wide_release(helm: Helm, namespaces: Callable[..., str]) -> Iterator
 
 
 def _as(kubectl: Kubectl, release: Release, tmp_path: Path) -> AsServiceAccount:
-    path = service_account_kubeconfig(
-        kubectl, kubectl.cluster, release.namespace, release.service_account, tmp_path / "sa.kubeconfig"
+    path = control_plane.service_account_kubeconfig(
+        kubectl.cluster, release.namespace, release.service_account, tmp_path / "sa.kubeconfig"
     )
     return AsServiceAccount(kubectl.cluster, path)
 

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from procon.dev.toolchain import Toolchain, ensure_toolchain
 
 
@@ -154,3 +156,40 @@ def down(state_dir: Path, *, timeout: float = 30.0) -> bool:
     (state_dir / "ready").unlink(missing_ok=True)
     (state_dir / "controlplane.pid").unlink(missing_ok=True)
     return True
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, namespace: str, name: str, path: Path, *, seconds: int = 3600
+) -> Path:
+    """Write to ``path`` a kubeconfig that reaches ``cluster`` as the ServiceAccount
+    ``namespace/name``: a fresh token from the TokenRequest API, valid for ``seconds``, and the
+    cluster's address and CA from the admin kubeconfig. The control plane runs no kubelet to
+    mount a token into a pod, so a process that is to act as a pod's ServiceAccount (RBAC and
+    admission policies in force, not the admin's system:masters) is given this instead."""
+    token = subprocess.run(
+        ["kubectl", "create", "token", name, "-n", namespace, f"--duration={seconds}s"],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "procon",
+                "cluster": {
+                    "server": admin["server"],
+                    "certificate-authority-data": admin["certificate-authority-data"],
+                },
+            }
+        ],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "procon", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
