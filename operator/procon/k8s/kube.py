@@ -386,9 +386,10 @@ class Kube:
 
         That bound is all a reconcile needs: a change made since reaches the watch, which queues
         another pass. So the read names the newest version known, and the API server answers from
-        its watch cache: a quorum read of etcd cost it over twice as much CPU per read (bench/README.md,
-        "A lighter status write"). ``latest`` asks for a quorum read: after a conflict, when the
-        object is known to have changed in ways the watch may not have delivered yet.
+        its watch cache: a quorum read of etcd cost it over twice as much CPU per read
+        (docs/design/work-queue.md, "Reads of Kubernetes per reconcile"). ``latest`` asks for a
+        quorum read: after a conflict, when the object is known to have changed in ways the watch
+        may not have delivered yet.
         """
         known = None if latest else self._newest_version.get((namespace, name))
         try:
