@@ -351,6 +351,37 @@ def test_status_conditions_are_validated(kubectl: Kubectl, namespace: str) -> No
     assert 'Unsupported value: "Maybe"' in result.stderr
 
 
+def test_the_status_is_one_field_for_server_side_apply(kubectl: Kubectl, namespace: str) -> None:
+    """Whoever writes the status owns it whole: one managedFields entry, not one per condition
+    field (which made every write and watch event of a Ready connection heavier)."""
+    kubectl.apply(valid_connection(), namespace=namespace)
+    _set_status(kubectl, namespace, READY_FALSE)
+    stored = kubectl.get_json("pconn", "shop", "-n", namespace, "--show-managed-fields")
+    (status_entry,) = [e for e in stored["metadata"]["managedFields"] if e.get("subresource") == "status"]
+    assert status_entry["fieldsV1"] == {"f:status": {}}
+
+
+def test_a_condition_type_appears_once(kubectl: Kubectl, namespace: str) -> None:
+    """The conditions stay a list keyed by type inside the atomic status: the server refuses two of a kind."""
+    kubectl.apply(valid_connection(), namespace=namespace)
+    twice = copy.deepcopy(READY_FALSE)
+    twice["conditions"].append(dict(twice["conditions"][0], status="True", reason="Ready"))
+    result = kubectl.run(
+        "patch",
+        "pconn",
+        "shop",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        yaml.safe_dump({"status": twice}),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Duplicate value" in result.stderr
+
+
 def test_explain_teaches_the_api(kubectl: Kubectl) -> None:
     webhook = kubectl.run("explain", "processorconnection.spec.webhook").stdout
     assert "The webhook the processor delivers events to." in webhook

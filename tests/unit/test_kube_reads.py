@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon.k8s.kube import Kube
-from procon.reconcile.ports import Connection, PendingCreate, SecretNotOwned
+from procon.reconcile.ports import Connection, PendingCreate, SecretNotOwned, StaleObject
 from tests.unit.reconcile.doubles import SPEC
 
 NAMESPACE = "shop"
@@ -147,11 +147,38 @@ class FakeCore:
 
 
 class FakeCustom:
+    """One connection; reads as the API server answers them: a plain read from etcd (counted as
+    ``quorum``), and one naming a resourceVersion from the watch cache (``cached``, with the
+    version asked for), which answers 504 while ``cache_behind``."""
+
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
+        self.reads: list[tuple[str, str | None]] = []
+        self.cache_behind = False
 
     async def get_namespaced_custom_object(self, *_: Any) -> dict[str, Any]:
+        self.reads.append(("quorum", None))
         return copy.deepcopy(self.obj)
+
+    async def call_api(self, path: str, method: str, path_params: Any, query: Any, *_: Any, **__: Any) -> Any:
+        assert (path.rsplit("/", 1)[-1], method) == ("{name}", "GET")
+        (version,) = [v for k, v in query if k == "resourceVersion"]
+        self.reads.append(("cached", version))
+        if self.cache_behind:
+            too_large = {"kind": "Status", "reason": "Timeout", "message": "Too large resource version"}
+            return ErrorResponse(504, too_large)
+        return RawResponse(copy.deepcopy(self.obj))
+
+    async def patch_namespaced_custom_object_status(self, *args: Any, **_: Any) -> dict[str, Any]:
+        self.obj = {**self.obj, "status": args[5]["status"]}
+        self.obj["metadata"] = {**self.obj["metadata"], "resourceVersion": "9"}
+        return copy.deepcopy(self.obj)
+
+
+class ErrorResponse(RawResponse):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status, self.reason = status, "error"
 
 
 def connection_object(name: str = "shop", uid: str = "uid-c", **spec: Any) -> dict[str, Any]:
@@ -176,7 +203,7 @@ def run(test: Callable[[Kube, FakeCore], Awaitable[None]], obj: dict[str, Any] |
         async with client.ApiClient() as api:
             kube = Kube(api)
             kube._core = core  # type: ignore[assignment]
-            kube._custom = FakeCustom(obj or connection_object())  # type: ignore[assignment]
+            kube._custom = kube._api = FakeCustom(obj or connection_object())  # type: ignore[assignment]
             await test(kube, core)
 
     asyncio.run(main())
@@ -283,7 +310,10 @@ def test_cached_credentials_go_with_the_last_connection_that_refers_to_them() ->
         )
         assert kube.state_entries()["cached_credentials"] == 1
         kube.forget(NAMESPACE, "shop")
-        assert not any(kube.state_entries().values()), kube.state_entries()
+        # The index of signing Secrets mirrors the cluster (the Secret outlives its connection
+        # until the garbage collector removes it): its watch's DELETED event empties it.
+        left = {k: v for k, v in kube.state_entries().items() if k != "indexed_signing_secrets"}
+        assert not any(left.values()), left
         # An unreferenced Secret's events keep nothing.
         kube.credentials_delivered("MODIFIED", core.put("shop-key", labels=CREDENTIALS_LABELS, data={}))
         assert kube.state_entries()["cached_credentials"] == 0
@@ -369,6 +399,81 @@ def test_a_new_connection_reads_its_signing_secret_once() -> None:
     run(test)
 
 
+def _listed(kube: Kube, *names: str) -> None:
+    """The watch of procon's signing Secrets has listed the namespace and found ``names``."""
+    kube.signing_index.listing(NAMESPACE)
+    for name in names:
+        kube.signing_index.listed_one(NAMESPACE, (NAMESPACE, name))
+    kube.signing_index.listed(NAMESPACE)
+
+
+def test_a_signing_secret_the_watch_has_not_seen_is_created_without_a_read() -> None:
+    """A new connection's first pass in a fleet: the watch's listing says the Secret is not
+    there, so the pass records its pending create with a create, and reads nothing."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        _listed(kube, "someone-elses-webhook")
+        assert await kube.read_published(connection) is None
+        await kube.record_pending(connection, PendingCreate(key="k", params="p"))
+        await kube.publish(connection, "we_1", "whsec_1")
+        assert core.calls == Counter({"POST": 1, "PATCH": 1})
+        assert not kube.signing_index.known_absent((NAMESPACE, "shop-webhook"))
+        published = await kube.read_published(connection)  # there now: read
+        assert published is not None
+        assert published.webhook_id == "we_1"
+
+    run(test)
+
+
+@pytest.mark.parametrize("whose", ["a pending create of an earlier process", "a Secret not procon's"])
+def test_a_signing_secret_there_after_all_starts_the_pass_over_and_is_read(whose: str) -> None:
+    """The watch had not delivered it (or cannot see it: it lacks procon's label). The create
+    fails; the pass starts over (it may have decided on "nothing pending"), reads the Secret, and
+    sees it as it is: the earlier create to replay, or a Secret it must not write."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        if whose == "a Secret not procon's":
+            core.put("shop-webhook", labels={}, data={"k": encoded("v")})
+        else:
+            core.put(
+                "shop-webhook",
+                labels={
+                    "app.kubernetes.io/managed-by": "procon",
+                    "procon.dev/connection": "shop",
+                    "procon.dev/owner-uid": connection.uid,
+                },
+                data={"pendingCreate": encoded('{"key": "earlier", "params": "p"}')},
+                ownerReferences=[
+                    {
+                        "apiVersion": "procon.dev/v1alpha1",
+                        "kind": "ProcessorConnection",
+                        "name": "shop",
+                        "uid": connection.uid,
+                        "controller": True,
+                    }
+                ],
+            )
+        _listed(kube)
+        assert await kube.read_published(connection) is None
+        before = copy.deepcopy(core.objects["shop-webhook"])
+        with pytest.raises(StaleObject):
+            await kube.record_pending(connection, PendingCreate(key="k", params="p"))
+        assert core.objects["shop-webhook"] == before  # nothing overwritten
+        if whose == "a Secret not procon's":
+            with pytest.raises(SecretNotOwned):
+                await kube.read_published(connection)
+        else:
+            published = await kube.read_published(connection)
+            assert published is not None
+            assert published.pending == PendingCreate(key="earlier", params="p")
+
+    run(test)
+
+
 def test_a_signing_secret_changed_since_it_was_read_is_read_and_checked_again() -> None:
     """The patch carries the version that was verified: a Secret replaced meanwhile by someone
     else's is refused exactly as a read would refuse it, and never written."""
@@ -441,6 +546,55 @@ def test_known_signing_state_goes_with_the_connection() -> None:
         await kube.publish(connection, "we_1", "whsec_1")
         assert kube.state_entries()["known_signing_secrets"] == 1
         kube.forget(NAMESPACE, "shop")
-        assert not any(kube.state_entries().values()), kube.state_entries()
+        # The index of signing Secrets mirrors the cluster (the Secret outlives its connection
+        # until the garbage collector removes it): its watch's DELETED event empties it.
+        left = {k: v for k, v in kube.state_entries().items() if k != "indexed_signing_secrets"}
+        assert not any(left.values()), left
 
     run(test)
+
+
+# --------------------------------------------------------------------------- the connection
+
+
+def test_a_read_asks_for_the_newest_version_known_and_the_watch_cache_answers() -> None:
+    """A quorum read of etcd costs the API server over twice a read from its watch cache; a read
+    at least as new as every version this process saw is all a reconcile needs."""
+    custom = FakeCustom(connection_object())
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        kube._custom = kube._api = custom  # type: ignore[assignment]
+        connection = await kube.get_connection(NAMESPACE, "shop")  # nothing known yet
+        kube.watched(NAMESPACE, "shop", "7")
+        await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        await kube.write_status(connection, {"observedGeneration": 1})  # answered at version 9
+        kube.watched(NAMESPACE, "shop", "8")  # an older event, delivered late
+        await kube.get_connection(NAMESPACE, "shop")
+        await kube.get_connection(NAMESPACE, "shop", latest=True)  # after a conflict
+        kube.forget(NAMESPACE, "shop")
+        await kube.get_connection(NAMESPACE, "shop")
+
+    run(test)
+    assert custom.reads == [
+        ("quorum", None),
+        ("cached", "7"),
+        ("cached", "9"),
+        ("quorum", None),
+        ("quorum", None),
+    ]
+
+
+def test_a_watch_cache_behind_the_version_asked_for_is_read_past() -> None:
+    custom = FakeCustom(connection_object())
+    custom.cache_behind = True
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        kube._custom = kube._api = custom  # type: ignore[assignment]
+        kube.watched(NAMESPACE, "shop", "7")
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        assert connection.name == "shop"
+
+    run(test)
+    assert custom.reads == [("cached", "7"), ("quorum", None)]

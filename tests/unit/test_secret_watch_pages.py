@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from procon.k8s import secret_watch
+from procon.k8s.signing_index import SigningSecretIndex
 
 
 class _Response:
@@ -45,10 +46,16 @@ class _Core:
 def test_the_first_listing_is_read_page_by_page() -> None:
     core = _Core(total=2 * secret_watch.LIST_PAGE_SIZE + 7)
     seen: list[str] = []
+    index = SigningSecretIndex()
+    index.listing("shop")
     version = asyncio.run(
-        secret_watch._list(core, "shop", lambda _type, meta: seen.append(meta["name"]))  # type: ignore[arg-type]
+        secret_watch._list(core, "shop", lambda _type, meta: seen.append(meta["name"]), index)  # type: ignore[arg-type]
     )
+    index.listed("shop")
     assert version == "42"
     assert seen == core.names
+    assert len(index) == len(core.names)
+    assert not index.known_absent(("shop", core.names[-1]))
+    assert index.known_absent(("shop", "another"))
     assert [p["limit"] for p in core.asked] == [secret_watch.LIST_PAGE_SIZE] * 3
     assert [p.get("_continue") for p in core.asked] == [None, "500", "1000"]

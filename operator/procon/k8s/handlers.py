@@ -281,7 +281,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     runtime.signing_watch = asyncio.create_task(
         watch_managed_secrets(
-            kube.core, config.namespaces, lambda type_, meta: _signing_secret_changed(runtime, type_, meta)
+            kube.core,
+            config.namespaces,
+            lambda type_, meta: _signing_secret_changed(runtime, type_, meta),
+            kube.signing_index,
         ),
         name="procon signing-secret watch",
     )

@@ -31,6 +31,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.k8s.credentials_cache import MAX_AGE, CredentialsCache
 from procon.k8s.liveness import UnwatchedChanges
+from procon.k8s.signing_index import SigningSecretIndex
 from procon.reconcile.credentials_access import (
     CREDENTIALS_LABEL,
     CREDENTIALS_LABEL_VALUE,
@@ -252,6 +253,7 @@ class Kube:
     def __init__(
         self, api: client.ApiClient, *, component: str = "procon", credentials_max_age: float = MAX_AGE
     ) -> None:
+        self._api = api  # for requests the generated client has no method for
         self._core = client.CoreV1Api(api)
         self.core = self._core  # for the watch of procon's own Secrets
         self._custom = client.CustomObjectsApi(api)
@@ -276,12 +278,28 @@ class Kube:
         # a request (then the Secret is read and checked as ever), never a write to a Secret
         # that was not verified.
         self._signing: dict[tuple[str, str], tuple[str, str | None]] = {}
+        # Which signing Secrets exist, as their watch says (kept up by procon.k8s.secret_watch):
+        # a Secret it knows absent is not read before it is created. A create that finds one
+        # all the same starts the pass over (see _write_signing_secret).
+        self.signing_index = SigningSecretIndex()
+        self._absent_by_index: set[tuple[str, str]] = set()
         # For liveness: reads that found a version the watch has not delivered.
         self.unwatched = UnwatchedChanges()
+        # Per connection, the newest resourceVersion this process knows of (delivered by the watch,
+        # read, or answered to a write): a read asks for "not older than" it, which the API server
+        # answers from its watch cache instead of a quorum read of etcd (see get_connection).
+        self._newest_version: dict[tuple[str, str], int] = {}
 
     def watched(self, namespace: str, name: str, resource_version: str) -> None:
         """The watch delivered this version of a connection."""
         self.unwatched.delivered((namespace, name), resource_version)
+        self._know_version((namespace, name), resource_version)
+
+    def _know_version(self, key: tuple[str, str], resource_version: str) -> None:
+        # resourceVersions are opaque to clients, but every API server orders them as etcd
+        # revisions; one that is not a number is simply not used for a cached read.
+        if resource_version.isdigit() and int(resource_version) > self._newest_version.get(key, 0):
+            self._newest_version[key] = int(resource_version)
 
     def has_seen_generation(
         self, namespace: str, name: str, generation: int, annotations: Mapping[str, str]
@@ -305,6 +323,7 @@ class Kube:
         """The connection is gone: drop what was kept about it, and about Secrets only it referenced."""
         key = (namespace, name)
         self._seen_generation.pop(key, None)
+        self._newest_version.pop(key, None)
         self.unwatched.forget(key)
         self._refer(namespace, self._secret_refs.pop(key, frozenset()), frozenset())
 
@@ -328,6 +347,7 @@ class Kube:
             self._seen_secret_version.pop(key, None)
             self._credentials.drop(key)
             self._signing.pop(key, None)
+            self._absent_by_index.discard(key)
 
     def state_entries(self) -> dict[str, int]:
         """Sizes of the per-connection stores (for the operator's own metrics)."""
@@ -337,6 +357,8 @@ class Kube:
             "secret_references": len(self._secret_refs),
             "referenced_secrets": len(self._secret_ref_counts),
             "known_signing_secrets": len(self._signing),
+            "indexed_signing_secrets": len(self.signing_index),
+            "signing_secrets_absent_by_index": len(self._absent_by_index),
             **self._credentials.state_entries(),
             **self.unwatched.state_entries(),
         }
@@ -359,15 +381,26 @@ class Kube:
         namespace = await self._core.read_namespace("kube-system")
         return str(namespace.metadata.uid)
 
-    async def get_connection(self, namespace: str, name: str) -> Connection | None:
+    async def get_connection(self, namespace: str, name: str, *, latest: bool = False) -> Connection | None:
+        """The connection, at least as new as any version of it this process has seen.
+
+        That bound is all a reconcile needs: a change made since reaches the watch, which queues
+        another pass. So the read names the newest version known, and the API server answers from
+        its watch cache: a quorum read of etcd cost it over twice as much CPU per read
+        (docs/design/work-queue.md, "Reads of Kubernetes per reconcile"). ``latest`` asks for a
+        quorum read: after a conflict, when the object is known to have changed in ways the watch
+        may not have delivered yet.
+        """
+        known = None if latest else self._newest_version.get((namespace, name))
         try:
-            obj = await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            obj = await self._read_connection(namespace, name, known)
         except ApiException as error:
             if error.status == 404:
                 self.forget(namespace, name)
                 return None
             raise
         connection = connection_from_object(obj)
+        self._know_version((namespace, name), connection.resource_version)
         self.unwatched.read((namespace, name), connection.resource_version)
         self._seen_generation[(namespace, name)] = (
             connection.generation,
@@ -380,6 +413,28 @@ class Kube:
         if before != refs:  # first read, or the spec names other Secrets now
             self._refer(namespace, before, refs)
         return connection
+
+    async def _read_connection(self, namespace: str, name: str, not_older_than: int | None) -> Any:
+        if not_older_than is None:
+            return await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        try:
+            # The generated client has no resourceVersion parameter for this read.
+            response = await self._api.call_api(
+                "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+                "GET",
+                {"group": GROUP, "version": VERSION, "namespace": namespace, "plural": PLURAL, "name": name},
+                [("resourceVersion", str(not_older_than))],
+                {"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+            return await raw_json(response)
+        except ApiException as error:
+            # 504: the watch cache did not reach that version in time (the API server waits a few
+            # seconds); etcd answers instead.
+            if error.status != 504:
+                raise
+        return await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
         """The credentials Secret: as the watch delivered it, else read through the opt-in label selector.
@@ -455,6 +510,7 @@ class Kube:
         name = connection.model.spec.webhook.signing_secret_ref.name
         key = (connection.namespace, name)
         self._signing.pop(key, None)
+        self._absent_by_index.discard(key)
         try:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
@@ -480,6 +536,9 @@ class Kube:
     def _know_signing(self, connection: Connection, resource_version: str | None) -> None:
         """Remember the connection's signing Secret as verified ours at this version (None: absent)."""
         key = (connection.namespace, connection.model.spec.webhook.signing_secret_ref.name)
+        if resource_version is not None:  # read or written: no longer believed absent on the watch's word
+            self._absent_by_index.discard(key)
+            self.signing_index.present(key)
         if self.references(key):  # kept no longer than a connection refers to it
             self._signing[key] = (connection.uid, resource_version)
 
@@ -494,6 +553,14 @@ class Kube:
         }
 
     async def read_published(self, connection: Connection) -> PublishedSecret | None:
+        secret_key = (connection.namespace, connection.model.spec.webhook.signing_secret_ref.name)
+        if self.signing_index.known_absent(secret_key):
+            # A new connection's Secret, as a rule: nothing to read. What this process writes
+            # next is a create, which fails if the Secret exists all the same.
+            self._seen_secret_version[secret_key] = None
+            self._know_signing(connection, None)
+            self._absent_by_index.add(secret_key)
+            return None
         secret = await self._read_owned(connection)
         if secret is None:
             return None
@@ -571,6 +638,13 @@ class Kube:
             except ApiException as error:
                 if error.status != 409:
                     raise
+                if key in self._absent_by_index:
+                    # Believed absent on the watch's word, not read: what the pass decided may
+                    # rest on that (a create's write-ahead record it never saw). It starts over,
+                    # and reads the Secret this time.
+                    self._absent_by_index.discard(key)
+                    self.signing_index.present(key)
+                    raise StaleObject(connection.name) from None
                 existing = await self._read_owned(connection)  # created meanwhile: ours, or refuse
         # Merge: other keys someone added to the Secret are kept.
         patch: dict[str, Any] = {"metadata": {"labels": metadata["labels"]}, "data": _encode_patch(values)}
@@ -632,13 +706,19 @@ class Kube:
             except ApiException as error:
                 if error.status != 409:
                     raise
-                fresh = await self.get_connection(connection.namespace, connection.name)
+                fresh = await self.get_connection(connection.namespace, connection.name, latest=True)
                 if fresh is None or fresh.generation != connection.generation or fresh.deleting:
                     raise StaleObject(connection.name) from None
                 connection = fresh
                 continue
-            return connection_from_object(obj)
+            return self._answered(obj)
         raise StaleObject(connection.name)
+
+    def _answered(self, obj: Mapping[str, Any]) -> Connection:
+        """The connection a write answered with; its version is the newest known."""
+        connection = connection_from_object(obj)
+        self._know_version((connection.namespace, connection.name), connection.resource_version)
+        return connection
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
         try:
@@ -655,7 +735,7 @@ class Kube:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
             return connection
-        return connection_from_object(obj)
+        return self._answered(obj)
 
     async def post_event(self, connection: Connection, type_: EventType, reason: str, message: str) -> None:
         now = datetime.now(UTC)

@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from procon.k8s.kube import AS_RAW_METADATA, MANAGED_BY, MANAGED_BY_LABEL, raise_for_status, raw_json
+from procon.k8s.signing_index import SigningSecretIndex
 
 logger = logging.getLogger(__name__)
 
@@ -43,28 +44,38 @@ class Gone(Exception):
 
 
 async def watch_managed_secrets(
-    core: client.CoreV1Api, namespaces: tuple[str, ...], on_event: OnEvent
+    core: client.CoreV1Api,
+    namespaces: tuple[str, ...],
+    on_event: OnEvent,
+    index: SigningSecretIndex | None = None,
 ) -> None:
-    """Watch the managed Secrets in ``namespaces`` (every namespace when empty) until cancelled."""
+    """Watch the managed Secrets in ``namespaces`` (every namespace when empty) until cancelled,
+    keeping ``index`` of which exist."""
     scopes: tuple[str | None, ...] = namespaces or (None,)
-    await asyncio.gather(*(_watch_scope(core, namespace, on_event) for namespace in scopes))
+    index = index if index is not None else SigningSecretIndex()
+    await asyncio.gather(*(_watch_scope(core, namespace, on_event, index) for namespace in scopes))
 
 
-async def _watch_scope(core: client.CoreV1Api, namespace: str | None, on_event: OnEvent) -> None:
+async def _watch_scope(
+    core: client.CoreV1Api, namespace: str | None, on_event: OnEvent, index: SigningSecretIndex
+) -> None:
     where = f"in {namespace}" if namespace else "cluster-wide"
     backoff = 1.0
     while True:
         try:
-            version = await _list(core, namespace, on_event)
+            index.listing(namespace)
+            version = await _list(core, namespace, on_event, index)
+            index.listed(namespace)
             logger.debug("watching procon's signing Secrets %s from version %s", where, version)
             while True:
-                version = await _watch(core, namespace, version, on_event)
+                version = await _watch(core, namespace, version, on_event, index)
                 backoff = 1.0
         except Gone:
             continue
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            index.listing(namespace)  # events may be missed until it lists again
             logger.warning("the watch of procon's signing Secrets %s failed (%s); retrying", where, error)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -78,7 +89,9 @@ async def _request(core: client.CoreV1Api, namespace: str | None, **params: Any)
     return await core.list_secret_for_all_namespaces(**params)
 
 
-async def _list(core: client.CoreV1Api, namespace: str | None, on_event: OnEvent) -> str:
+async def _list(
+    core: client.CoreV1Api, namespace: str | None, on_event: OnEvent, index: SigningSecretIndex
+) -> str:
     """List in pages (a fleet's signing Secrets are thousands); every page is of one snapshot,
     whose resourceVersion the watch resumes from. An expired page token fails the listing,
     which the caller starts again."""
@@ -89,14 +102,19 @@ async def _list(core: client.CoreV1Api, namespace: str | None, on_event: OnEvent
             params["_continue"] = token
         listing = await raw_json(await _request(core, namespace, **params))
         for item in listing.get("items") or []:
-            on_event(None, item.get("metadata") or {})
+            meta = item.get("metadata") or {}
+            if key := _key(meta):
+                index.listed_one(namespace, key)
+            on_event(None, meta)
         metadata = listing.get("metadata") or {}
         token = str(metadata.get("continue") or "")
         if not token:
             return str(metadata["resourceVersion"])
 
 
-async def _watch(core: client.CoreV1Api, namespace: str | None, version: str, on_event: OnEvent) -> str:
+async def _watch(
+    core: client.CoreV1Api, namespace: str | None, version: str, on_event: OnEvent, index: SigningSecretIndex
+) -> str:
     """Follow one watch request to its end; returns the version to resume from."""
     response = await _request(
         core,
@@ -119,9 +137,17 @@ async def _watch(core: client.CoreV1Api, namespace: str | None, version: str, on
                 raise RuntimeError(f"watch error {obj.get('code')}: {obj.get('reason')}")
             meta = obj.get("metadata") or {}
             version = str(meta.get("resourceVersion") or version)
-            if kind != "BOOKMARK":
-                on_event(kind, meta)
+            if kind == "BOOKMARK":
+                continue
+            if key := _key(meta):
+                (index.gone if kind == "DELETED" else index.present)(key)
+            on_event(kind, meta)
     return version
+
+
+def _key(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    namespace, name = meta.get("namespace"), meta.get("name")
+    return (str(namespace), str(name)) if namespace and name else None
 
 
 async def _json_lines(content: Any) -> AsyncIterator[dict[str, Any]]:

@@ -92,7 +92,10 @@ class PublishedSecret:
 
 
 class KubePort(Protocol):
-    async def get_connection(self, namespace: str, name: str) -> Connection | None: ...
+    async def get_connection(self, namespace: str, name: str, *, latest: bool = False) -> Connection | None:
+        """The connection (None when it does not exist), at least as new as any version of it this
+        process has seen; ``latest``: as stored now, for a pass started over after a conflict."""
+        ...
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
         """A credentials Secret (its data only if it opted in), or None when it does not exist."""

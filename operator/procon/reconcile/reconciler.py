@@ -244,8 +244,10 @@ class Reconciler:
         reports Ready=False and Reconciling=True with the reason, never leaving
         an earlier Ready=True standing, and the caller retries with backoff.
         """
-        for _ in range(3):
-            connection = await self._kube.get_connection(namespace, name)
+        for attempt in range(3):
+            # Started over after a conflict: the object changed in ways the watch may not have
+            # delivered yet, so this read asks etcd itself.
+            connection = await self._kube.get_connection(namespace, name, latest=attempt > 0)
             if connection is None or connection.deleting:
                 if connection is None:
                     self.forget(namespace, name)

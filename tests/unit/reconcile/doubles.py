@@ -98,7 +98,7 @@ class MemoryKube:
         self.generation += 1
         self._bump()
 
-    async def get_connection(self, namespace: str, name: str) -> Connection | None:
+    async def get_connection(self, namespace: str, name: str, *, latest: bool = False) -> Connection | None:
         return Connection(
             model=ProcessorConnection.model_validate({"spec": self.spec}),
             namespace="ns",
@@ -186,7 +186,7 @@ class FleetKube:
         self.connections[name] = kube
         return kube
 
-    async def get_connection(self, namespace: str, name: str) -> Connection | None:
+    async def get_connection(self, namespace: str, name: str, *, latest: bool = False) -> Connection | None:
         return await self.connections[name].get_connection(namespace, name)
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:

@@ -236,6 +236,9 @@ class StripeState:
         self.accounts: dict[str, Account] = {}
         self.keys: dict[str, ApiKey] = {}
         self.endpoints: dict[str, WebhookEndpoint] = {}
+        # The same endpoints by account and mode: a list or create looks at its account's only,
+        # at a cost that does not grow with every other account's endpoints.
+        self._endpoints_by_account: dict[tuple[str, bool], dict[str, WebhookEndpoint]] = {}
         self.idempotency = IdempotencyStore()
         # Every signing secret ever handed out, deleted endpoints' included:
         # tests check that none of them leaks into the operator's output.
@@ -253,6 +256,7 @@ class StripeState:
             self.accounts = {}
             self.keys = {}
             self.endpoints = {}
+            self._endpoints_by_account = {}
             self.idempotency.clear()
             self.key_uses.clear()
             for spec in self._initial_accounts:
@@ -347,9 +351,7 @@ class StripeState:
     def endpoints_of(self, account_id: str, livemode: bool) -> list[WebhookEndpoint]:
         """The account's endpoints in one mode, newest first (Stripe's list order)."""
         with self.lock:
-            found = [
-                e for e in self.endpoints.values() if e.account_id == account_id and e.livemode == livemode
-            ]
+            found = list(self._endpoints_by_account.get((account_id, livemode), {}).values())
         return sorted(found, key=lambda e: (e.created, e.sequence), reverse=True)
 
     def add_endpoint(
@@ -384,6 +386,7 @@ class StripeState:
                 disabled=disabled,
             )
             self.endpoints[endpoint.id] = endpoint
+            self._endpoints_by_account.setdefault((account_id, livemode), {})[endpoint.id] = endpoint
             return endpoint
 
     def endpoint(self, endpoint_id: str) -> WebhookEndpoint:
@@ -405,7 +408,9 @@ class StripeState:
 
     def remove_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         with self.lock:
-            return self.endpoints.pop(endpoint_id)
+            endpoint = self.endpoints.pop(endpoint_id)
+            self._endpoints_by_account[(endpoint.account_id, endpoint.livemode)].pop(endpoint_id)
+            return endpoint
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready dump for people and tests: keys masked, endpoint secrets left out."""

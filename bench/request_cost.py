@@ -1,0 +1,291 @@
+"""What each Kubernetes request of a new connection's first pass costs the API server and etcd.
+
+A fleet's first pass is bound by the API server's CPU on a small machine (``bench/fleet.py``), so
+this measures its requests one kind at a time. It starts the local control plane (see
+``bench/_harness.py``) with the CRD as generated, or, with ``--granular-status``, with the
+status tracked field by field for server-side apply (the CRD before the status was made
+atomic), creates N ProcessorConnections shaped like the fleet bench's, and makes each request
+of a first pass N times, 8 at a time, with the admin credentials:
+
+- create (a POST, as the request to compare the others with);
+- the finalizer merge patch (kopf's), the signing Secret's read while absent (404), its
+  write-ahead create and its publish patch, the status merge patch of a Ready connection, the
+  event;
+- a read of the connection from etcd (no resourceVersion), and the read procon makes, not older
+  than a version it has seen (from the API server's watch cache).
+
+For each it prints the CPU time the kube-apiserver and etcd processes spent (from /proc) per
+request, and the stored size of a Ready connection. Figures from one run differ by about 10 %
+from the next on a quiet machine; compare runs side by side.
+
+Usage: python bench/request_cost.py [--requests 1500] [--granular-status] [--state-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._harness import bench_cluster  # noqa: E402
+from kubernetes_asyncio import client, config  # noqa: E402
+
+from procon.api.crd import crd_yaml  # noqa: E402
+from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from procon.dev import cluster as control_plane  # noqa: E402
+
+CONCURRENCY = 8
+STAMP = "2026-12-02T00:00:00Z"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(state_dir: Path) -> dict[str, int]:
+    """The kube-apiserver and etcd processes of the control plane in ``state_dir``."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(state_dir).encode() not in b" ".join(argv):
+            continue
+        program = Path(argv[0].decode()).name
+        if program in ("kube-apiserver", "etcd"):
+            found[program] = int(entry.name)
+    if set(found) != {"kube-apiserver", "etcd"}:
+        raise RuntimeError(f"kube-apiserver and etcd of {state_dir} not found (found {sorted(found)})")
+    return found
+
+
+def spec(i: int) -> dict[str, Any]:
+    return {
+        "processor": "stripe",
+        "mode": "test",
+        "credentialsSecretRef": {"name": f"acct-{i // 10:05d}"},
+        "requiredPermissions": [
+            "rak_balance_read",
+            "rak_charge_read",
+            "rak_dispute_read",
+            "rak_event_read",
+            "rak_payout_read",
+            "rak_webhook_write",
+        ],
+        "webhook": {
+            "url": f"https://hooks.example.com/fleet/c-{i:05d}",
+            "events": ["charge.succeeded", "payout.paid"],
+            "signingSecretRef": {"name": f"c-{i:05d}-webhook"},
+        },
+    }
+
+
+def ready_status() -> dict[str, Any]:
+    """A Ready connection's status, as procon writes it."""
+    message = "webhook we_Mqm9TrmMWbQ9u21wjThmLPn7 delivers 2 event types"
+    conditions = [
+        ("Ready", "True", "Ready", message),
+        ("Reconciling", "False", "ReconcileSucceeded", ""),
+        ("Stalled", "False", "NotStalled", ""),
+        ("CredentialsValid", "True", "CredentialsVerified", "valid test-mode credentials"),
+        ("PermissionsValid", "True", "PermissionsGranted", "every required permission is held"),
+        ("WebhookReady", "True", "EndpointReady", message),
+    ]
+    return {
+        "observedGeneration": 1,
+        "account": {"id": "acct_1Fzk7Z6STSn78k", "mode": "test"},
+        "conditions": [
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": text,
+                "observedGeneration": 1,
+                "lastTransitionTime": STAMP,
+            }
+            for kind, status, reason, text in conditions
+        ],
+        "missingPermissions": [],
+        "verifiedCredentials": {
+            "generation": 1,
+            "secretResourceVersion": "225",
+            "secretUid": "591ea756-c4f6-42cf-883a-035faaacc914",
+            "verifiedAt": STAMP,
+        },
+        "webhook": {
+            "id": "we_Mqm9TrmMWbQ9u21wjThmLPn7",
+            "url": "https://hooks.example.com/fleet/c",
+            "status": "enabled",
+            "events": ["charge.succeeded", "payout.paid"],
+        },
+    }
+
+
+def granular_status_crd() -> str:
+    """The CRD with the status tracked field by field for server-side apply, as before it was atomic."""
+    docs = list(yaml.safe_load_all(crd_yaml()))
+    for version in docs[0]["spec"]["versions"]:
+        version["schema"]["openAPIV3Schema"]["properties"]["status"].pop("x-kubernetes-map-type", None)
+    return yaml.safe_dump_all(docs)
+
+
+async def measure(running: control_plane.Cluster, requests: int, label: str) -> None:
+    await config.load_kube_config(str(running.kubeconfig))
+    async with client.ApiClient() as api:
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        namespace = f"cost-{int(time.time())}"
+        new_namespace: Any = {"metadata": {"name": namespace}}
+        await core.create_namespace(new_namespace)
+        pids = _server_pids(running.state_dir)
+        versions: dict[int, str] = {}
+        merge: dict[str, Any] = {"_content_type": "application/merge-patch+json", "_preload_content": False}
+        status = {"status": ready_status()}
+
+        async def create(i: int) -> None:
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "metadata": {"name": f"c-{i:05d}"},
+                "spec": spec(i),
+            }
+            await custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body, _preload_content=False
+            )
+
+        async def finalizer(i: int) -> None:
+            patch = {"metadata": {"finalizers": ["procon.dev/finalizer"]}}
+            await custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", patch, **merge
+            )
+
+        async def absent_secret(i: int) -> None:
+            try:
+                await core.read_namespaced_secret(f"c-{i:05d}-webhook", namespace, _preload_content=False)
+            except client.ApiException as error:
+                if error.status != 404:
+                    raise
+
+        async def write_ahead(i: int) -> None:
+            body: Any = {
+                "metadata": {
+                    "name": f"c-{i:05d}-webhook",
+                    "labels": {"app.kubernetes.io/managed-by": "procon"},
+                },
+                "data": {"pendingCreate": "eyJrZXkiOiAiayIsICJwYXJhbXMiOiAicCJ9"},
+            }
+            await core.create_namespaced_secret(namespace, body, _preload_content=False)
+
+        async def publish(i: int) -> None:
+            patch = {"data": {"signingSecret": "d2hzZWNfZXhhbXBsZQ==", "pendingCreate": None}}
+            await core.patch_namespaced_secret(f"c-{i:05d}-webhook", namespace, patch, _preload_content=False)
+
+        async def write_status(i: int) -> None:
+            response = await custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", status, **merge
+            )
+            versions[i] = json.loads(await response.read())["metadata"]["resourceVersion"]
+
+        async def event(i: int) -> None:
+            body: Any = {
+                "metadata": {"generateName": f"c-{i:05d}."},
+                "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": f"c-{i:05d}"},
+                "reason": "CreatedWebhookEndpoint",
+                "message": f"created webhook we_x; its signing secret is in Secret c-{i:05d}-webhook",
+                "type": "Normal",
+                "source": {"component": "procon"},
+            }
+            await core.create_namespaced_event(namespace, body, _preload_content=False)
+
+        async def read_from_etcd(i: int) -> None:
+            await custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", _preload_content=False
+            )
+
+        async def read_from_cache(i: int) -> None:
+            await api.call_api(
+                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/c-{i:05d}",
+                "GET",
+                query_params=[("resourceVersion", versions[i])],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+
+        steps: list[tuple[str, Callable[[int], Awaitable[None]]]] = [
+            ("create (POST)", create),
+            ("finalizer merge patch", finalizer),
+            ("signing Secret read, absent", absent_secret),
+            ("signing Secret create", write_ahead),
+            ("signing Secret patch", publish),
+            ("status merge patch", write_status),
+            ("event (POST)", event),
+            ("connection read from etcd", read_from_etcd),
+            ("connection read not older than", read_from_cache),
+        ]
+        print(f"{label}: {requests} requests of each kind, {CONCURRENCY} at a time")
+        print(f"{'request':34} {'kube-apiserver':>16} {'etcd':>10}")
+        for name, step in steps:
+            before = {k: _cpu_seconds(p) for k, p in pids.items()}
+            limit = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(
+                i: int, step: Callable[[int], Awaitable[None]] = step, limit: asyncio.Semaphore = limit
+            ) -> None:
+                async with limit:
+                    await step(i)
+
+            await asyncio.gather(*(one(i) for i in range(requests)))
+            spent = {k: 1000 * (_cpu_seconds(p) - before[k]) / requests for k, p in pids.items()}
+            print(f"{name:34} {spent['kube-apiserver']:11.2f} ms {spent['etcd']:7.2f} ms")
+        stored = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "c-00000")
+        print(f"a Ready connection as stored, managedFields included: {len(json.dumps(stored))} bytes")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--granular-status", action="store_true", help="the status tracked field by field")
+    parser.add_argument("--state-dir", type=Path, default=None)
+    args = parser.parse_args()
+    with bench_cluster(args.state_dir, prefix="procon-cost-") as running:
+        label = "the CRD as generated (status atomic)"
+        if args.granular_status:
+            subprocess.run(
+                [
+                    "kubectl",
+                    "apply",
+                    "--server-side",
+                    "--force-conflicts",
+                    "--field-manager=procon-dev",
+                    "-f",
+                    "-",
+                ],
+                input=granular_status_crd(),
+                text=True,
+                env=running.env(),
+                check=True,
+                capture_output=True,
+            )
+            label = "the CRD with the status tracked field by field"
+        asyncio.run(measure(running, args.requests, label))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
