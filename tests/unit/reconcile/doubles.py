@@ -84,6 +84,9 @@ class MemoryKube:
     crash_on_publish: int = 0
     released: bool = False
     deleting: bool = False
+    # The signing Secret lost procon's label: its watch knows it no more (see Kube.read_published).
+    hidden_from_watch: bool = False
+    published_reads: list[bool] = field(default_factory=list)  # each read's ``confirm``
     status_writes: list[dict[str, Any]] = field(default_factory=list)
     secret_versions: dict[str, int] = field(default_factory=dict)
     # The connection's name and UID (a fleet of them: one MemoryKube each, see FleetKube).
@@ -123,7 +126,12 @@ class MemoryKube:
         self.secrets[name] = data
         self.secret_versions[name] = self.secret_versions.get(name, 1) + 1
 
-    async def read_published(self, connection: Connection) -> PublishedSecret | None:
+    async def read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
+        self.published_reads.append(confirm)
+        if self.hidden_from_watch and not confirm:
+            return None  # the watch of procon's Secrets does not see it (its label was removed)
         if self.published is None and self.pending is None:
             return None
         published = self.published or {"id": None, "secret": None}
@@ -192,8 +200,10 @@ class FleetKube:
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
         return await next(iter(self.connections.values())).read_credentials(namespace, name)
 
-    async def read_published(self, connection: Connection) -> PublishedSecret | None:
-        return await self.connections[connection.name].read_published(connection)
+    async def read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
+        return await self.connections[connection.name].read_published(connection, confirm=confirm)
 
     async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
         await self.connections[connection.name].publish(connection, webhook_id, signing_secret)
