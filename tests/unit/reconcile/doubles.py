@@ -87,6 +87,8 @@ class MemoryKube:
     # The signing Secret lost procon's label: its watch knows it no more (see Kube.read_published).
     hidden_from_watch: bool = False
     published_reads: list[bool] = field(default_factory=list)  # each read's ``confirm``
+    connection_reads: list[bool] = field(default_factory=list)  # each read's ``latest``
+    stale_at_record_pending: int = 0  # raise StaleObject at that many record_pending calls
     status_writes: list[dict[str, Any]] = field(default_factory=list)
     secret_versions: dict[str, int] = field(default_factory=dict)
     # The connection's name and UID (a fleet of them: one MemoryKube each, see FleetKube).
@@ -102,6 +104,7 @@ class MemoryKube:
         self._bump()
 
     async def get_connection(self, namespace: str, name: str, *, latest: bool = False) -> Connection | None:
+        self.connection_reads.append(latest)
         return Connection(
             model=ProcessorConnection.model_validate({"spec": self.spec}),
             namespace="ns",
@@ -145,6 +148,10 @@ class MemoryKube:
         self.pending = None
 
     async def record_pending(self, connection: Connection, pending: PendingCreate | None) -> None:
+        if self.stale_at_record_pending:
+            # As Kube does when a create finds a Secret its watch took for absent.
+            self.stale_at_record_pending -= 1
+            raise StaleObject(connection.name)
         self.pending = pending
 
     async def release_published(self, connection: Connection) -> bool:

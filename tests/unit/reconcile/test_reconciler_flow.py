@@ -194,6 +194,14 @@ async def test_a_signing_secret_hidden_from_its_watch_never_costs_the_webhook_it
     assert kube.published_reads[-2:] == [False, True]  # trusted the watch, then read it
 
 
+async def test_a_pass_that_starts_over_reads_the_connection_from_etcd() -> None:
+    """The first read of a pass is served from the API server's watch cache; after a conflict the
+    object changed in ways the watch may not have delivered, so the pass reads it as stored."""
+    kube, processor = MemoryKube(stale_at_record_pending=1), FakeProcessor()
+    await ready(kube, processor)
+    assert kube.connection_reads[:2] == [False, True]
+
+
 async def test_legacy_annotation_is_removed_and_not_trusted() -> None:
     kube, processor = MemoryKube(), FakeProcessor()
     kube.annotations[PENDING_CREATE] = '{"key":"procon-guessable","params":"x"}'
