@@ -45,6 +45,7 @@ from kubernetes_asyncio import client, config  # noqa: E402
 from procon.api.crd import crd_yaml  # noqa: E402
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION  # noqa: E402
 from procon.dev import cluster as control_plane  # noqa: E402
+from procon.k8s.kube import discard, raw_json  # noqa: E402
 
 CONCURRENCY = 8
 STAMP = "2026-12-02T00:00:00Z"
@@ -164,22 +165,30 @@ async def measure(running: control_plane.Cluster, requests: int, label: str) -> 
                 "metadata": {"name": f"c-{i:05d}"},
                 "spec": spec(i),
             }
-            await custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, body, _preload_content=False
+            await discard(
+                await custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, body, _preload_content=False
+                )
             )
 
         async def finalizer(i: int) -> None:
             patch = {"metadata": {"finalizers": ["procon.dev/finalizer"]}}
-            await custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", patch, **merge
+            await discard(
+                await custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", patch, **merge
+                )
             )
 
         async def absent_secret(i: int) -> None:
             try:
-                await core.read_namespaced_secret(f"c-{i:05d}-webhook", namespace, _preload_content=False)
+                await discard(
+                    await core.read_namespaced_secret(f"c-{i:05d}-webhook", namespace, _preload_content=False)
+                )
             except client.ApiException as error:
                 if error.status != 404:
                     raise
+            else:
+                raise AssertionError("the signing Secret exists before its create")
 
         async def write_ahead(i: int) -> None:
             body: Any = {
@@ -189,42 +198,51 @@ async def measure(running: control_plane.Cluster, requests: int, label: str) -> 
                 },
                 "data": {"pendingCreate": "eyJrZXkiOiAiayIsICJwYXJhbXMiOiAicCJ9"},
             }
-            await core.create_namespaced_secret(namespace, body, _preload_content=False)
+            await discard(await core.create_namespaced_secret(namespace, body, _preload_content=False))
 
         async def publish(i: int) -> None:
             patch = {"data": {"signingSecret": "d2hzZWNfZXhhbXBsZQ==", "pendingCreate": None}}
-            await core.patch_namespaced_secret(f"c-{i:05d}-webhook", namespace, patch, _preload_content=False)
+            await discard(await core.patch_namespaced_secret(f"c-{i:05d}-webhook", namespace, patch, **merge))
 
         async def write_status(i: int) -> None:
             response = await custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", status, **merge
             )
-            versions[i] = json.loads(await response.read())["metadata"]["resourceVersion"]
+            versions[i] = (await raw_json(response))["metadata"]["resourceVersion"]
 
         async def event(i: int) -> None:
             body: Any = {
                 "metadata": {"generateName": f"c-{i:05d}."},
-                "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": f"c-{i:05d}"},
+                "involvedObject": {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": f"c-{i:05d}",
+                    "namespace": namespace,
+                },
                 "reason": "CreatedWebhookEndpoint",
                 "message": f"created webhook we_x; its signing secret is in Secret c-{i:05d}-webhook",
                 "type": "Normal",
                 "source": {"component": "procon"},
             }
-            await core.create_namespaced_event(namespace, body, _preload_content=False)
+            await discard(await core.create_namespaced_event(namespace, body, _preload_content=False))
 
         async def read_from_etcd(i: int) -> None:
-            await custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", _preload_content=False
+            await discard(
+                await custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, f"c-{i:05d}", _preload_content=False
+                )
             )
 
         async def read_from_cache(i: int) -> None:
-            await api.call_api(
-                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/c-{i:05d}",
-                "GET",
-                query_params=[("resourceVersion", versions[i])],
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
+            await discard(
+                await api.call_api(
+                    f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/c-{i:05d}",
+                    "GET",
+                    query_params=[("resourceVersion", versions[i])],
+                    header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                )
             )
 
         steps: list[tuple[str, Callable[[int], Awaitable[None]]]] = [

@@ -474,6 +474,38 @@ def test_a_signing_secret_there_after_all_starts_the_pass_over_and_is_read(whose
     run(test)
 
 
+def test_a_read_to_confirm_reads_a_signing_secret_the_watch_cannot_see() -> None:
+    """Ours by its owner reference, but without procon's label (someone removed it): the watch
+    of procon's Secrets lists it no more. A read that trusts the watch takes it for absent; one
+    asked to confirm reads it."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        core.put(
+            "shop-webhook",
+            labels={},
+            data={"signingSecret": encoded("whsec_1"), "endpointId": encoded("we_1")},
+            ownerReferences=[
+                {
+                    "apiVersion": "procon.dev/v1alpha1",
+                    "kind": "ProcessorConnection",
+                    "name": "shop",
+                    "uid": connection.uid,
+                    "controller": True,
+                }
+            ],
+        )
+        _listed(kube)
+        assert await kube.read_published(connection) is None
+        assert core.calls["GET"] == 0
+        published = await kube.read_published(connection, confirm=True)
+        assert published is not None
+        assert (published.webhook_id, published.signing_secret) == ("we_1", "whsec_1")
+
+    run(test)
+
+
 def test_a_signing_secret_changed_since_it_was_read_is_read_and_checked_again() -> None:
     """The patch carries the version that was verified: a Secret replaced meanwhile by someone
     else's is refused exactly as a read would refuse it, and never written."""
@@ -598,3 +630,20 @@ def test_a_watch_cache_behind_the_version_asked_for_is_read_past() -> None:
 
     run(test)
     assert custom.reads == [("cached", "7"), ("quorum", None)]
+
+
+def test_after_a_cache_that_fell_short_the_version_etcd_answered_is_the_bound() -> None:
+    """A version that may never come (etcd restored from a backup starts its revisions over) is
+    not asked for again: every read would wait the API server's seconds for nothing."""
+    custom = FakeCustom(connection_object())  # etcd has it at version 1
+    custom.cache_behind = True
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        kube._custom = kube._api = custom  # type: ignore[assignment]
+        kube.watched(NAMESPACE, "shop", "7")
+        await kube.get_connection(NAMESPACE, "shop")
+        custom.cache_behind = False
+        await kube.get_connection(NAMESPACE, "shop")
+
+    run(test)
+    assert custom.reads == [("cached", "7"), ("quorum", None), ("cached", "1")]

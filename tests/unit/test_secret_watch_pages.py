@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -59,3 +60,89 @@ def test_the_first_listing_is_read_page_by_page() -> None:
     assert index.known_absent(("shop", "another"))
     assert [p["limit"] for p in core.asked] == [secret_watch.LIST_PAGE_SIZE] * 3
     assert [p.get("_continue") for p in core.asked] == [None, "500", "1000"]
+
+
+class _Stream:
+    """A watch answer: one JSON event per line, read as aiohttp's content is."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.status = 200
+        self.content = self
+        self._body = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+
+    async def __aenter__(self) -> _Stream:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+    async def iter_any(self) -> Any:
+        yield self._body
+
+
+class _Watching:
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+
+    async def list_namespaced_secret(self, namespace: str, **params: Any) -> _Stream:
+        assert params["watch"] is True
+        return _Stream(self.events)
+
+
+def _event(kind: str, name: str, version: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "object": {"metadata": {"name": name, "namespace": "shop", "resourceVersion": version}},
+    }
+
+
+def test_the_watch_keeps_the_index_of_signing_secrets() -> None:
+    """Events, not only listings, say which Secrets exist: a new one is known present at once, a
+    deleted one (or one that lost procon's label) known absent; a bookmark says nothing of any."""
+    index = SigningSecretIndex()
+    index.listing("shop")
+    index.listed_one("shop", ("shop", "old"))
+    index.listed("shop")
+    core = _Watching(
+        [
+            _event("ADDED", "new", "43"),
+            _event("DELETED", "old", "44"),
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "45"}}},
+        ]
+    )
+    seen: list[tuple[str | None, str]] = []
+    version = asyncio.run(
+        secret_watch._watch(core, "shop", "42", lambda kind, meta: seen.append((kind, meta["name"])), index)  # type: ignore[arg-type]
+    )
+    assert version == "45"
+    assert seen == [("ADDED", "new"), ("DELETED", "old")]
+    assert not index.known_absent(("shop", "new"))
+    assert index.known_absent(("shop", "old"))
+
+
+def test_a_failed_watch_knows_nothing_absent_until_it_has_listed_again() -> None:
+    """Events may be missed while the watch is down: no name is taken for absent meanwhile."""
+
+    class Failing:
+        calls = 0
+
+        async def list_namespaced_secret(self, namespace: str, **params: Any) -> _Response:
+            Failing.calls += 1
+            raise RuntimeError("connection refused")
+
+    index = SigningSecretIndex()
+    index.listing("shop")
+    index.listed("shop")
+    assert index.known_absent(("shop", "a"))
+
+    async def run_briefly() -> None:
+        task = asyncio.create_task(secret_watch._watch_scope(Failing(), "shop", lambda *_: None, index))  # type: ignore[arg-type]
+        while not Failing.calls:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_briefly())
+    assert not index.known_absent(("shop", "a"))

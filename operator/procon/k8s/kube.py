@@ -201,6 +201,12 @@ def pending_from_json(raw: str | None) -> PendingCreate | None:
     )
 
 
+def _revision(resource_version: str) -> int:
+    """A resourceVersion as the etcd revision it is on every API server procon runs against; 0 for
+    one that is not a plain number (then never used as a bound)."""
+    return int(resource_version) if resource_version.isascii() and resource_version.isdigit() else 0
+
+
 def connection_from_object(obj: Mapping[str, Any]) -> Connection:
     meta = obj.get("metadata") or {}
     return Connection(
@@ -298,8 +304,8 @@ class Kube:
     def _know_version(self, key: tuple[str, str], resource_version: str) -> None:
         # resourceVersions are opaque to clients, but every API server orders them as etcd
         # revisions; one that is not a number is simply not used for a cached read.
-        if resource_version.isdigit() and int(resource_version) > self._newest_version.get(key, 0):
-            self._newest_version[key] = int(resource_version)
+        if _revision(resource_version) > self._newest_version.get(key, 0):
+            self._newest_version[key] = _revision(resource_version)
 
     def has_seen_generation(
         self, namespace: str, name: str, generation: int, annotations: Mapping[str, str]
@@ -391,16 +397,21 @@ class Kube:
         quorum read: after a conflict, when the object is known to have changed in ways the watch
         may not have delivered yet.
         """
-        known = None if latest else self._newest_version.get((namespace, name))
+        key = (namespace, name)
+        known = None if latest else self._newest_version.get(key)
         try:
-            obj = await self._read_connection(namespace, name, known)
+            obj, cache_behind = await self._read_connection(namespace, name, known)
         except ApiException as error:
             if error.status == 404:
                 self.forget(namespace, name)
                 return None
             raise
         connection = connection_from_object(obj)
-        self._know_version((namespace, name), connection.resource_version)
+        if cache_behind:
+            # The version asked for may never come (etcd restored from a backup starts over):
+            # the one etcd answered with is the bound from now on, lower or not.
+            self._newest_version.pop(key, None)
+        self._know_version(key, connection.resource_version)
         self.unwatched.read((namespace, name), connection.resource_version)
         self._seen_generation[(namespace, name)] = (
             connection.generation,
@@ -414,9 +425,12 @@ class Kube:
             self._refer(namespace, before, refs)
         return connection
 
-    async def _read_connection(self, namespace: str, name: str, not_older_than: int | None) -> Any:
+    async def _read_connection(
+        self, namespace: str, name: str, not_older_than: int | None
+    ) -> tuple[Any, bool]:
+        """The object, and whether the watch cache fell short of ``not_older_than`` (etcd answered)."""
         if not_older_than is None:
-            return await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return await self._quorum_read(namespace, name), False
         try:
             # The generated client has no resourceVersion parameter for this read.
             response = await self._api.call_api(
@@ -428,12 +442,15 @@ class Kube:
                 auth_settings=["BearerToken"],
                 _preload_content=False,
             )
-            return await raw_json(response)
+            return await raw_json(response), False
         except ApiException as error:
             # 504: the watch cache did not reach that version in time (the API server waits a few
             # seconds); etcd answers instead.
             if error.status != 504:
                 raise
+        return await self._quorum_read(namespace, name), True
+
+    async def _quorum_read(self, namespace: str, name: str) -> Any:
         return await self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
@@ -552,9 +569,11 @@ class Kube:
             "blockOwnerDeletion": True,
         }
 
-    async def read_published(self, connection: Connection) -> PublishedSecret | None:
+    async def read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
         secret_key = (connection.namespace, connection.model.spec.webhook.signing_secret_ref.name)
-        if self.signing_index.known_absent(secret_key):
+        if not confirm and self.references(secret_key) and self.signing_index.known_absent(secret_key):
             # A new connection's Secret, as a rule: nothing to read. What this process writes
             # next is a create, which fails if the Secret exists all the same.
             self._seen_secret_version[secret_key] = None

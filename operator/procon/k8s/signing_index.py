@@ -5,10 +5,12 @@ per connection, and a fleet's first pass is thousands of them. The metadata-only
 Secrets labelled ``app.kubernetes.io/managed-by=procon`` (procon.k8s.secret_watch) already says
 which exist, so a name it has not seen needs no read.
 
-Knowing a name absent is only ever a shortcut to a write that is safe without it: the Secret is
-then created, and a create fails on a Secret that exists, whoever made it (a Secret without the
-label, which this watch cannot see, included). Until a scope's listing has finished (at start,
-and whenever the watch lists again) nothing in it is known absent, and a read is made as before.
+Knowing a name absent is only trusted where a create follows: a create fails on a Secret that
+exists, whoever made it (a Secret without the label, which this watch cannot see, included), and
+the pass then starts over and reads it. A pass that would act otherwise on "nothing published"
+(delete a webhook of its own as unpublished) reads the Secret first (``confirm``, see
+procon.k8s.kube.Kube.read_published). Until a scope's listing has finished (at start, and
+whenever the watch lists again) nothing in it is known absent, and a read is made as before.
 """
 
 from __future__ import annotations

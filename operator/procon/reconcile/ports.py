@@ -101,8 +101,17 @@ class KubePort(Protocol):
         """A credentials Secret (its data only if it opted in), or None when it does not exist."""
         ...
 
-    async def read_published(self, connection: Connection) -> PublishedSecret | None:
-        """The published signing secret; raises :class:`SecretNotOwned` for someone else's Secret."""
+    async def read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
+        """The published signing secret; raises :class:`SecretNotOwned` for someone else's Secret.
+
+        None may rest on the watch's word that the Secret is not there (its watch sees only
+        Secrets labelled as procon's, and one may lose the label), which is enough before a
+        create, since a create fails on a Secret that exists. ``confirm`` reads the Secret
+        whatever the watch says: before anything is decided on "nothing published" that a
+        create would not undo, such as deleting a webhook of this connection.
+        """
         ...
 
     async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:

@@ -463,7 +463,7 @@ class Reconciler:
         """The webhook an Orphan deletion leaves: the one whose secret is published (the status's
         when nothing is)."""
         try:
-            published = await self._kube.read_published(connection)
+            published = await self._kube.read_published(connection, confirm=True)
         except SecretNotOwned:
             published = None
         if published is not None and published.webhook_id:
@@ -843,18 +843,15 @@ class Reconciler:
             )
         return report
 
-    async def _reconcile_webhook(
-        self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
-    ) -> tuple[ObservedWebhook | None, Verdict, str | None]:
-        """Reconcile the webhook; returns it, its verdict, and the rotation request it carried out."""
-        spec = connection.model.spec
-        owner = self._owner(connection)
+    async def _read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
+        """What the signing Secret holds (see KubePort.read_published); its secret is redacted from
+        then on, and someone else's Secret of that name stalls the connection."""
         try:
-            published = await self._kube.read_published(connection)
-            if published is not None and published.signing_secret:
-                redaction.remember(_scope(connection), [published.signing_secret], part="signing")
+            published = await self._kube.read_published(connection, confirm=confirm)
         except SecretNotOwned:
-            name = spec.webhook.signing_secret_ref.name
+            name = connection.model.spec.webhook.signing_secret_ref.name
             raise _Stalled(
                 _stalled_webhook(
                     "SigningSecretConflict",
@@ -862,6 +859,17 @@ class Reconciler:
                     "choose another webhook.signingSecretRef or delete that Secret",
                 )
             ) from None
+        if published is not None and published.signing_secret:
+            redaction.remember(_scope(connection), [published.signing_secret], part="signing")
+        return published
+
+    async def _reconcile_webhook(
+        self, connection: Connection, driver: ProcessorDriver, credentials: Credentials, target: Target
+    ) -> tuple[ObservedWebhook | None, Verdict, str | None]:
+        """Reconcile the webhook; returns it, its verdict, and the rotation request it carried out."""
+        spec = connection.model.spec
+        owner = self._owner(connection)
+        published = await self._read_published(connection)
         if PENDING_CREATE in connection.annotations:
             # Where earlier versions kept the create's key, readable by anyone who can read the
             # connection: never trusted, only removed. What that create left is an owned webhook
@@ -886,6 +894,12 @@ class Reconciler:
             # looks at the account again and creates afresh under a new key, in this very pass.
             for round_ in range(2):
                 observed = await driver.list_webhooks(credentials, target, owner.metadata())
+                if published is None and any(
+                    relation(w.metadata, owner) in (Relation.MINE, Relation.PREDECESSOR) for w in observed
+                ):
+                    # The plan deletes an owned webhook whose secret is not published. "Nothing
+                    # published" may be the watch's word only: the Secret is read before that.
+                    published = await self._read_published(connection, confirm=True)
                 if by_processor and published is not None and published.pending is not None:
                     published, recovered, recovered_rotation = await self._recover_pending_create(
                         connection, driver, credentials, target, desired, published, observed

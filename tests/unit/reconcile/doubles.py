@@ -84,6 +84,11 @@ class MemoryKube:
     crash_on_publish: int = 0
     released: bool = False
     deleting: bool = False
+    # The signing Secret lost procon's label: its watch knows it no more (see Kube.read_published).
+    hidden_from_watch: bool = False
+    published_reads: list[bool] = field(default_factory=list)  # each read's ``confirm``
+    connection_reads: list[bool] = field(default_factory=list)  # each read's ``latest``
+    stale_at_record_pending: int = 0  # raise StaleObject at that many record_pending calls
     status_writes: list[dict[str, Any]] = field(default_factory=list)
     secret_versions: dict[str, int] = field(default_factory=dict)
     # The connection's name and UID (a fleet of them: one MemoryKube each, see FleetKube).
@@ -99,6 +104,7 @@ class MemoryKube:
         self._bump()
 
     async def get_connection(self, namespace: str, name: str, *, latest: bool = False) -> Connection | None:
+        self.connection_reads.append(latest)
         return Connection(
             model=ProcessorConnection.model_validate({"spec": self.spec}),
             namespace="ns",
@@ -123,7 +129,12 @@ class MemoryKube:
         self.secrets[name] = data
         self.secret_versions[name] = self.secret_versions.get(name, 1) + 1
 
-    async def read_published(self, connection: Connection) -> PublishedSecret | None:
+    async def read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
+        self.published_reads.append(confirm)
+        if self.hidden_from_watch and not confirm:
+            return None  # the watch of procon's Secrets does not see it (its label was removed)
         if self.published is None and self.pending is None:
             return None
         published = self.published or {"id": None, "secret": None}
@@ -137,6 +148,10 @@ class MemoryKube:
         self.pending = None
 
     async def record_pending(self, connection: Connection, pending: PendingCreate | None) -> None:
+        if self.stale_at_record_pending:
+            # As Kube does when a create finds a Secret its watch took for absent.
+            self.stale_at_record_pending -= 1
+            raise StaleObject(connection.name)
         self.pending = pending
 
     async def release_published(self, connection: Connection) -> bool:
@@ -192,8 +207,10 @@ class FleetKube:
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
         return await next(iter(self.connections.values())).read_credentials(namespace, name)
 
-    async def read_published(self, connection: Connection) -> PublishedSecret | None:
-        return await self.connections[connection.name].read_published(connection)
+    async def read_published(
+        self, connection: Connection, *, confirm: bool = False
+    ) -> PublishedSecret | None:
+        return await self.connections[connection.name].read_published(connection, confirm=confirm)
 
     async def publish(self, connection: Connection, webhook_id: str, signing_secret: str) -> None:
         await self.connections[connection.name].publish(connection, webhook_id, signing_secret)

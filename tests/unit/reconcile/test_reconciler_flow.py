@@ -181,6 +181,27 @@ async def test_replay_of_a_deleted_webhook_is_not_published_and_its_key_never_re
     assert kube.pending is None
 
 
+async def test_a_signing_secret_hidden_from_its_watch_never_costs_the_webhook_it_publishes() -> None:
+    """The Secret lost procon's label, so its watch (and a read that trusts the watch) takes it
+    for absent. Before the plan deletes a webhook of the connection as unpublished, the Secret is
+    read: the webhook it publishes stays, with its secret."""
+    kube, processor = MemoryKube(), FakeProcessor()
+    first = await ready(kube, processor)
+    kube.hidden_from_watch = True
+    restart(kube)  # a new process knows of the Secret only what the watch says
+    assert await settle(kube, processor) == "ready"
+    assert assert_invariant(kube, processor) == first
+    assert kube.published_reads[-2:] == [False, True]  # trusted the watch, then read it
+
+
+async def test_a_pass_that_starts_over_reads_the_connection_from_etcd() -> None:
+    """The first read of a pass is served from the API server's watch cache; after a conflict the
+    object changed in ways the watch may not have delivered, so the pass reads it as stored."""
+    kube, processor = MemoryKube(stale_at_record_pending=1), FakeProcessor()
+    await ready(kube, processor)
+    assert kube.connection_reads[:2] == [False, True]
+
+
 async def test_legacy_annotation_is_removed_and_not_trusted() -> None:
     kube, processor = MemoryKube(), FakeProcessor()
     kube.annotations[PENDING_CREATE] = '{"key":"procon-guessable","params":"x"}'

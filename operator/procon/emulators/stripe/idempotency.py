@@ -98,9 +98,10 @@ class IdempotencyStore:
             return sum(1 for entry in self._entries.values() if entry.response is None)
 
     def _prune(self, now: float) -> None:
-        # Entries are kept in the order they began, which is the order of their ``created``
-        # (the clock does not run back): the expired ones are at the front, and a look at every
-        # entry on every request made each request cost the emulator more as a fleet grew.
+        # Entries are kept in the order they began, which is the order of their ``created`` while
+        # the clock runs forward: the expired ones are at the front, and a look at every entry on
+        # every request made each request cost the emulator more as a fleet grew. (Should the
+        # wall clock step back, pruning stops early for a while: answers are kept longer.)
         expired = []
         for k, e in self._entries.items():
             if now - e.created < RETENTION_SECONDS:
