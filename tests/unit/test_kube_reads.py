@@ -647,3 +647,24 @@ def test_after_a_cache_that_fell_short_the_version_etcd_answered_is_the_bound() 
 
     run(test)
     assert custom.reads == [("cached", "7"), ("quorum", None), ("cached", "1")]
+
+
+def test_the_event_of_a_write_delivered_after_a_later_write_is_no_news() -> None:
+    """The watch delivered the write-ahead create's event after the publish's answer: that older
+    version is not a change for the connection to be reconciled for again (it made a second pass
+    that acted on an account listing the test had just changed)."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        assert await kube.read_published(connection) is None
+        await kube.record_pending(connection, PendingCreate(key="k", params="p"))
+        created = core.objects["shop-webhook"]["metadata"]["resourceVersion"]
+        await kube.publish(connection, "we_1", "whsec_1")
+        published = core.objects["shop-webhook"]["metadata"]["resourceVersion"]
+        assert int(published) > int(created)
+        assert kube.has_seen_secret(NAMESPACE, "shop-webhook", created)
+        assert kube.has_seen_secret(NAMESPACE, "shop-webhook", published)
+        assert not kube.has_seen_secret(NAMESPACE, "shop-webhook", str(int(published) + 1))
+
+    run(test)

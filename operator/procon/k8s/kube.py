@@ -315,7 +315,15 @@ class Kube:
         return self._seen_generation.get((namespace, name)) == (generation, triggers)
 
     def has_seen_secret(self, namespace: str, name: str, resource_version: str) -> bool:
-        return self._seen_secret_version.get((namespace, name)) == resource_version
+        """Whether a read or write of this process found this version of the Secret, or a later one.
+
+        A later one counts: the watch may deliver the event of a write (the write-ahead create)
+        after this process has written again (the publish), and that event is no news.
+        """
+        seen = self._seen_secret_version.get((namespace, name))
+        if seen is None:
+            return False
+        return seen == resource_version or 0 < _revision(resource_version) <= _revision(seen)
 
     def secret_believed_present(self, namespace: str, name: str) -> bool:
         """Whether the last read or write of this Secret found it (so its deletion is news)."""
