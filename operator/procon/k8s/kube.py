@@ -28,7 +28,7 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
+from procon.api.v1alpha1 import FINALIZER, GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.k8s.credentials_cache import MAX_AGE, CredentialsCache
 from procon.k8s.liveness import UnwatchedChanges
 from procon.k8s.signing_index import SigningSecretIndex
@@ -219,6 +219,7 @@ def connection_from_object(obj: Mapping[str, Any]) -> Connection:
         annotations=dict(meta.get("annotations") or {}),
         status=dict(obj.get("status") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(str(f) for f in meta.get("finalizers") or ()),
     )
 
 
@@ -738,6 +739,55 @@ class Kube:
                     raise StaleObject(connection.name) from None
                 connection = fresh
                 continue
+            return self._answered(obj)
+        raise StaleObject(connection.name)
+
+    async def hold(self, connection: Connection) -> Connection:
+        held = await self._set_finalizer(connection, held=True)
+        if held is None:
+            raise StaleObject(connection.name)
+        return held
+
+    async def release(self, connection: Connection) -> None:
+        await self._set_finalizer(connection, held=False)
+
+    async def _set_finalizer(self, connection: Connection, *, held: bool) -> Connection | None:
+        """Add or remove procon's finalizer, conditionally on the object the decision was made on;
+        the connection as written, or None when it is gone.
+
+        A merge patch replaces the whole list, so it carries the resourceVersion: another
+        controller's finalizer added or removed meanwhile is never lost. On a conflict the list
+        is read again; adding gives way (:class:`StaleObject`) to a new generation or a
+        deletion begun meanwhile, which the reconcile decides on afresh.
+        """
+        for _ in range(5):
+            if connection.held == held:
+                return connection
+            others = [f for f in connection.finalizers if f != FINALIZER]
+            patch = {
+                "metadata": {
+                    "finalizers": [*others, FINALIZER] if held else others,
+                    "resourceVersion": connection.resource_version,
+                }
+            }
+            try:
+                obj = await self._custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, connection.namespace, PLURAL, connection.name, patch, **AS_MERGE_PATCH
+                )
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                if error.status != 409:
+                    raise
+                fresh = await self.get_connection(connection.namespace, connection.name, latest=True)
+                if fresh is None:
+                    return None
+                if held and (fresh.generation != connection.generation or fresh.deleting):
+                    raise StaleObject(connection.name) from None
+                connection = fresh
+                continue
+            if not held and not (obj.get("metadata") or {}).get("finalizers"):
+                return None  # nothing holds it any more: the API server removes it
             return self._answered(obj)
         raise StaleObject(connection.name)
 

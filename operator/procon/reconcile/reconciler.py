@@ -101,6 +101,9 @@ MAX_CLOCK_SKEW = 300.0
 FRESH_ANSWER_WINDOW = 600.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
+# Attempts at a deleted connection's clean-up, one after another failed, before the last one
+# releases the connection whatever happens (with the retry schedule, about half a minute).
+CLEAN_UP_ATTEMPTS = 6
 # How long a connection's first pass may run before its status says Reconciling. A pass that ends
 # sooner writes its verdict as the first status: one status write instead of two, and a status write
 # is the API server's costliest request for a connection (docs/design/work-queue.md).
@@ -119,8 +122,8 @@ class Outcome:
     processor: str = "unknown"
     # For "retrying": seconds until the next attempt, as the status says.
     retry_in: float | None = None
-    # "gone": the connection no longer exists (True), rather than being deleted (its on.delete
-    # clean-up still needs what is kept about it).
+    # "gone": nothing is kept about the connection any more (True: it no longer exists, or procon
+    # released it), rather than being deleted with procon's part done or another's finalizer on it.
     absent: bool = False
 
 
@@ -213,6 +216,8 @@ class Reconciler:
         self._asked_afresh: OrderedDict[tuple[str, str], float] = OrderedDict()
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
+        # Failed clean-ups in a row, per connection being deleted (see _clean_up).
+        self._clean_up_failures: dict[tuple[str, str], int] = {}
         # Per connection: the key of its pending create and its transient failures (see _send_create).
         self._replays: dict[tuple[str, str], tuple[str, int]] = {}
         # The credentials each connection last reconciled with, kept in memory
@@ -248,11 +253,20 @@ class Reconciler:
             # Started over after a conflict: the object changed in ways the watch may not have
             # delivered yet, so this read asks etcd itself.
             connection = await self._kube.get_connection(namespace, name, latest=attempt > 0)
-            if connection is None or connection.deleting:
-                if connection is None:
-                    self.forget(namespace, name)
-                return Outcome("gone", absent=connection is None)
+            if connection is None:
+                self.forget(namespace, name)
+                return Outcome("gone", absent=True)
+            if connection.deleting:
+                if not connection.held:
+                    return Outcome("gone")  # released already: only others' finalizers hold it
+                return await self._clean_up(connection)
             processor = connection.model.spec.processor
+            if not connection.held:
+                # Before anything procon does for it, so that nothing it does outlives it unseen.
+                try:
+                    connection = await self._kube.hold(connection)
+                except StaleObject:
+                    continue
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
                 # procon makes no call for it: nothing of it can end up in a message,
@@ -357,19 +371,46 @@ class Reconciler:
         else:
             self._annotation_warnings.pop(key, None)
 
-    async def finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
-        """Clean up before the object goes. Returns True when the finalizer may be released.
-
-        Transient failures raise (the caller retries with backoff) until
-        ``final_attempt``; permanent ones (a revoked key) release at once with
-        a Warning event, so an invalid key never traps the object.
-        Once released, nothing is kept about the connection (:meth:`forget`).
-        """
-        with accounts.current_listing():
-            released = await self._finalize(namespace, name, final_attempt=final_attempt)
-        if released:
-            self.forget(namespace, name)
-        return released
+    async def _clean_up(self, connection: Connection) -> Outcome:
+        """A pass over a connection being deleted that procon's finalizer holds: the clean-up, then
+        the finalizer released. A failure is retried with backoff, CLEAN_UP_ATTEMPTS in a row at
+        most; the last attempt releases whatever happens (with a Warning event), so that no
+        processor outage traps a connection, or its namespace, for ever."""
+        namespace, name = connection.namespace, connection.name
+        processor = connection.model.spec.processor
+        failures = self._clean_up_failures.get((namespace, name), 0)
+        final_attempt = failures >= CLEAN_UP_ATTEMPTS - 1
+        try:
+            with accounts.current_listing():
+                await self._finalize(connection, final_attempt=final_attempt)
+        except Exception as error:
+            if not isinstance(error, ProcessorError):
+                logger.exception("%s/%s: the clean-up failed", namespace, name)
+            if not final_attempt:
+                self._clean_up_failures[(namespace, name)] = failures + 1
+                delay = retry_delay(failures + 1, self._draw)
+                logger.warning(
+                    "%s/%s: webhook clean-up failed, retrying in %.0fs: %s",
+                    namespace,
+                    name,
+                    delay,
+                    redaction.redact(str(error), _scope(connection)),
+                )
+                return Outcome("retrying", processor, retry_in=delay)
+            await self._event(
+                connection,
+                "Warning",
+                "WebhookCleanupFailed",
+                f"gave up the clean-up after {CLEAN_UP_ATTEMPTS} attempts ({type(error).__name__}); "
+                "the webhook may remain at the processor",
+            )
+        try:
+            await self._kube.release(connection)
+        except StaleObject:
+            # Still changing under us after retries on conflicts: the next pass reads it afresh.
+            return Outcome("retrying", processor, retry_in=retry_delay(1, self._draw))
+        self.forget(namespace, name)
+        return Outcome("gone", processor, absent=True)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop everything kept in memory for a connection: it is gone."""
@@ -378,6 +419,7 @@ class Reconciler:
         self._annotation_warnings.pop((namespace, name), None)
         self._whitespace_noticed.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
+        self._clean_up_failures.pop((namespace, name), None)
         self._replays.pop((namespace, name), None)
         if not self._last_access:
             # No connection left whose verification could share a fresh answer: nothing is kept.
@@ -404,6 +446,7 @@ class Reconciler:
             "annotation_warnings": len(self._annotation_warnings),
             "whitespace_noticed": len(self._whitespace_noticed),
             "retry_schedules": len(self._failures),
+            "clean_up_failures": len(self._clean_up_failures),
             "first_reports": len(self._first_reports),
             "create_replays": len(self._replays),
             "fresh_secret_versions": len(self._asked_afresh),
@@ -411,10 +454,14 @@ class Reconciler:
             "redacted_values": redaction.registered_count(),
         }
 
-    async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
-        connection = await self._kube.get_connection(namespace, name)
-        if connection is None:
-            return True
+    async def _finalize(self, connection: Connection, *, final_attempt: bool) -> None:
+        """Clean up before the connection goes.
+
+        Transient failures raise (the pass is retried with backoff) until ``final_attempt``;
+        permanent ones (a revoked key) end the clean-up at once with a Warning event, so an
+        invalid key never traps the object.
+        """
+        namespace, name = connection.namespace, connection.name
         spec = connection.model.spec
         metrics.forget_connection(namespace, name)
         if procon_annotations.is_paused(connection.annotations):
@@ -425,7 +472,7 @@ class Reconciler:
                 "OrphanedWebhookEndpoint",
                 f"paused: left the webhook at the processor untouched{kept}",
             )
-            return True
+            return
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
             webhook_id = await self._orphaned_webhook(connection)
             kept = await self._keep_signing_secret(connection)
@@ -437,7 +484,7 @@ class Reconciler:
                 "OrphanedWebhookEndpoint",
                 f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor{kept}",
             )
-            return True
+            return
         try:
             try:
                 async with asyncio.timeout(self._timeout):
@@ -446,7 +493,7 @@ class Reconciler:
                 raise TransientProcessorError(
                     f"the clean-up did not finish within {self._timeout:g}s"
                 ) from None
-            return True
+            return
         except TransientProcessorError as error:
             if not final_attempt:
                 raise
@@ -457,7 +504,6 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
-        return True
 
     async def _orphaned_webhook(self, connection: Connection) -> str | None:
         """The webhook an Orphan deletion leaves: the one whose secret is published (the status's
