@@ -516,6 +516,7 @@ async def _resume(runtime: Runtime, key: Key) -> bool:
     unfinished = await runtime.reconciler.left_unfinished(namespace, name)
     if unfinished is None:
         runtime.queue.forget(key)
+        runtime.reasons.pop(key, None)
         return False
     if unfinished:
         return True

@@ -780,9 +780,12 @@ class Kube:
                 if error.status != 409:
                     raise
                 fresh = await self.get_connection(connection.namespace, connection.name, latest=True)
-                if fresh is None:
-                    return None
-                if held and (fresh.generation != connection.generation or fresh.deleting):
+                if fresh is None or (not held and fresh.uid != connection.uid):
+                    return None  # gone (a new object of that name is another connection's business)
+                if fresh.uid != connection.uid or fresh.generation != connection.generation:
+                    # Decided on another spec (a policy, a pause): the next pass decides again.
+                    raise StaleObject(connection.name) from None
+                if held and fresh.deleting:
                     raise StaleObject(connection.name) from None
                 connection = fresh
                 continue

@@ -261,6 +261,8 @@ class Reconciler:
                     return Outcome("gone")  # released already: only others' finalizers hold it
                 return await self._clean_up(connection)
             processor = connection.model.spec.processor
+            # A name deleted and created again (its DELETED event missed) starts with no failed clean-up.
+            self._clean_up_failures.pop((namespace, name), None)
             if not connection.held:
                 # Before anything procon does for it, so that nothing it does outlives it unseen.
                 try:
@@ -309,11 +311,14 @@ class Reconciler:
         """After a start, for a connection whose status says it is settled: whether the last
         process left work on it unfinished (a create whose write-ahead record is still in the
         signing Secret, a rotation not carried out, a replacement published but not yet in
-        status, no signing Secret at all). Reads Kubernetes only, asks no processor,
-        writes nothing. None when the connection is gone."""
+        status, no signing Secret at all; a deletion procon's finalizer waits on). Reads
+        Kubernetes only, asks no processor, writes nothing. None when the connection is gone,
+        or going with nothing left for procon to do."""
         connection = await self._kube.get_connection(namespace, name)
-        if connection is None or connection.deleting:
+        if connection is None or (connection.deleting and not connection.held):
             return None
+        if connection.deleting:
+            return True  # its clean-up
         if PENDING_CREATE in connection.annotations:
             return True
         rotation = procon_annotations.rotation(connection.annotations)
