@@ -429,11 +429,13 @@ async def connection_changed(
     if type == "DELETED":
         runtime.forget(namespace, name)
         return
-    runtime.names_secrets(namespace, name, _secrets_named(namespace, spec))
-    runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
     deleting = bool(meta.get("deletionTimestamp"))
     if deleting and FINALIZER not in (meta.get("finalizers") or ()):
-        return  # procon's part is done, or it never acted for it: the DELETED event comes
+        # procon's part is done, or it never acted for it: nothing to keep (a pass queued or in
+        # progress finds it so and drops what is kept; so does the DELETED event).
+        return
+    runtime.names_secrets(namespace, name, _secrets_named(namespace, spec))
+    runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
     # A deletion begun is a change like a spec edit: the API server moves the generation when it
     # sets the deletion timestamp, and the pass that reads it cleans up.
     generation = int(meta.get("generation") or 0)

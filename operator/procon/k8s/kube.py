@@ -475,13 +475,13 @@ class Kube:
         if secret is None:
             secret = await self._credentials.read(key, lambda: self._list_opted_in(namespace, name))
         if secret is not None:
-            self._seen_secret_version[key] = secret.resource_version
+            self._note_secret(key, secret.resource_version)
             return secret
         meta = await self._read_metadata(namespace, name)
         if meta is None:
-            self._seen_secret_version[(namespace, name)] = None  # read, and found absent
+            self._note_secret((namespace, name), None)  # read, and found absent
             return None
-        self._seen_secret_version[(namespace, name)] = str(meta.get("resourceVersion"))
+        self._note_secret((namespace, name), str(meta.get("resourceVersion")))
         return CredentialsSecret(opted_in=False, annotations=dict(meta.get("annotations") or {}))
 
     async def _list_opted_in(self, namespace: str, name: str) -> CredentialsSecret | None:
@@ -511,9 +511,16 @@ class Kube:
             raise
         return dict(body.get("metadata") or {})
 
+    def _note_secret(self, key: tuple[str, str], version: str | None) -> None:
+        """Remember the version of a Secret a read or write found (None: absent), while a known
+        connection refers to it: a pass still running when its connection is forgotten (its
+        DELETED event came meanwhile) must not leave an entry nothing would ever drop."""
+        if key in self._secret_ref_counts:
+            self._seen_secret_version[key] = version
+
     def _saw_secret(self, secret: client.V1Secret) -> None:
         meta = secret.metadata
-        self._seen_secret_version[(meta.namespace, meta.name)] = meta.resource_version
+        self._note_secret((meta.namespace, meta.name), meta.resource_version)
 
     async def _written_secret(self, response: Any) -> str:
         """The resourceVersion of the Secret a write answered with (raw: only the version is used,
@@ -521,7 +528,7 @@ class Kube:
         the request); remembered as seen."""
         meta = (await raw_json(response))["metadata"]
         version = str(meta["resourceVersion"])
-        self._seen_secret_version[(meta["namespace"], meta["name"])] = version
+        self._note_secret((meta["namespace"], meta["name"]), version)
         return version
 
     async def _patch_secret(self, name: str, namespace: str, patch: Mapping[str, Any]) -> str:
@@ -541,7 +548,7 @@ class Kube:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
             if error.status == 404:
-                self._seen_secret_version[key] = None  # read, and found absent
+                self._note_secret(key, None)  # read, and found absent
                 self._know_signing(connection, None)
                 return None
             raise
@@ -585,7 +592,7 @@ class Kube:
         if not confirm and self.references(secret_key) and self.signing_index.known_absent(secret_key):
             # A new connection's Secret, as a rule: nothing to read. What this process writes
             # next is a create, which fails if the Secret exists all the same.
-            self._seen_secret_version[secret_key] = None
+            self._note_secret(secret_key, None)
             self._know_signing(connection, None)
             self._absent_by_index.add(secret_key)
             return None

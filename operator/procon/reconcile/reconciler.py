@@ -258,7 +258,10 @@ class Reconciler:
                 return Outcome("gone", absent=True)
             if connection.deleting:
                 if not connection.held:
-                    return Outcome("gone")  # released already: only others' finalizers hold it
+                    # Released already, or never held (deleted before its first pass got to it):
+                    # nothing to do, nothing to keep, whatever else holds it.
+                    self.forget(namespace, name)
+                    return Outcome("gone", absent=True)
                 return await self._clean_up(connection)
             processor = connection.model.spec.processor
             # A name deleted and created again (its DELETED event missed) starts with no failed clean-up.

@@ -461,7 +461,7 @@ async def test_a_deletion_before_procon_held_the_connection_costs_nothing() -> N
     kube, processor = MemoryKube(finalizers=["example.com/other"]), FakeProcessor()
     kube.deleting = True
     outcome = await operator(kube, processor).reconcile("ns", "shop")
-    assert (outcome.state, outcome.absent) == ("gone", False)
+    assert (outcome.state, outcome.absent) == ("gone", True)
     assert kube.finalizers == ["example.com/other"]
     assert (processor.calls, kube.finalizer_writes, kube.events) == ([], [], [])
 
