@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -778,9 +779,18 @@ class Kube:
                 }
             }
             try:
-                obj = await self._custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, connection.namespace, PLURAL, connection.name, patch, **AS_MERGE_PATCH
+                # Raw: only the metadata of the answer is used; the rest is what was read.
+                answer = await self._custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    connection.namespace,
+                    PLURAL,
+                    connection.name,
+                    patch,
+                    **AS_MERGE_PATCH,
+                    _preload_content=False,
                 )
+                meta = dict((await raw_json(answer)).get("metadata") or {})
             except ApiException as error:
                 if error.status == 404:
                     return None
@@ -796,9 +806,13 @@ class Kube:
                     raise StaleObject(connection.name) from None
                 connection = fresh
                 continue
-            if not held and not (obj.get("metadata") or {}).get("finalizers"):
+            finalizers = tuple(str(f) for f in meta.get("finalizers") or ())
+            if not held and not finalizers:
                 return None  # nothing holds it any more: the API server removes it
-            return self._answered(obj)
+            version = str(meta.get("resourceVersion") or "")
+            self._know_version((connection.namespace, connection.name), version)
+            # The patch was conditional on the version read: all else is as read.
+            return replace(connection, resource_version=version, finalizers=finalizers)
         raise StaleObject(connection.name)
 
     def _answered(self, obj: Mapping[str, Any]) -> Connection:

@@ -266,14 +266,15 @@ class Reconciler:
             processor = connection.model.spec.processor
             # A name deleted and created again (its DELETED event missed) starts with no failed clean-up.
             self._clean_up_failures.pop((namespace, name), None)
-            if not connection.held:
-                # Before anything procon does for it, so that nothing it does outlives it unseen.
-                try:
-                    connection = await self._kube.hold(connection)
-                except StaleObject:
-                    continue
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
+                if not connection.held:
+                    # Its signing Secret is let go when it is deleted (see _finalize): that needs the
+                    # finalizer too. (A pass that acts holds it in _reconcile_pass.)
+                    try:
+                        await self._kube.hold(connection)
+                    except StaleObject:
+                        continue
                 # procon makes no call for it: nothing of it can end up in a message,
                 # and no credentials are kept for calls.
                 self._forget_secrets(namespace, name)
@@ -627,24 +628,34 @@ class Reconciler:
         redaction.remember(
             _scope(connection), redaction.url_secrets(connection.model.spec.webhook.url), part="webhook-url"
         )
+        # procon's finalizer, for a connection without it: added while the credentials are read and
+        # verified (which leave nothing at the processor) and in place before the webhook step does
+        # anything there, so that nothing procon does outlives the connection unseen.
+        holding = None if connection.held else asyncio.ensure_future(self._kube.hold(connection))
         try:
-            driver, credentials, target, secret = await self._read_access(connection)
-            reused = self._recorded_verification(connection, secret)
-            if reused is not None:
-                # Verified for this generation and this very Secret version within the recheck
-                # interval (by this process or the one before it): asking the processor again
-                # would only repeat the answer. A drift check costs the account's listing alone.
-                account, recorded, verified = reused
-                if isinstance(driver, accounts.AccountDriver):
-                    driver.remember_account(credentials, target, account)
-            else:
-                self._ask_afresh(driver, credentials, target, secret)
-                account = await self._verify(connection, driver, credentials, target)
-                report = await self._check_permissions(connection, driver, credentials, target)
-                verified = self._verification_record(connection, secret)
-            webhook, webhook_verdict, rotation = await self._reconcile_webhook(
-                connection, driver, credentials, target
-            )
+            try:
+                driver, credentials, target, secret = await self._read_access(connection)
+                reused = self._recorded_verification(connection, secret)
+                if reused is not None:
+                    # Verified for this generation and this very Secret version within the recheck
+                    # interval (by this process or the one before it): asking the processor again
+                    # would only repeat the answer. A drift check costs the account's listing alone.
+                    account, recorded, verified = reused
+                    if isinstance(driver, accounts.AccountDriver):
+                        driver.remember_account(credentials, target, account)
+                else:
+                    self._ask_afresh(driver, credentials, target, secret)
+                    account = await self._verify(connection, driver, credentials, target)
+                    report = await self._check_permissions(connection, driver, credentials, target)
+                    verified = self._verification_record(connection, secret)
+                if holding is not None:
+                    connection, holding = await holding, None  # StaleObject: the pass starts over
+                webhook, webhook_verdict, rotation = await self._reconcile_webhook(
+                    connection, driver, credentials, target
+                )
+            finally:
+                if holding is not None:
+                    await _settled_hold(holding)
         except _Stalled as stopped:
             assessment = _with_earlier_steps(stopped.assessment, account, report, recorded)
             await self._write_status(
@@ -1516,6 +1527,15 @@ def recheck_age(interval: float, uid: str) -> float:
     interval, and a restart does not move a connection's recheck."""
     share = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") / 2**64
     return interval * (1.0 - RECHECK_SPREAD * share)
+
+
+async def _settled_hold(holding: asyncio.Future[Connection]) -> None:
+    """A finalizer write started by a pass that ended before it needed it: let it finish (the
+    connection is held for the next pass), whatever it answers; the next pass looks again."""
+    try:
+        await holding
+    except Exception as error:  # the pass that needs the finalizer reports its failure
+        logger.debug("procon's finalizer was not added (%s): the next pass tries again", type(error).__name__)
 
 
 def _scope(connection: Connection) -> str:

@@ -430,22 +430,45 @@ async def test_deletion_under_orphan_leaves_the_published_webhook_and_its_secret
     assert f"left webhook {published} at the processor" in message
 
 
-async def test_a_new_connection_is_held_by_the_finalizer_before_the_processor_is_asked_anything() -> None:
+async def test_a_new_connection_is_held_by_the_finalizer_before_anything_is_done_at_the_processor() -> None:
     kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
-    asked_before_hold: list[list[str]] = []
+    webhook_calls_when_held: list[list[str]] = []
     hold = kube.hold
 
-    async def hold_and_note(connection: Connection) -> Connection:
-        asked_before_hold.append([*processor.checks, *processor.calls])
-        return await hold(connection)
+    async def slow_hold(connection: Connection) -> Connection:
+        await asyncio.sleep(0.05)  # the API server slower than the verification
+        held = await hold(connection)
+        webhook_calls_when_held.append(list(processor.calls))
+        return held
 
-    kube.hold = hold_and_note  # type: ignore[method-assign]
+    kube.hold = slow_hold  # type: ignore[method-assign]
     assert (await operator(kube, processor).reconcile("ns", "shop")).state == "ready"
-    assert asked_before_hold == [[]]
+    assert webhook_calls_when_held == [[]], "the webhook step waited for the finalizer"
+    assert processor.checks, "the verification went on meanwhile"
     assert kube.finalizers == [FINALIZER]
     assert_one_published(kube, processor)
     await operator(kube, processor).reconcile("ns", "shop")
     assert kube.finalizer_writes == ["hold"], "held once, not on every pass"
+
+
+async def test_a_connection_whose_finalizer_cannot_be_added_gets_no_webhook() -> None:
+    kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
+
+    async def refused(connection: Connection) -> Connection:
+        raise RuntimeError("403: patch processorconnections is forbidden")
+
+    kube.hold = refused  # type: ignore[method-assign]
+    outcome = await operator(kube, processor).reconcile("ns", "shop")
+    assert outcome.state == "retrying"
+    assert processor.owned() == []
+    assert "create" not in processor.calls
+
+
+async def test_a_pass_stalled_before_the_webhook_step_still_leaves_the_connection_held() -> None:
+    kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
+    kube.secrets["shop-key"] = {"token": "revoked"}
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert kube.finalizers == [FINALIZER]
 
 
 async def test_a_paused_connection_is_held_too_so_its_signing_secret_is_kept_when_it_goes() -> None:
