@@ -8,7 +8,7 @@ atomic), creates N ProcessorConnections shaped like the fleet bench's, and makes
 of a first pass N times, 8 at a time, with the admin credentials:
 
 - create (a POST, as the request to compare the others with);
-- the finalizer merge patch (kopf's), the signing Secret's read while absent (404), its
+- the finalizer merge patch (procon's), the signing Secret's read while absent (404), its
   write-ahead create and its publish patch, the status merge patch of a Ready connection, the
   event;
 - a read of the connection from etcd (no resourceVersion), and the read procon makes, not older

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from procon.api.v1alpha1 import FINALIZER
 from procon.dev import cluster as control_plane
 from procon.emulators.stripe import StripeEmulator
 from tests.integration.churn import churn
@@ -68,6 +69,44 @@ def test_connection_with_200_kib_of_annotations_goes_with_its_namespace(
     )
     assert time.monotonic() - started < 60
     assert account.endpoints() == [], "the connection's webhook is deleted on the way"
+
+
+def test_another_controllers_finalizer_outlasts_procons_release(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, stripe_emulator: StripeEmulator
+) -> None:
+    """procon adds and removes only its own finalizer, conditionally on the version it read: one
+    another controller put on first, or adds while procon works, is never lost."""
+    account = StripeAccount(stripe_emulator)
+    body = connection("shop")
+    body["metadata"]["finalizers"] = ["example.com/first"]
+    kubectl.apply([key_secret("shop", account.key(ANALYTICS_PERMISSIONS)), body], namespace=namespace)
+    obj = wait_condition(kubectl, namespace, "shop", "Ready", "True")
+    assert obj["metadata"]["finalizers"] == ["example.com/first", FINALIZER]
+    kubectl.run(
+        "patch", "pconn", "shop", "-n", namespace, "--type=json",
+        "-p", '[{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/later"}]',
+    )  # fmt: skip
+    generation = kubectl.get_json("pconn", "shop", "-n", namespace)["metadata"]["generation"]
+    kubectl.run("delete", "pconn", "shop", "-n", namespace, "--wait=false")
+    wait_for(
+        lambda: (
+            kubectl.get_json("pconn", "shop", "-n", namespace)["metadata"]["finalizers"]
+            == ["example.com/first", "example.com/later"]
+        ),
+        timeout=30,
+        what="procon to release its finalizer only",
+    )
+    # What wakes the operator for a deletion (procon.k8s.handlers): the generation moved with it.
+    assert kubectl.get_json("pconn", "shop", "-n", namespace)["metadata"]["generation"] > generation
+    assert account.endpoints() == [], "the webhook is deleted before the release"
+    kubectl.run(
+        "patch", "pconn", "shop", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
+    wait_for(
+        lambda: kubectl.run("get", "pconn", "shop", "-n", namespace, check=False).returncode != 0,
+        timeout=30,
+        what="the connection to go once the other finalizers are removed",
+    )
 
 
 def _rss_mib(pid: int) -> float:

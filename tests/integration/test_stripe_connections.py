@@ -1080,7 +1080,7 @@ def test_paused_connection_is_left_alone_until_resumed(
     body["metadata"]["annotations"] = {"procon.dev/paused": "true"}
     key = account.key(ANALYTICS_PERMISSIONS)
     kubectl.apply([key_secret("shop", key), body], namespace=namespace)
-    # The operator has seen it (kopf's finalizer is on) yet writes nothing and calls no one.
+    # The operator has seen it (procon's finalizer is on) yet writes no status and calls no one.
     wait_for(
         lambda: kubectl.get_json("pconn", "shop", "-n", namespace)["metadata"].get("finalizers"),
         timeout=WATCH_TIMEOUT,

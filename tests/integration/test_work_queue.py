@@ -129,6 +129,8 @@ def test_a_restart_with_every_connection_ready_writes_nothing_and_only_lists(
                 metric(operator, "procon_reconcile_total", result="resumed") >= count
                 and metric(operator, "procon_reconcile_total", result="ready") >= count
                 and all(stripe_emulator.key_uses(account.keys[0]) for account in accounts.values())
+                # A request is counted as its key's use when it arrives, and recorded when answered.
+                and len(stripe_emulator.requests) >= count
             ),
             timeout=90,
             interval=0.5,

@@ -9,7 +9,7 @@ from kopf._cogs.structs import diffs
 from kopf._core.intents import causes
 
 from procon.k8s.bookkeeping import NoDiffBase
-from procon.k8s.handlers import FINALIZER
+from procon.k8s.handlers import KOPF_FINALIZER as FINALIZER
 
 BIG = {f"notes.example.com/part-{i}": "x" * 50_000 for i in range(4)}
 

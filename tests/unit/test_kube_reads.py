@@ -586,6 +586,25 @@ def test_known_signing_state_goes_with_the_connection() -> None:
     run(test)
 
 
+def test_a_pass_that_outlives_its_connections_forgetting_leaves_nothing_behind() -> None:
+    """Found when deletion moved onto the work queue: a clean-up pass still reading and writing
+    when the connection's DELETED event made the operator forget it left a seen version of its
+    Secrets that nothing would ever drop."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        core.put("shop-key", labels=CREDENTIALS_LABELS, data={"token": encoded(KEY_MATERIAL)})
+        kube.forget(NAMESPACE, "shop")  # the DELETED event, while the pass runs
+        assert await kube.read_credentials(NAMESPACE, "shop-key") is not None
+        assert await kube.read_published(connection, confirm=True) is None
+        await kube.publish(connection, "we_1", "whsec_1")
+        left = {k: v for k, v in kube.state_entries().items() if k != "indexed_signing_secrets"}
+        assert not any(left.values()), left
+
+    run(test)
+
+
 # --------------------------------------------------------------------------- the connection
 
 

@@ -11,7 +11,7 @@ import pytest
 from procon import metrics
 from procon.k8s import handlers
 from procon.k8s.credentials_cache import CredentialsCache
-from procon.k8s.workqueue import Priority, WorkQueue
+from procon.k8s.workqueue import Priority
 from procon.reconcile.reconciler import Outcome
 from procon.settings import OperatorSettings
 
@@ -120,20 +120,3 @@ async def _test_a_hung_credentials_read_is_not_kept_when_every_reader_gave_up() 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(cache.read(("ns", "s"), hang), 0.05)
     assert calls == 2, "the retry joined the hung read"
-
-
-def test_done_wakes_a_worker_for_a_key_queued_during_hold() -> None:
-    asyncio.run(_test_done_wakes_a_worker_for_a_key_queued_during_hold())
-
-
-async def _test_done_wakes_a_worker_for_a_key_queued_during_hold() -> None:
-    queue = WorkQueue()
-    key = ("ns", "held")
-    queue.add(key, Priority.CHANGE)
-    await queue.hold(key)  # on.delete
-    queue.add(key, Priority.CHANGE)  # while held: dirty
-    waiter = asyncio.ensure_future(queue.get())
-    await asyncio.sleep(0.01)
-    queue.done(key)  # finalize failed: kopf retries later; the key stays queued
-    got = await asyncio.wait_for(waiter, 0.5)
-    assert got == key

@@ -180,31 +180,6 @@ def test_forgetting_a_key_leaves_nothing_behind() -> None:
     assert not queue.is_known(key("queued"))
 
 
-def test_hold_waits_for_the_worker_and_keeps_workers_off_the_key() -> None:
-    queue = WorkQueue()
-
-    async def scenario() -> list[str]:
-        order: list[str] = []
-        queue.add(key("a"), Priority.CHANGE)
-        worker_has = await queue.get()
-        holding = asyncio.ensure_future(queue.hold(key("a")))
-        await asyncio.sleep(0.01)
-        assert not holding.done(), "the clean-up waits for the reconcile in progress"
-        queue.done(worker_has)
-        await asyncio.wait_for(holding, 1)
-        order.append("held")
-        queue.add(key("a"), Priority.CHANGE)  # an event during the clean-up
-        next_get = asyncio.ensure_future(queue.get())
-        await asyncio.sleep(0.01)
-        assert not next_get.done(), "no worker reconciles a key being cleaned up"
-        queue.done(key("a"))
-        got = await asyncio.wait_for(next_get, 1)
-        order.append(f"worker {got[1]}")
-        return order
-
-    assert asyncio.run(scenario()) == ["held", "worker a"]
-
-
 @pytest.mark.parametrize("count", [10_000])
 def test_ten_thousand_scheduled_keys_cost_little(count: int) -> None:
     """Per key the queue holds one schedule; rescheduling does not pile up stale timers."""

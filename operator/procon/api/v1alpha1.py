@@ -28,6 +28,8 @@ PLURAL = "processorconnections"
 SINGULAR = "processorconnection"
 SHORT_NAMES = ("pconn",)
 CATEGORIES = ("procon",)
+# Held by every connection procon has acted for, so that its webhook is cleaned up before it goes.
+FINALIZER = "procon.dev/finalizer"
 
 # Kubernetes object names (DNS subdomain) and Secret data keys.
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -9,17 +9,17 @@ annotations of its own can never be patched by kopf again, so its
 finalizer is never removed, and it, and its namespace, stay Terminating.
 
 procon needs no diff. The connection is reconciled level-based by a worker
-of procon's work queue that reads it afresh each time; the only change
-handler is on.delete, which kopf picks by the deletion timestamp, not by a
-diff; on.event handlers never look at one. So procon's diff base
-remembers nothing and writes nothing: to kopf every object looks exactly as
-it was when last handled, which makes ordinary changes no-ops, the first
-sight of an object after a start a resume, and a deletion a deletion.
+of procon's work queue that reads it afresh each time, deletion included
+(procon's finalizer is the reconciler's, see procon.k8s.handlers); kopf has
+no change handler to give a diff to, and on.event handlers never look at one.
+kopf still builds and compares the essence of every event it receives, so
+procon's diff base remembers nothing, builds nothing and writes nothing: to
+kopf every object looks exactly as it was when last handled. Should a change
+handler ever come back, no copy of the object is written either.
 
-kopf's progress records (which handler ran, how many retries) stay in
-annotations: a few hundred bytes, written only while an on.delete retries,
-and removed when it succeeds. (The ``procon.dev/last-handled-configuration``
-annotation that earlier releases wrote is no longer read or updated.)
+Earlier releases wrote kopf's progress records (``procon.dev/connection_deleted``,
+while an on.delete handler retried) and ``procon.dev/last-handled-configuration``;
+neither is read or updated any more.
 """
 
 from __future__ import annotations

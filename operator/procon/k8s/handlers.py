@@ -37,17 +37,22 @@ Wake-ups come from:
   Secrets (:mod:`procon.k8s.secret_watch`). Both are filtered by label on the
   API server, so no other Secret reaches the operator.
 
-Deletion runs the clean-up in an ``on.delete`` handler (which makes kopf add
-its finalizer), holding the connection's key so no worker reconciles it meanwhile.
+Deletion is a pass like any other: the reconciler adds procon's finalizer
+before it first acts for a connection, and a connection being deleted that it
+holds is queued as a change; its pass cleans up and releases it, or retries
+with backoff, on the same workers. kopf has no change handler (on.create,
+on.update, on.delete), so it adds no finalizer and writes nothing to the object:
+a clean-up that waits for a processor holds a procon worker, never one of kopf's
+event workers, which every other connection's events need.
 
 What the operator keeps in memory about a connection goes with it, on every
-path: a reconcile that finds it gone from the API server drops everything kept
-(queue, wake-up checks, failure counts, the Kube adapter's and the
-reconciler's stores: no DELETED event may come, since a watch that lists
-afresh reports what is there, not what vanished), and so do the on.delete
-handler and the watch's DELETED event (whether procon released the finalizer
-or someone else did). A connection deleted and created again while a pass
-read the old one is reconciled, not forgotten. Secret events only queue
+path: a reconcile that finds it gone from the API server, or releases it,
+drops everything kept (queue, wake-up checks, failure counts, the Kube
+adapter's and the reconciler's stores: no DELETED event may come, since a watch
+that lists afresh reports what is there, not what vanished), and so does the
+watch's DELETED event (whether procon released the finalizer or someone else
+did). A connection deleted and created again while a pass read the old one is
+reconciled, not forgotten. Secret events only queue
 connections the queue knows, never create state for a connection that has
 none.
 """
@@ -67,7 +72,7 @@ from aiohttp import web
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon import metrics, processors
-from procon.api.v1alpha1 import GROUP, PLURAL, VERSION
+from procon.api.v1alpha1 import FINALIZER, GROUP, PLURAL, VERSION
 from procon.k8s import metrics_server
 from procon.k8s.bookkeeping import NoDiffBase
 from procon.k8s.kube import CONNECTION_LABEL, Kube, api_client
@@ -80,14 +85,15 @@ from procon.reconcile.accounts import account_drivers
 from procon.reconcile.credentials_access import CREDENTIALS_SELECTOR
 from procon.reconcile.reconciler import Reconciler
 from procon.reconcile.retry import FIRST_DELAY, MAX_DELAY
-from procon.redaction import connection_scope, install_log_redaction, redact
+from procon.redaction import install_log_redaction
 from procon.settings import LEGACY_DEFAULT_CLUSTER_NAME, OperatorSettings
 
 logger = logging.getLogger("procon")
 
-FINALIZER = "procon.dev/finalizer"
 SECRETS = ("", "v1", "secrets")
-DELETE_RETRIES = 6
+# kopf's own finalizer, which it never adds (it has no change handler), and must not be procon's:
+# kopf removes a finalizer of its name that none of its handlers needs.
+KOPF_FINALIZER = "kopf.procon.dev/unused"
 # How long a stopping operator waits for reconciles in progress (kopf gave its daemons as long).
 WORKER_STOP_TIMEOUT = 10.0
 # kopf's per-object event workers at once, and how long an idle one stays (see startup).
@@ -199,19 +205,12 @@ def _ns(namespace: str | None) -> str:
     return namespace
 
 
-def _runtime(memo: kopf.Memo) -> Runtime:
-    runtime = memo.get("runtime")
-    if not isinstance(runtime, Runtime):
-        raise kopf.TemporaryError("the operator is still starting", delay=1)
-    return runtime
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     install_log_redaction()
     config = OperatorSettings.from_env()
     # kopf's own bookkeeping carries procon's name, not kopf's.
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="procon.dev")
     # No copy of the object in its annotations: procon.k8s.bookkeeping says why.
     settings.persistence.diffbase_storage = NoDiffBase()
@@ -223,13 +222,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # kopf runs a worker per object with events; a burst (an apply of thousands) would have
     # thousands at once, each holding its object's body while it waits on the API server (at
     # 10,000 connections: 500 workers peaked past 256 MiB, 64 stayed near 210). The handlers
-    # only queue keys (and kopf adds a finalizer), so a bound keeps up if an idle worker goes at
+    # only queue keys, so a bound keeps up if an idle worker goes at
     # once: kopf queues every event beyond the bound with its object's body, and with workers
     # that lingered 0.5 s (at most 256 objects a second) a start's listing of 10,000 connections
     # piled up there (peak RSS across a restart: 307 MiB with 0.5 s, 204 MiB with 0.05 s).
-    # A clean-up (on.delete) holds its worker while it waits or backs off: only that many
-    # clean-ups stuck at once (a processor down while namespaces go) would hold up other
-    # connections' events.
     settings.queueing.worker_limit = KOPF_WORKERS
     # A watch's first listing in pages: 10,000 connections listed at once came as one answer of
     # tens of MiB, which took the operator past 450 MiB as it was decoded, and the API server
@@ -433,15 +429,20 @@ async def connection_changed(
     if type == "DELETED":
         runtime.forget(namespace, name)
         return
+    deleting = bool(meta.get("deletionTimestamp"))
+    if deleting and FINALIZER not in (meta.get("finalizers") or ()):
+        # procon's part is done, or it never acted for it: nothing to keep (a pass queued or in
+        # progress finds it so and drops what is kept; so does the DELETED event).
+        return
     runtime.names_secrets(namespace, name, _secrets_named(namespace, spec))
     runtime.kube.watched(namespace, name, str(meta.get("resourceVersion")))
-    if meta.get("deletionTimestamp"):
-        return  # the on.delete handler has it
+    # A deletion begun is a change like a spec edit: the API server moves the generation when it
+    # sets the deletion timestamp, and the pass that reads it cleans up.
     generation = int(meta.get("generation") or 0)
     annotations = dict(meta.get("annotations") or {})
     if not runtime.queue.is_known(key):
         # First sight (a new connection, or every connection after a start).
-        if _settled(status, generation, annotations):
+        if not deleting and _settled(status, generation, annotations):
             # Ready for this very spec when the operator last looked: a look at what the last
             # process may have left unfinished (Kubernetes reads only, behind every change),
             # then its drift check at a random point of the interval (see _resume).
@@ -517,6 +518,7 @@ async def _resume(runtime: Runtime, key: Key) -> bool:
     unfinished = await runtime.reconciler.left_unfinished(namespace, name)
     if unfinished is None:
         runtime.queue.forget(key)
+        runtime.reasons.pop(key, None)
         return False
     if unfinished:
         return True
@@ -616,24 +618,3 @@ def watch_is_live(memo: kopf.Memo, **_: Any) -> dict[str, float]:
         "seconds_since_last_watch_event": metrics.seconds_since_watch_event(),
         "unwatched_for": missed_for,
     }
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, retries=DELETE_RETRIES, backoff=2)
-async def connection_deleted(namespace: str | None, name: str, retry: int, memo: kopf.Memo, **_: Any) -> None:
-    runtime = _runtime(memo)
-    namespace = _ns(namespace)
-    key = (namespace, name)
-    # No worker reconciles the connection while it is cleaned up (one in progress finishes first).
-    await runtime.queue.hold(key)
-    try:
-        await runtime.reconciler.finalize(namespace, name, final_attempt=retry >= DELETE_RETRIES - 1)
-    except Exception as error:
-        # kopf stores this text in an annotation on the connection: redacted like a message.
-        raise kopf.TemporaryError(
-            f"webhook clean-up failed, retrying: {redact(str(error), connection_scope(namespace, name))}",
-            delay=2 ** min(retry, 5),
-        ) from None
-    finally:
-        runtime.queue.done(key)
-    # Not before: a retry still needs the credentials remembered for it.
-    runtime.forget(namespace, name)

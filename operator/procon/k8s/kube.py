@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, ProcessorConnection
+from procon.api.v1alpha1 import FINALIZER, GROUP, KIND, PLURAL, VERSION, ProcessorConnection
 from procon.k8s.credentials_cache import MAX_AGE, CredentialsCache
 from procon.k8s.liveness import UnwatchedChanges
 from procon.k8s.signing_index import SigningSecretIndex
@@ -219,6 +220,7 @@ def connection_from_object(obj: Mapping[str, Any]) -> Connection:
         annotations=dict(meta.get("annotations") or {}),
         status=dict(obj.get("status") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
+        finalizers=tuple(str(f) for f in meta.get("finalizers") or ()),
     )
 
 
@@ -474,13 +476,13 @@ class Kube:
         if secret is None:
             secret = await self._credentials.read(key, lambda: self._list_opted_in(namespace, name))
         if secret is not None:
-            self._seen_secret_version[key] = secret.resource_version
+            self._note_secret(key, secret.resource_version)
             return secret
         meta = await self._read_metadata(namespace, name)
         if meta is None:
-            self._seen_secret_version[(namespace, name)] = None  # read, and found absent
+            self._note_secret((namespace, name), None)  # read, and found absent
             return None
-        self._seen_secret_version[(namespace, name)] = str(meta.get("resourceVersion"))
+        self._note_secret((namespace, name), str(meta.get("resourceVersion")))
         return CredentialsSecret(opted_in=False, annotations=dict(meta.get("annotations") or {}))
 
     async def _list_opted_in(self, namespace: str, name: str) -> CredentialsSecret | None:
@@ -510,9 +512,16 @@ class Kube:
             raise
         return dict(body.get("metadata") or {})
 
+    def _note_secret(self, key: tuple[str, str], version: str | None) -> None:
+        """Remember the version of a Secret a read or write found (None: absent), while a known
+        connection refers to it: a pass still running when its connection is forgotten (its
+        DELETED event came meanwhile) must not leave an entry nothing would ever drop."""
+        if key in self._secret_ref_counts:
+            self._seen_secret_version[key] = version
+
     def _saw_secret(self, secret: client.V1Secret) -> None:
         meta = secret.metadata
-        self._seen_secret_version[(meta.namespace, meta.name)] = meta.resource_version
+        self._note_secret((meta.namespace, meta.name), meta.resource_version)
 
     async def _written_secret(self, response: Any) -> str:
         """The resourceVersion of the Secret a write answered with (raw: only the version is used,
@@ -520,7 +529,7 @@ class Kube:
         the request); remembered as seen."""
         meta = (await raw_json(response))["metadata"]
         version = str(meta["resourceVersion"])
-        self._seen_secret_version[(meta["namespace"], meta["name"])] = version
+        self._note_secret((meta["namespace"], meta["name"]), version)
         return version
 
     async def _patch_secret(self, name: str, namespace: str, patch: Mapping[str, Any]) -> str:
@@ -540,7 +549,7 @@ class Kube:
             secret = await self._core.read_namespaced_secret(name, connection.namespace)
         except ApiException as error:
             if error.status == 404:
-                self._seen_secret_version[key] = None  # read, and found absent
+                self._note_secret(key, None)  # read, and found absent
                 self._know_signing(connection, None)
                 return None
             raise
@@ -584,7 +593,7 @@ class Kube:
         if not confirm and self.references(secret_key) and self.signing_index.known_absent(secret_key):
             # A new connection's Secret, as a rule: nothing to read. What this process writes
             # next is a create, which fails if the Secret exists all the same.
-            self._seen_secret_version[secret_key] = None
+            self._note_secret(secret_key, None)
             self._know_signing(connection, None)
             self._absent_by_index.add(secret_key)
             return None
@@ -739,6 +748,71 @@ class Kube:
                 connection = fresh
                 continue
             return self._answered(obj)
+        raise StaleObject(connection.name)
+
+    async def hold(self, connection: Connection) -> Connection:
+        held = await self._set_finalizer(connection, held=True)
+        if held is None:
+            raise StaleObject(connection.name)
+        return held
+
+    async def release(self, connection: Connection) -> None:
+        await self._set_finalizer(connection, held=False)
+
+    async def _set_finalizer(self, connection: Connection, *, held: bool) -> Connection | None:
+        """Add or remove procon's finalizer, conditionally on the object the decision was made on;
+        the connection as written, or None when it is gone.
+
+        A merge patch replaces the whole list, so it carries the resourceVersion: another
+        controller's finalizer added or removed meanwhile is never lost. On a conflict the list
+        is read again; adding gives way (:class:`StaleObject`) to a new generation or a
+        deletion begun meanwhile, which the reconcile decides on afresh.
+        """
+        for _ in range(5):
+            if connection.held == held:
+                return connection
+            others = [f for f in connection.finalizers if f != FINALIZER]
+            patch = {
+                "metadata": {
+                    "finalizers": [*others, FINALIZER] if held else others,
+                    "resourceVersion": connection.resource_version,
+                }
+            }
+            try:
+                # Raw: only the metadata of the answer is used; the rest is what was read.
+                answer = await self._custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    connection.namespace,
+                    PLURAL,
+                    connection.name,
+                    patch,
+                    **AS_MERGE_PATCH,
+                    _preload_content=False,
+                )
+                meta = dict((await raw_json(answer)).get("metadata") or {})
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                if error.status != 409:
+                    raise
+                fresh = await self.get_connection(connection.namespace, connection.name, latest=True)
+                if fresh is None or (not held and fresh.uid != connection.uid):
+                    return None  # gone (a new object of that name is another connection's business)
+                if fresh.uid != connection.uid or fresh.generation != connection.generation:
+                    # Decided on another spec (a policy, a pause): the next pass decides again.
+                    raise StaleObject(connection.name) from None
+                if held and fresh.deleting:
+                    raise StaleObject(connection.name) from None
+                connection = fresh
+                continue
+            finalizers = tuple(str(f) for f in meta.get("finalizers") or ())
+            if not held and not finalizers:
+                return None  # nothing holds it any more: the API server removes it
+            version = str(meta.get("resourceVersion") or "")
+            self._know_version((connection.namespace, connection.name), version)
+            # The patch was conditional on the version read: all else is as read.
+            return replace(connection, resource_version=version, finalizers=finalizers)
         raise StaleObject(connection.name)
 
     def _answered(self, obj: Mapping[str, Any]) -> Connection:

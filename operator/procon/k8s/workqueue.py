@@ -118,13 +118,6 @@ class WorkQueue:
     def is_active(self, key: Key) -> bool:
         return key in self._active
 
-    async def hold(self, key: Key) -> None:
-        """Take ``key`` as a worker would, waiting until no worker has it (release with :meth:`done`)."""
-        while key in self._active:
-            self._changed.clear()
-            await self._changed.wait()
-        self._active.add(key)
-
     def state_entries(self) -> dict[str, int]:
         """Sizes of the per-key stores: each goes back to 0 when the connections go."""
         return {

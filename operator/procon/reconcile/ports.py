@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from procon.api.v1alpha1 import ProcessorConnection
+from procon.api.v1alpha1 import FINALIZER, ProcessorConnection
 
 EventType = Literal["Normal", "Warning"]
 
@@ -37,6 +37,12 @@ class Connection:
     annotations: Mapping[str, str] = field(default_factory=dict)
     status: Mapping[str, Any] = field(default_factory=dict)
     deleting: bool = False
+    finalizers: tuple[str, ...] = ()
+
+    @property
+    def held(self) -> bool:
+        """Whether procon's finalizer holds the connection: its clean-up runs before it goes."""
+        return FINALIZER in self.finalizers
 
     @property
     def body(self) -> dict[str, Any]:
@@ -135,6 +141,16 @@ class KubePort(Protocol):
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:
         """Patch annotations (None removes one) conditionally on the resourceVersion; raises StaleObject."""
+        ...
+
+    async def hold(self, connection: Connection) -> Connection:
+        """Add procon's finalizer, conditionally on the resourceVersion; returns the connection as
+        written. Raises :class:`StaleObject` when the generation moved or a deletion began."""
+        ...
+
+    async def release(self, connection: Connection) -> None:
+        """Remove procon's finalizer, conditionally on the resourceVersion (another controller's
+        finalizers are kept). Raises :class:`StaleObject` when it keeps changing under us."""
         ...
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:

@@ -101,6 +101,9 @@ MAX_CLOCK_SKEW = 300.0
 FRESH_ANSWER_WINDOW = 600.0
 # Transient failures of a create under one idempotency key before the key counts as spent.
 REPLAY_BUDGET = 2
+# Attempts at a deleted connection's clean-up, one after another failed, before the last one
+# releases the connection whatever happens (with the retry schedule, about half a minute).
+CLEAN_UP_ATTEMPTS = 6
 # How long a connection's first pass may run before its status says Reconciling. A pass that ends
 # sooner writes its verdict as the first status: one status write instead of two, and a status write
 # is the API server's costliest request for a connection (docs/design/work-queue.md).
@@ -119,8 +122,8 @@ class Outcome:
     processor: str = "unknown"
     # For "retrying": seconds until the next attempt, as the status says.
     retry_in: float | None = None
-    # "gone": the connection no longer exists (True), rather than being deleted (its on.delete
-    # clean-up still needs what is kept about it).
+    # "gone": nothing is kept about the connection any more (True: it no longer exists, or procon
+    # released it), rather than being deleted with procon's part done or another's finalizer on it.
     absent: bool = False
 
 
@@ -213,6 +216,8 @@ class Reconciler:
         self._asked_afresh: OrderedDict[tuple[str, str], float] = OrderedDict()
         # Transient failures in a row, per connection: the retry schedule.
         self._failures: dict[tuple[str, str], int] = {}
+        # Failed clean-ups in a row, per connection being deleted (see _clean_up).
+        self._clean_up_failures: dict[tuple[str, str], int] = {}
         # Per connection: the key of its pending create and its transient failures (see _send_create).
         self._replays: dict[tuple[str, str], tuple[str, int]] = {}
         # The credentials each connection last reconciled with, kept in memory
@@ -248,13 +253,28 @@ class Reconciler:
             # Started over after a conflict: the object changed in ways the watch may not have
             # delivered yet, so this read asks etcd itself.
             connection = await self._kube.get_connection(namespace, name, latest=attempt > 0)
-            if connection is None or connection.deleting:
-                if connection is None:
+            if connection is None:
+                self.forget(namespace, name)
+                return Outcome("gone", absent=True)
+            if connection.deleting:
+                if not connection.held:
+                    # Released already, or never held (deleted before its first pass got to it):
+                    # nothing to do, nothing to keep, whatever else holds it.
                     self.forget(namespace, name)
-                return Outcome("gone", absent=connection is None)
+                    return Outcome("gone", absent=True)
+                return await self._clean_up(connection)
             processor = connection.model.spec.processor
+            # A name deleted and created again (its DELETED event missed) starts with no failed clean-up.
+            self._clean_up_failures.pop((namespace, name), None)
             await self._warn_about_annotations(connection)
             if procon_annotations.is_paused(connection.annotations):
+                if not connection.held:
+                    # Its signing Secret is let go when it is deleted (see _finalize): that needs the
+                    # finalizer too. (A pass that acts holds it in _reconcile_pass.)
+                    try:
+                        await self._kube.hold(connection)
+                    except StaleObject:
+                        continue
                 # procon makes no call for it: nothing of it can end up in a message,
                 # and no credentials are kept for calls.
                 self._forget_secrets(namespace, name)
@@ -295,11 +315,14 @@ class Reconciler:
         """After a start, for a connection whose status says it is settled: whether the last
         process left work on it unfinished (a create whose write-ahead record is still in the
         signing Secret, a rotation not carried out, a replacement published but not yet in
-        status, no signing Secret at all). Reads Kubernetes only, asks no processor,
-        writes nothing. None when the connection is gone."""
+        status, no signing Secret at all; a deletion procon's finalizer waits on). Reads
+        Kubernetes only, asks no processor, writes nothing. None when the connection is gone,
+        or going with nothing left for procon to do."""
         connection = await self._kube.get_connection(namespace, name)
-        if connection is None or connection.deleting:
+        if connection is None or (connection.deleting and not connection.held):
             return None
+        if connection.deleting:
+            return True  # its clean-up
         if PENDING_CREATE in connection.annotations:
             return True
         rotation = procon_annotations.rotation(connection.annotations)
@@ -357,19 +380,46 @@ class Reconciler:
         else:
             self._annotation_warnings.pop(key, None)
 
-    async def finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
-        """Clean up before the object goes. Returns True when the finalizer may be released.
-
-        Transient failures raise (the caller retries with backoff) until
-        ``final_attempt``; permanent ones (a revoked key) release at once with
-        a Warning event, so an invalid key never traps the object.
-        Once released, nothing is kept about the connection (:meth:`forget`).
-        """
-        with accounts.current_listing():
-            released = await self._finalize(namespace, name, final_attempt=final_attempt)
-        if released:
-            self.forget(namespace, name)
-        return released
+    async def _clean_up(self, connection: Connection) -> Outcome:
+        """A pass over a connection being deleted that procon's finalizer holds: the clean-up, then
+        the finalizer released. A failure is retried with backoff, CLEAN_UP_ATTEMPTS in a row at
+        most; the last attempt releases whatever happens (with a Warning event), so that no
+        processor outage traps a connection, or its namespace, for ever."""
+        namespace, name = connection.namespace, connection.name
+        processor = connection.model.spec.processor
+        failures = self._clean_up_failures.get((namespace, name), 0)
+        final_attempt = failures >= CLEAN_UP_ATTEMPTS - 1
+        try:
+            with accounts.current_listing():
+                await self._finalize(connection, final_attempt=final_attempt)
+        except Exception as error:
+            if not isinstance(error, ProcessorError):
+                logger.exception("%s/%s: the clean-up failed", namespace, name)
+            if not final_attempt:
+                self._clean_up_failures[(namespace, name)] = failures + 1
+                delay = retry_delay(failures + 1, self._draw)
+                logger.warning(
+                    "%s/%s: webhook clean-up failed, retrying in %.0fs: %s",
+                    namespace,
+                    name,
+                    delay,
+                    redaction.redact(str(error), _scope(connection)),
+                )
+                return Outcome("retrying", processor, retry_in=delay)
+            await self._event(
+                connection,
+                "Warning",
+                "WebhookCleanupFailed",
+                f"gave up the clean-up after {CLEAN_UP_ATTEMPTS} attempts ({type(error).__name__}); "
+                "the webhook may remain at the processor",
+            )
+        try:
+            await self._kube.release(connection)
+        except StaleObject:
+            # Still changing under us after retries on conflicts: the next pass reads it afresh.
+            return Outcome("retrying", processor, retry_in=retry_delay(1, self._draw))
+        self.forget(namespace, name)
+        return Outcome("gone", processor, absent=True)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop everything kept in memory for a connection: it is gone."""
@@ -378,6 +428,7 @@ class Reconciler:
         self._annotation_warnings.pop((namespace, name), None)
         self._whitespace_noticed.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
+        self._clean_up_failures.pop((namespace, name), None)
         self._replays.pop((namespace, name), None)
         if not self._last_access:
             # No connection left whose verification could share a fresh answer: nothing is kept.
@@ -404,6 +455,7 @@ class Reconciler:
             "annotation_warnings": len(self._annotation_warnings),
             "whitespace_noticed": len(self._whitespace_noticed),
             "retry_schedules": len(self._failures),
+            "clean_up_failures": len(self._clean_up_failures),
             "first_reports": len(self._first_reports),
             "create_replays": len(self._replays),
             "fresh_secret_versions": len(self._asked_afresh),
@@ -411,10 +463,14 @@ class Reconciler:
             "redacted_values": redaction.registered_count(),
         }
 
-    async def _finalize(self, namespace: str, name: str, *, final_attempt: bool) -> bool:
-        connection = await self._kube.get_connection(namespace, name)
-        if connection is None:
-            return True
+    async def _finalize(self, connection: Connection, *, final_attempt: bool) -> None:
+        """Clean up before the connection goes.
+
+        Transient failures raise (the pass is retried with backoff) until ``final_attempt``;
+        permanent ones (a revoked key) end the clean-up at once with a Warning event, so an
+        invalid key never traps the object.
+        """
+        namespace, name = connection.namespace, connection.name
         spec = connection.model.spec
         metrics.forget_connection(namespace, name)
         if procon_annotations.is_paused(connection.annotations):
@@ -425,7 +481,7 @@ class Reconciler:
                 "OrphanedWebhookEndpoint",
                 f"paused: left the webhook at the processor untouched{kept}",
             )
-            return True
+            return
         if spec.deletion_policy is DeletionPolicy.ORPHAN:
             webhook_id = await self._orphaned_webhook(connection)
             kept = await self._keep_signing_secret(connection)
@@ -437,7 +493,7 @@ class Reconciler:
                 "OrphanedWebhookEndpoint",
                 f"deletionPolicy is Orphan: left webhook {webhook_id or '(none)'} at the processor{kept}",
             )
-            return True
+            return
         try:
             try:
                 async with asyncio.timeout(self._timeout):
@@ -446,7 +502,7 @@ class Reconciler:
                 raise TransientProcessorError(
                     f"the clean-up did not finish within {self._timeout:g}s"
                 ) from None
-            return True
+            return
         except TransientProcessorError as error:
             if not final_attempt:
                 raise
@@ -457,7 +513,6 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
-        return True
 
     async def _orphaned_webhook(self, connection: Connection) -> str | None:
         """The webhook an Orphan deletion leaves: the one whose secret is published (the status's
@@ -573,24 +628,34 @@ class Reconciler:
         redaction.remember(
             _scope(connection), redaction.url_secrets(connection.model.spec.webhook.url), part="webhook-url"
         )
+        # procon's finalizer, for a connection without it: added while the credentials are read and
+        # verified (which leave nothing at the processor) and in place before the webhook step does
+        # anything there, so that nothing procon does outlives the connection unseen.
+        holding = None if connection.held else asyncio.ensure_future(self._kube.hold(connection))
         try:
-            driver, credentials, target, secret = await self._read_access(connection)
-            reused = self._recorded_verification(connection, secret)
-            if reused is not None:
-                # Verified for this generation and this very Secret version within the recheck
-                # interval (by this process or the one before it): asking the processor again
-                # would only repeat the answer. A drift check costs the account's listing alone.
-                account, recorded, verified = reused
-                if isinstance(driver, accounts.AccountDriver):
-                    driver.remember_account(credentials, target, account)
-            else:
-                self._ask_afresh(driver, credentials, target, secret)
-                account = await self._verify(connection, driver, credentials, target)
-                report = await self._check_permissions(connection, driver, credentials, target)
-                verified = self._verification_record(connection, secret)
-            webhook, webhook_verdict, rotation = await self._reconcile_webhook(
-                connection, driver, credentials, target
-            )
+            try:
+                driver, credentials, target, secret = await self._read_access(connection)
+                reused = self._recorded_verification(connection, secret)
+                if reused is not None:
+                    # Verified for this generation and this very Secret version within the recheck
+                    # interval (by this process or the one before it): asking the processor again
+                    # would only repeat the answer. A drift check costs the account's listing alone.
+                    account, recorded, verified = reused
+                    if isinstance(driver, accounts.AccountDriver):
+                        driver.remember_account(credentials, target, account)
+                else:
+                    self._ask_afresh(driver, credentials, target, secret)
+                    account = await self._verify(connection, driver, credentials, target)
+                    report = await self._check_permissions(connection, driver, credentials, target)
+                    verified = self._verification_record(connection, secret)
+                if holding is not None:
+                    connection, holding = await holding, None  # StaleObject: the pass starts over
+                webhook, webhook_verdict, rotation = await self._reconcile_webhook(
+                    connection, driver, credentials, target
+                )
+            finally:
+                if holding is not None:
+                    await _settled_hold(holding)
         except _Stalled as stopped:
             assessment = _with_earlier_steps(stopped.assessment, account, report, recorded)
             await self._write_status(
@@ -1462,6 +1527,15 @@ def recheck_age(interval: float, uid: str) -> float:
     interval, and a restart does not move a connection's recheck."""
     share = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") / 2**64
     return interval * (1.0 - RECHECK_SPREAD * share)
+
+
+async def _settled_hold(holding: asyncio.Future[Connection]) -> None:
+    """A finalizer write started by a pass that ended before it needed it: let it finish (the
+    connection is held for the next pass), whatever it answers; the next pass looks again."""
+    try:
+        await holding
+    except Exception as error:  # the pass that needs the finalizer reports its failure
+        logger.debug("procon's finalizer was not added (%s): the next pass tries again", type(error).__name__)
 
 
 def _scope(connection: Connection) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from procon.api.v1alpha1 import Mode, ProcessorConnection, ProcessorConnectionSpec
+from procon.api.v1alpha1 import FINALIZER, Mode, ProcessorConnection, ProcessorConnectionSpec
 from procon.processors.base import (
     Account,
     Comparison,
@@ -84,6 +84,9 @@ class MemoryKube:
     crash_on_publish: int = 0
     released: bool = False
     deleting: bool = False
+    # As if an earlier pass had added procon's finalizer; a new connection has none.
+    finalizers: list[str] = field(default_factory=lambda: [FINALIZER])
+    finalizer_writes: list[str] = field(default_factory=list)  # "hold" or "release", in order
     # The signing Secret lost procon's label: its watch knows it no more (see Kube.read_published).
     hidden_from_watch: bool = False
     published_reads: list[bool] = field(default_factory=list)  # each read's ``confirm``
@@ -115,6 +118,7 @@ class MemoryKube:
             annotations=dict(self.annotations),
             status=dict(self.status),
             deleting=self.deleting,
+            finalizers=tuple(self.finalizers),
         )
 
     async def read_credentials(self, namespace: str, name: str) -> CredentialsSecret | None:
@@ -173,6 +177,23 @@ class MemoryKube:
         assert fresh is not None
         return fresh
 
+    async def hold(self, connection: Connection) -> Connection:
+        if connection.resource_version != self.resource_version:
+            raise StaleObject(connection.name)
+        self.finalizer_writes.append("hold")
+        self.finalizers.append(FINALIZER)
+        self._bump()
+        fresh = await self.get_connection("ns", self.name)
+        assert fresh is not None
+        return fresh
+
+    async def release(self, connection: Connection) -> None:
+        if connection.resource_version != self.resource_version:
+            raise StaleObject(connection.name)
+        self.finalizer_writes.append("release")
+        self.finalizers.remove(FINALIZER)
+        self._bump()
+
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
         self.status_writes.append(dict(status))
         self.status.update(status)
@@ -225,6 +246,12 @@ class FleetKube:
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:
         return await self.connections[connection.name].set_annotations(connection, annotations)
+
+    async def hold(self, connection: Connection) -> Connection:
+        return await self.connections[connection.name].hold(connection)
+
+    async def release(self, connection: Connection) -> None:
+        await self.connections[connection.name].release(connection)
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
         return await self.connections[connection.name].write_status(connection, status)

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from procon.processors.base import Account, Credentials, Target
+from procon.api.v1alpha1 import FINALIZER
+from procon.processors.base import Account, Credentials, ObservedWebhook, Target, TransientProcessorError
 from procon.reconcile.ownership import Owner
 from procon.reconcile.ports import Connection
-from procon.reconcile.reconciler import Reconciler
+from procon.reconcile.reconciler import CLEAN_UP_ATTEMPTS, Reconciler
 from tests.unit.reconcile.doubles import (
     PROCESSOR,
     WEBHOOK_PERMISSION,
@@ -41,6 +42,11 @@ def anyio_backend() -> str:
 
 def operator(kube: MemoryKube, processor: FakeProcessor) -> Reconciler:
     return Reconciler(kube, {PROCESSOR: processor}, cluster_name="c1", draw=lambda: 0.5)
+
+
+async def cleaned_up(run: Reconciler) -> bool:
+    """One pass over the connection being deleted; whether it ended with procon's part done."""
+    return (await run.reconcile("ns", "shop")).state == "gone"
 
 
 def owned_by_me(processor: FakeProcessor) -> list[str]:
@@ -389,7 +395,7 @@ async def test_deletion_under_delete_removes_only_owned_webhooks_and_forgets_the
     )
     kube.deleting = True
     forgotten = processor.forgotten
-    assert await run.finalize("ns", "shop", final_attempt=False)
+    assert await cleaned_up(run)
     assert processor.owned() == ["wh_theirs"]
     assert f"deleted webhook {mine}: connection deleted" in [m for _, _, m in kube.events]
     assert processor.forgotten == forgotten + 1  # the driver's caches for the connection's key are dropped
@@ -402,7 +408,7 @@ async def test_deletion_under_delete_cleans_up_with_remembered_credentials_once_
     await run.reconcile("ns", "shop")
     kube.secrets.clear()  # a namespace deletion takes the Secret in no set order
     kube.deleting = True
-    assert await run.finalize("ns", "shop", final_attempt=False)
+    assert await cleaned_up(run)
     assert processor.owned() == []
 
 
@@ -416,9 +422,153 @@ async def test_deletion_under_orphan_leaves_the_published_webhook_and_its_secret
     processor.add(leftover)
     kube.spec["deletionPolicy"] = "Orphan"
     kube.deleting = True
-    assert await run.finalize("ns", "shop", final_attempt=False)
+    assert await cleaned_up(run)
     assert processor.owned() == [published]
     assert kube.released  # the Secret is let go before the garbage collector follows its owner
     (_, reason, message) = kube.events[-1]
     assert reason == "OrphanedWebhookEndpoint"
     assert f"left webhook {published} at the processor" in message
+
+
+async def test_a_new_connection_is_held_by_the_finalizer_before_anything_is_done_at_the_processor() -> None:
+    kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
+    webhook_calls_when_held: list[list[str]] = []
+    hold = kube.hold
+
+    async def slow_hold(connection: Connection) -> Connection:
+        await asyncio.sleep(0.05)  # the API server slower than the verification
+        held = await hold(connection)
+        webhook_calls_when_held.append(list(processor.calls))
+        return held
+
+    kube.hold = slow_hold  # type: ignore[method-assign]
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "ready"
+    assert webhook_calls_when_held == [[]], "the webhook step waited for the finalizer"
+    assert processor.checks, "the verification went on meanwhile"
+    assert kube.finalizers == [FINALIZER]
+    assert_one_published(kube, processor)
+    await operator(kube, processor).reconcile("ns", "shop")
+    assert kube.finalizer_writes == ["hold"], "held once, not on every pass"
+
+
+async def test_a_connection_whose_finalizer_cannot_be_added_gets_no_webhook() -> None:
+    kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
+
+    async def refused(connection: Connection) -> Connection:
+        raise RuntimeError("403: patch processorconnections is forbidden")
+
+    kube.hold = refused  # type: ignore[method-assign]
+    outcome = await operator(kube, processor).reconcile("ns", "shop")
+    assert outcome.state == "retrying"
+    assert processor.owned() == []
+    assert "create" not in processor.calls
+
+
+async def test_a_pass_stalled_before_the_webhook_step_still_leaves_the_connection_held() -> None:
+    kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
+    kube.secrets["shop-key"] = {"token": "revoked"}
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "stalled"
+    assert kube.finalizers == [FINALIZER]
+
+
+async def test_a_paused_connection_is_held_too_so_its_signing_secret_is_kept_when_it_goes() -> None:
+    kube, processor = MemoryKube(finalizers=[]), FakeProcessor()
+    kube.annotations["procon.dev/paused"] = "true"
+    assert (await operator(kube, processor).reconcile("ns", "shop")).state == "paused"
+    assert kube.finalizers == [FINALIZER]
+    assert processor.calls == []
+    assert processor.checks == []
+
+
+async def test_a_deletion_before_procon_held_the_connection_costs_nothing() -> None:
+    kube, processor = MemoryKube(finalizers=["example.com/other"]), FakeProcessor()
+    kube.deleting = True
+    outcome = await operator(kube, processor).reconcile("ns", "shop")
+    assert (outcome.state, outcome.absent) == ("gone", True)
+    assert kube.finalizers == ["example.com/other"]
+    assert (processor.calls, kube.finalizer_writes, kube.events) == ([], [], [])
+
+
+async def test_the_release_keeps_another_controllers_finalizer() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    kube.finalizers.insert(0, "example.com/other")
+    kube.deleting = True
+    outcome = await run.reconcile("ns", "shop")
+    assert (outcome.state, outcome.absent) == ("gone", True)
+    assert kube.finalizers == ["example.com/other"]
+    assert processor.owned() == []
+
+
+async def test_a_clean_up_that_fails_is_retried_and_the_last_attempt_releases_with_a_warning() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    (webhook,) = processor.owned()
+
+    async def unavailable(*_: Any, **__: Any) -> list[ObservedWebhook]:
+        raise TransientProcessorError("the processor answered 503")
+
+    processor.list_webhooks = unavailable  # type: ignore[method-assign]
+    kube.deleting = True
+    delays = []
+    for _ in range(CLEAN_UP_ATTEMPTS - 1):
+        outcome = await run.reconcile("ns", "shop")
+        assert outcome.state == "retrying"
+        assert outcome.retry_in is not None
+        delays.append(outcome.retry_in)
+        assert kube.finalizers == [FINALIZER], "held while the clean-up may still succeed"
+    assert delays == sorted(delays), "backing off"
+    assert delays[0] < delays[-1]
+    assert "WebhookCleanupFailed" not in kube.reasons()
+    outcome = await run.reconcile("ns", "shop")
+    assert (outcome.state, outcome.absent) == ("gone", True)
+    assert kube.finalizers == []
+    (warning,) = [m for t, r, m in kube.events if r == "WebhookCleanupFailed"]
+    assert "it may remain at the processor" in warning
+    assert processor.owned() == [webhook]
+    process_wide = {"driver_cache", "redacted_values"}  # other tests' entries may be there too
+    kept = {
+        store: count for store, count in run.state_entries().items() if count and store not in process_wide
+    }
+    assert kept == {}, "nothing is kept about a connection released"
+
+
+async def test_a_clean_up_that_succeeds_after_failing_starts_the_count_afresh_for_the_next() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+    listing = processor.list_webhooks
+    failures = [TransientProcessorError("503")] * (CLEAN_UP_ATTEMPTS - 2)
+
+    async def flaky(*args: Any, **kwargs: Any) -> list[ObservedWebhook]:
+        if failures:
+            raise failures.pop()
+        return await listing(*args, **kwargs)
+
+    processor.list_webhooks = flaky  # type: ignore[method-assign]
+    kube.deleting = True
+    states = [(await run.reconcile("ns", "shop")).state for _ in range(CLEAN_UP_ATTEMPTS - 1)]
+    assert states == ["retrying"] * (CLEAN_UP_ATTEMPTS - 2) + ["gone"]
+    assert processor.owned() == []
+    assert kube.finalizers == []
+    assert "WebhookCleanupFailed" not in kube.reasons()
+    assert run.state_entries()["clean_up_failures"] == 0
+
+
+async def test_a_clean_up_that_fails_unexpectedly_gives_the_errors_kind_not_its_text() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    run = operator(kube, processor)
+    await run.reconcile("ns", "shop")
+
+    async def broken(*_: Any, **__: Any) -> list[ObservedWebhook]:
+        raise ValueError("fake-key-1 was in the answer")
+
+    processor.list_webhooks = broken  # type: ignore[method-assign]
+    kube.deleting = True
+    states = [(await run.reconcile("ns", "shop")).state for _ in range(CLEAN_UP_ATTEMPTS)]
+    assert states == ["retrying"] * (CLEAN_UP_ATTEMPTS - 1) + ["gone"]
+    (warning,) = [m for t, r, m in kube.events if r == "WebhookCleanupFailed"]
+    assert "ValueError" in warning
+    assert "fake-key-1" not in warning

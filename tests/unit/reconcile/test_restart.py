@@ -232,12 +232,23 @@ async def test_a_rotation_not_carried_out_is_found_after_a_start() -> None:
     assert await process(kube, processor).left_unfinished("ns", "shop") is True
 
 
-async def test_a_connection_gone_meanwhile_is_none() -> None:
+async def test_a_connection_released_meanwhile_is_none() -> None:
+    kube, processor = MemoryKube(), FakeProcessor()
+    await ready_then_restarted(kube, processor)
+    kube.deleting = True
+    kube.finalizers.clear()
+
+    assert await process(kube, processor).left_unfinished("ns", "shop") is None
+
+
+async def test_a_deletion_begun_meanwhile_is_its_clean_up_left_to_do() -> None:
+    """Found by review: a deletion seen while the first look read the connection was dropped with
+    the key, and nothing woke it again; procon's finalizer held it Terminating."""
     kube, processor = MemoryKube(), FakeProcessor()
     await ready_then_restarted(kube, processor)
     kube.deleting = True
 
-    assert await process(kube, processor).left_unfinished("ns", "shop") is None
+    assert await process(kube, processor).left_unfinished("ns", "shop") is True
 
 
 async def test_a_replacement_published_but_not_yet_in_status_is_found_after_a_start() -> None:
