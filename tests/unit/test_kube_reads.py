@@ -399,6 +399,19 @@ def test_a_new_connection_reads_its_signing_secret_once() -> None:
     run(test)
 
 
+def owned_by(connection: Connection) -> list[dict[str, Any]]:
+    """The owner reference procon's signing Secret carries to its connection."""
+    return [
+        {
+            "apiVersion": "procon.dev/v1alpha1",
+            "kind": "ProcessorConnection",
+            "name": connection.name,
+            "uid": connection.uid,
+            "controller": True,
+        }
+    ]
+
+
 def _listed(kube: Kube, *names: str) -> None:
     """The watch of procon's signing Secrets has listed the namespace and found ``names``."""
     kube.signing_index.listing(NAMESPACE)
@@ -447,15 +460,7 @@ def test_a_signing_secret_there_after_all_starts_the_pass_over_and_is_read(whose
                     "procon.dev/owner-uid": connection.uid,
                 },
                 data={"pendingCreate": encoded('{"key": "earlier", "params": "p"}')},
-                ownerReferences=[
-                    {
-                        "apiVersion": "procon.dev/v1alpha1",
-                        "kind": "ProcessorConnection",
-                        "name": "shop",
-                        "uid": connection.uid,
-                        "controller": True,
-                    }
-                ],
+                ownerReferences=owned_by(connection),
             )
         _listed(kube)
         assert await kube.read_published(connection) is None
@@ -486,15 +491,7 @@ def test_a_read_to_confirm_reads_a_signing_secret_the_watch_cannot_see() -> None
             "shop-webhook",
             labels={},
             data={"signingSecret": encoded("whsec_1"), "endpointId": encoded("we_1")},
-            ownerReferences=[
-                {
-                    "apiVersion": "procon.dev/v1alpha1",
-                    "kind": "ProcessorConnection",
-                    "name": "shop",
-                    "uid": connection.uid,
-                    "controller": True,
-                }
-            ],
+            ownerReferences=owned_by(connection),
         )
         _listed(kube)
         assert await kube.read_published(connection) is None
