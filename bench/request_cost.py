@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._harness import bench_cluster  # noqa: E402
 from kubernetes_asyncio import client, config  # noqa: E402
+from tests.integration.operator_harness import ANALYTICS_PERMISSIONS  # noqa: E402
 
 from procon.api.crd import crd_yaml  # noqa: E402
 from procon.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION  # noqa: E402
@@ -81,14 +82,7 @@ def spec(i: int) -> dict[str, Any]:
         "processor": "stripe",
         "mode": "test",
         "credentialsSecretRef": {"name": f"acct-{i // 10:05d}"},
-        "requiredPermissions": [
-            "rak_balance_read",
-            "rak_charge_read",
-            "rak_dispute_read",
-            "rak_event_read",
-            "rak_payout_read",
-            "rak_webhook_write",
-        ],
+        "requiredPermissions": ANALYTICS_PERMISSIONS,
         "webhook": {
             "url": f"https://hooks.example.com/fleet/c-{i:05d}",
             "events": ["charge.succeeded", "payout.paid"],

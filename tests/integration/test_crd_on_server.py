@@ -4,6 +4,7 @@ rejects what is not with a message a person understands."""
 from __future__ import annotations
 
 import copy
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -261,8 +262,11 @@ def test_other_fields_can_change(kubectl: Kubectl, namespace: str) -> None:
     assert stored["metadata"]["generation"] == 2
 
 
-def _set_status(kubectl: Kubectl, namespace: str, status: dict[str, Any]) -> None:
-    kubectl.run(
+def _set_status(
+    kubectl: Kubectl, namespace: str, status: dict[str, Any], *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Merge-patch the status subresource of connection "shop", as the operator writes it."""
+    return kubectl.run(
         "patch",
         "pconn",
         "shop",
@@ -272,6 +276,7 @@ def _set_status(kubectl: Kubectl, namespace: str, status: dict[str, Any]) -> Non
         "--type=merge",
         "-p",
         yaml.safe_dump({"status": status}),
+        check=check,
     )
 
 
@@ -335,18 +340,7 @@ def test_status_conditions_are_validated(kubectl: Kubectl, namespace: str) -> No
     kubectl.apply(valid_connection(), namespace=namespace)
     bad = copy.deepcopy(READY_FALSE)
     bad["conditions"][0]["status"] = "Maybe"
-    result = kubectl.run(
-        "patch",
-        "pconn",
-        "shop",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        yaml.safe_dump({"status": bad}),
-        check=False,
-    )
+    result = _set_status(kubectl, namespace, bad, check=False)
     assert result.returncode != 0
     assert 'Unsupported value: "Maybe"' in result.stderr
 
@@ -366,18 +360,7 @@ def test_a_condition_type_appears_once(kubectl: Kubectl, namespace: str) -> None
     kubectl.apply(valid_connection(), namespace=namespace)
     twice = copy.deepcopy(READY_FALSE)
     twice["conditions"].append(dict(twice["conditions"][0], status="True", reason="Ready"))
-    result = kubectl.run(
-        "patch",
-        "pconn",
-        "shop",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        yaml.safe_dump({"status": twice}),
-        check=False,
-    )
+    result = _set_status(kubectl, namespace, twice, check=False)
     assert result.returncode != 0
     assert "Duplicate value" in result.stderr
 

@@ -155,6 +155,7 @@ class FakeCustom:
         self.obj = obj
         self.reads: list[tuple[str, str | None]] = []
         self.cache_behind = False
+        self.gone = False  # deleted: every read answers 404
 
     async def get_namespaced_custom_object(self, *_: Any) -> dict[str, Any]:
         self.reads.append(("quorum", None))
@@ -164,6 +165,8 @@ class FakeCustom:
         assert (path.rsplit("/", 1)[-1], method) == ("{name}", "GET")
         (version,) = [v for k, v in query if k == "resourceVersion"]
         self.reads.append(("cached", version))
+        if self.gone:
+            return ErrorResponse(404, {"kind": "Status", "reason": "NotFound", "message": "not found"})
         if self.cache_behind:
             too_large = {"kind": "Status", "reason": "Timeout", "message": "Too large resource version"}
             return ErrorResponse(504, too_large)
@@ -399,6 +402,19 @@ def test_a_new_connection_reads_its_signing_secret_once() -> None:
     run(test)
 
 
+def owned_by(connection: Connection) -> list[dict[str, Any]]:
+    """The owner reference procon's signing Secret carries to its connection."""
+    return [
+        {
+            "apiVersion": "procon.dev/v1alpha1",
+            "kind": "ProcessorConnection",
+            "name": connection.name,
+            "uid": connection.uid,
+            "controller": True,
+        }
+    ]
+
+
 def _listed(kube: Kube, *names: str) -> None:
     """The watch of procon's signing Secrets has listed the namespace and found ``names``."""
     kube.signing_index.listing(NAMESPACE)
@@ -447,15 +463,7 @@ def test_a_signing_secret_there_after_all_starts_the_pass_over_and_is_read(whose
                     "procon.dev/owner-uid": connection.uid,
                 },
                 data={"pendingCreate": encoded('{"key": "earlier", "params": "p"}')},
-                ownerReferences=[
-                    {
-                        "apiVersion": "procon.dev/v1alpha1",
-                        "kind": "ProcessorConnection",
-                        "name": "shop",
-                        "uid": connection.uid,
-                        "controller": True,
-                    }
-                ],
+                ownerReferences=owned_by(connection),
             )
         _listed(kube)
         assert await kube.read_published(connection) is None
@@ -486,15 +494,7 @@ def test_a_read_to_confirm_reads_a_signing_secret_the_watch_cannot_see() -> None
             "shop-webhook",
             labels={},
             data={"signingSecret": encoded("whsec_1"), "endpointId": encoded("we_1")},
-            ownerReferences=[
-                {
-                    "apiVersion": "procon.dev/v1alpha1",
-                    "kind": "ProcessorConnection",
-                    "name": "shop",
-                    "uid": connection.uid,
-                    "controller": True,
-                }
-            ],
+            ownerReferences=owned_by(connection),
         )
         _listed(kube)
         assert await kube.read_published(connection) is None
@@ -649,6 +649,37 @@ def test_a_watch_cache_behind_the_version_asked_for_is_read_past() -> None:
 
     run(test)
     assert custom.reads == [("cached", "7"), ("quorum", None)]
+
+
+def test_a_connection_the_watch_cache_answers_gone_is_gone_and_forgotten() -> None:
+    custom = FakeCustom(connection_object())
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        kube._custom = kube._api = custom  # type: ignore[assignment]
+        kube.watched(NAMESPACE, "shop", "7")
+        assert await kube.get_connection(NAMESPACE, "shop") is not None
+        custom.gone = True
+        assert await kube.get_connection(NAMESPACE, "shop") is None
+        left = {k: v for k, v in kube.state_entries().items() if k != "indexed_signing_secrets"}
+        assert not any(left.values()), left
+
+    run(test)
+    assert custom.reads == [("cached", "7"), ("cached", "7")]
+
+
+def test_a_write_answered_after_the_connection_was_forgotten_keeps_nothing() -> None:
+    """The DELETED event can be handled while a pass's status write is on its way: the version
+    its answer names would otherwise stay known for a connection nothing refers to."""
+
+    async def test(kube: Kube, core: FakeCore) -> None:
+        connection = await kube.get_connection(NAMESPACE, "shop")
+        assert connection is not None
+        kube.forget(NAMESPACE, "shop")
+        await kube.write_status(connection, {"observedGeneration": 1})
+        left = {k: v for k, v in kube.state_entries().items() if k != "indexed_signing_secrets"}
+        assert not any(left.values()), left
+
+    run(test)
 
 
 def test_after_a_cache_that_fell_short_the_version_etcd_answered_is_the_bound() -> None:

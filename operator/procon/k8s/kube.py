@@ -309,6 +309,12 @@ class Kube:
         if _revision(resource_version) > self._newest_version.get(key, 0):
             self._newest_version[key] = _revision(resource_version)
 
+    def _know_written_version(self, key: tuple[str, str], resource_version: str) -> None:
+        """The version a write of a connection answered with, while the connection is known: an
+        answer handled after its DELETED event made the operator forget it keeps nothing."""
+        if key in self._secret_refs:
+            self._know_version(key, resource_version)
+
     def has_seen_generation(
         self, namespace: str, name: str, generation: int, annotations: Mapping[str, str]
     ) -> bool:
@@ -369,6 +375,7 @@ class Kube:
         """Sizes of the per-connection stores (for the operator's own metrics)."""
         return {
             "seen_generations": len(self._seen_generation),
+            "newest_versions": len(self._newest_version),
             "seen_secrets": len(self._seen_secret_version),
             "secret_references": len(self._secret_refs),
             "referenced_secrets": len(self._secret_ref_counts),
@@ -810,7 +817,7 @@ class Kube:
             if not held and not finalizers:
                 return None  # nothing holds it any more: the API server removes it
             version = str(meta.get("resourceVersion") or "")
-            self._know_version((connection.namespace, connection.name), version)
+            self._know_written_version((connection.namespace, connection.name), version)
             # The patch was conditional on the version read: all else is as read.
             return replace(connection, resource_version=version, finalizers=finalizers)
         raise StaleObject(connection.name)
@@ -818,7 +825,7 @@ class Kube:
     def _answered(self, obj: Mapping[str, Any]) -> Connection:
         """The connection a write answered with; its version is the newest known."""
         connection = connection_from_object(obj)
-        self._know_version((connection.namespace, connection.name), connection.resource_version)
+        self._know_written_version((connection.namespace, connection.name), connection.resource_version)
         return connection
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
