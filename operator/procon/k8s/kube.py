@@ -725,7 +725,7 @@ class Kube:
         """Patch annotations, conditionally on the object being the one the decision was made on.
 
         The patch carries the resourceVersion, so it fails if anything changed
-        since the read. A change that left the generation alone (kopf adding
+        since the read. A change that left the generation alone (procon adding
         its finalizer, a status write, a label) does not invalidate the
         decision, so the patch is retried on the fresh version; a new
         generation raises :class:`StaleObject` and the reconcile starts over.
@@ -737,15 +737,7 @@ class Kube:
                 "metadata": {"annotations": dict(annotations), "resourceVersion": connection.resource_version}
             }
             try:
-                obj = await self._custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    connection.namespace,
-                    PLURAL,
-                    connection.name,
-                    patch,
-                    **AS_MERGE_PATCH,
-                )
+                obj = await self._patch_connection(connection, patch)
             except ApiException as error:
                 if error.status != 409:
                     raise
@@ -787,16 +779,7 @@ class Kube:
             }
             try:
                 # Raw: only the metadata of the answer is used; the rest is what was read.
-                answer = await self._custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    connection.namespace,
-                    PLURAL,
-                    connection.name,
-                    patch,
-                    **AS_MERGE_PATCH,
-                    _preload_content=False,
-                )
+                answer = await self._patch_connection(connection, patch, _preload_content=False)
                 meta = dict((await raw_json(answer)).get("metadata") or {})
             except ApiException as error:
                 if error.status == 404:
@@ -821,6 +804,14 @@ class Kube:
             # The patch was conditional on the version read: all else is as read.
             return replace(connection, resource_version=version, finalizers=finalizers)
         raise StaleObject(connection.name)
+
+    async def _patch_connection(
+        self, connection: Connection, patch: Mapping[str, Any], **options: Any
+    ) -> Any:
+        """Merge-patch the connection's metadata (each patch carries the version it was made on)."""
+        return await self._custom.patch_namespaced_custom_object(
+            GROUP, VERSION, connection.namespace, PLURAL, connection.name, patch, **AS_MERGE_PATCH, **options
+        )
 
     def _answered(self, obj: Mapping[str, Any]) -> Connection:
         """The connection a write answered with; its version is the newest known."""
