@@ -73,7 +73,9 @@ async def measure(http_client: Any, base: str, requests: int, in_flight: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
@@ -87,7 +89,7 @@ def main() -> None:
                 ("procon's aiohttp client", lambda: CappedAIOHTTPClient(base, timeout=30)),
             ):
                 per_request, wall = asyncio.run(measure(make(), base, args.requests, args.in_flight))
-                print(f"  round {round_}: {name:24s} {per_request:5.2f} ms CPU per request, {wall:5.1f} s wall")
+                print(f"  round {round_}: {name:24s} {per_request:5.2f} ms CPU per request, {wall:5.1f} s")
     finally:
         process.terminate()
         process.wait(timeout=10)
