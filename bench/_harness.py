@@ -266,3 +266,23 @@ def process_memory_mib(pid: int, field: str = "VmRSS") -> float:
     if not match:
         raise RuntimeError(f"no {field} for process {pid}")
     return int(match.group(1)) / 1024
+
+
+def server_pids(state_dir: Path) -> dict[str, int]:
+    """The kube-apiserver and etcd processes of the control plane in ``state_dir``."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(state_dir).encode() not in b" ".join(argv):
+            continue
+        program = Path(argv[0].decode()).name
+        if program in ("kube-apiserver", "etcd"):
+            found[program] = int(entry.name)
+    if set(found) != {"kube-apiserver", "etcd"}:
+        raise RuntimeError(f"kube-apiserver and etcd of {state_dir} not found (found {sorted(found)})")
+    return found

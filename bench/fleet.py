@@ -82,6 +82,7 @@ from bench._harness import (  # noqa: E402
     process_memory_mib,
     processor_calls,
     running_emulators,
+    server_pids,
     user_of,
 )
 from bench._readiness import (  # noqa: E402
@@ -653,8 +654,12 @@ class FleetBench:
         s, pid = self.settings, operator.process.pid
         start = snapshot(self.running, emulators, fleet)
         cpu0 = cpu_seconds(pid)
+        servers = server_pids(self.running.state_dir)
+        servers_cpu0 = {name: cpu_seconds(server) for name, server in servers.items()}
         apply_seconds = apply_fleet(self.running, fleet, self.workdir, s.apply_workers)
         applied, applied_wall = time.monotonic(), time.time()
+        # Who used the cores once the apply was done: the API server, etcd and the operator.
+        used_at_applied = {name: cpu_seconds(server) for name, server in {**servers, "operator": pid}.items()}
         # Watched from the apply's end: during the apply's burst of writes a watcher is the most
         # likely to fall behind and be closed, and nothing is Ready before the apply ends.
         watch.start()
@@ -685,6 +690,10 @@ class FleetBench:
             interrupted = True
             self.out("interrupted: reporting how far it got")
         all_ready = time.monotonic()
+        used_after_apply = {
+            name: round((cpu_seconds(process) - used_at_applied[name]) / max(all_ready - applied, 1e-3), 2)
+            for name, process in {**servers, "operator": pid}.items()
+        }
         complete = ready >= s.connections
         ready_after = None
         if complete:
@@ -726,6 +735,12 @@ class FleetBench:
             ready_timeline=timeline,
             operator_peak_rss_mib=round(process_memory_mib(pid, "VmHWM"), 1),
             operator_cpu_seconds=round(cpu_seconds(pid) - cpu0, 1),
+            # The control plane's CPU over the whole pass (the apply's share included).
+            server_cpu_seconds={
+                name: round(cpu_seconds(server) - servers_cpu0[name], 1) for name, server in servers.items()
+            },
+            # From the apply's end to all Ready: cores used on average by each.
+            cores_after_apply=used_after_apply,
             load_average=load_average(),
         )
         self.report["first_pass"] = first
@@ -899,6 +914,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"CPU {first['operator_cpu_seconds']}s; "
             f"emulator and bench CPU {first['emulator_and_bench_cpu_seconds']}s; load {first['load_average']}"
         )
+        servers = ", ".join(f"{name} {cpu}s" for name, cpu in sorted(first["server_cpu_seconds"].items()))
+        cores = ", ".join(f"{name} {used}" for name, used in first["cores_after_apply"].items())
+        lines.append(f"  control plane CPU: {servers}; cores used from the apply's end to all Ready: {cores}")
     drift = report.get("drift_interval_window")
     if drift:
         accounts = max(1, report["accounts"])

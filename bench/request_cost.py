@@ -39,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._harness import bench_cluster  # noqa: E402
+from bench._harness import bench_cluster, server_pids  # noqa: E402
 from kubernetes_asyncio import client, config  # noqa: E402
 from tests.integration.operator_harness import ANALYTICS_PERMISSIONS  # noqa: E402
 
@@ -55,26 +55,6 @@ STAMP = "2026-12-02T00:00:00Z"
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _server_pids(state_dir: Path) -> dict[str, int]:
-    """The kube-apiserver and etcd processes of the control plane in ``state_dir``."""
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(state_dir).encode() not in b" ".join(argv):
-            continue
-        program = Path(argv[0].decode()).name
-        if program in ("kube-apiserver", "etcd"):
-            found[program] = int(entry.name)
-    if set(found) != {"kube-apiserver", "etcd"}:
-        raise RuntimeError(f"kube-apiserver and etcd of {state_dir} not found (found {sorted(found)})")
-    return found
 
 
 def spec(i: int) -> dict[str, Any]:
@@ -147,7 +127,7 @@ async def measure(running: control_plane.Cluster, requests: int, label: str) -> 
         namespace = f"cost-{int(time.time())}"
         new_namespace: Any = {"metadata": {"name": namespace}}
         await core.create_namespace(new_namespace)
-        pids = _server_pids(running.state_dir)
+        pids = server_pids(running.state_dir)
         versions: dict[int, str] = {}
         merge: dict[str, Any] = {"_content_type": "application/merge-patch+json", "_preload_content": False}
         status = {"status": ready_status()}

@@ -93,6 +93,11 @@ def test_first_pass_counts_one_webhook_per_connection_and_the_operators_writes(
     assert not any(kind.startswith("APPLY ") for kind in writes["by_kind"])
     assert writes["total"] == sum(writes["by_kind"].values())
     assert 50 < first["operator_peak_rss_mib"] < 4096
+    # Who used the cores: the control plane's own processes, found and measured.
+    assert set(first["server_cpu_seconds"]) == {"kube-apiserver", "etcd"}
+    assert first["server_cpu_seconds"]["kube-apiserver"] > 0
+    assert set(first["cores_after_apply"]) == {"kube-apiserver", "etcd", "operator"}
+    assert all(used >= 0 for used in first["cores_after_apply"].values())
 
 
 @pytest.mark.no_session_operator
@@ -130,6 +135,8 @@ def test_the_text_report_names_every_figure(report: dict[str, Any]) -> None:
         "one unchanged drift interval",
         "per account: max",
         "Kubernetes writes:",
+        "control plane CPU:",
+        "cores used from the apply's end to all Ready",
         "peak RSS",
         "restart:",
         "runs as system:serviceaccount:",

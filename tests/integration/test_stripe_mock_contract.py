@@ -248,9 +248,9 @@ async def run_repertoire(base_url: str) -> Repertoire:
     exchanges: list[Exchange] = []
     outcomes: dict[str, Any] = {}
     runner = await recording_proxy(base_url, exchanges)
+    # No SDK retries: one driver call, one request, one verdict.
+    driver = StripeDriver(proxy_url(runner), max_network_retries=0)
     try:
-        # No SDK retries: one driver call, one request, one verdict.
-        driver = StripeDriver(proxy_url(runner), max_network_retries=0)
         targets = {"own": None, "connected": CONNECTED}
         every_permission = [*perms.READ_PROBES, *perms.WRITE_PROBES, *perms.VERIFIED_BY_USE]
         for key_name, key in (("restricted", RESTRICTED_KEY), ("secret", SECRET_KEY)):
@@ -284,6 +284,7 @@ async def run_repertoire(base_url: str) -> Repertoire:
                     )
                 await record("delete", driver.delete_webhook(credentials, target, WEBHOOK_ID))
     finally:
+        await driver.aclose()
         await runner.cleanup()
     return Repertoire(exchanges, outcomes)
 

@@ -8,6 +8,8 @@ restart of a fleet. procon keeps its own map of which connections name which Sec
 
 from __future__ import annotations
 
+import asyncio
+
 import kopf
 
 from procon.k8s import handlers
@@ -38,3 +40,15 @@ def test_the_secrets_a_connection_names_follow_its_spec_and_go_with_it() -> None
     runtime.names_secrets("ns", "shop", frozenset())
     assert runtime.secret_users == {}
     assert runtime.secrets_named == {}
+
+
+def test_the_stop_closes_what_the_drivers_hold_open() -> None:
+    runtime = _runtime()
+    closed: list[str] = []
+
+    async def close_stripe() -> None:
+        closed.append("stripe")
+
+    runtime.closers = [close_stripe]
+    asyncio.run(handlers.cleanup(memo=kopf.Memo(runtime=runtime)))
+    assert closed == ["stripe"]

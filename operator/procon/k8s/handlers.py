@@ -63,7 +63,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,8 @@ class Runtime:
     stopping: bool = False
     signing_watch: asyncio.Task[None] | None = None
     metrics_server: web.AppRunner | None = None
+    # Run at the stop: a driver holding connections open closes them with its (optional) aclose.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def wake(self, namespace: str, name: str, still_new: Callable[[], bool]) -> None:
         """Queue a known connection for a change (a connection the queue does not know is read
@@ -254,8 +256,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     # Listings shared per account and every request within its account's budget and the bound on
     # requests in flight (procon.reconcile.accounts, procon.processors.calls).
+    processor_drivers = {
+        plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()
+    }
     drivers = account_drivers(
-        {plugin.name: plugin.driver(config.processor_env, context) for plugin in processors.plugins()},
+        processor_drivers,
         {plugin.name: plugin.rate_limit for plugin in processors.plugins()},
         CallAdmission(config.max_concurrent_calls),
         max_age=config.drift_interval,
@@ -271,6 +276,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             recheck_interval=config.permission_recheck_interval,
         ),
     )
+    runtime.closers = [
+        close for driver in processor_drivers.values() if (close := getattr(driver, "aclose", None))
+    ]
     metrics.track_state_entries(runtime.state_entries)
     runtime.metrics_server = await metrics_server.serve(
         api, config.metrics_port, cert_file=config.metrics_cert_file, key_file=config.metrics_key_file
@@ -337,6 +345,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
             worker.cancel()
     if runtime.metrics_server is not None:
         await runtime.metrics_server.cleanup()
+    for close in runtime.closers:
+        await close()
 
 
 @kopf.on.event(*SECRETS)

@@ -30,6 +30,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from procon.api.v1alpha1 import FINALIZER, GROUP, KIND, PLURAL, VERSION, ProcessorConnection
+from procon.http_proxy import proxy_from_environment
 from procon.k8s.credentials_cache import MAX_AGE, CredentialsCache
 from procon.k8s.liveness import UnwatchedChanges
 from procon.k8s.signing_index import SigningSecretIndex
@@ -78,7 +79,7 @@ async def api_client() -> client.ApiClient:
     its URL, each in a worker thread: two thread hops per request, a large share of the
     operator's CPU at fleet size. Netrc credentials mean nothing to the Kubernetes API (a token
     or a client certificate authenticates), and the proxy is decided here, once, from the same
-    variables and rules aiohttp would apply (see :func:`proxy_from_environment`), unless the
+    variables and rules aiohttp would apply (see :func:`procon.http_proxy.proxy_from_environment`), unless the
     kubeconfig names one itself (``proxy-url``).
     """
     from kubernetes_asyncio import config
@@ -93,23 +94,6 @@ async def api_client() -> client.ApiClient:
     api = client.ApiClient(configuration)
     distrust_environment(api.rest_client.pool_manager)
     return api
-
-
-def proxy_from_environment(url: str) -> str | None:
-    """The proxy aiohttp would choose for ``url`` from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (and their
-    lower-case forms), or None. Credentials aiohttp would send to it (from the proxy's URL, or
-    ~/.netrc for the proxy's host) stay in the URL: aiohttp sends a proxy URL's user and password
-    as Proxy-Authorization, over plain HTTP and in a CONNECT alike."""
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(url))
-    except LookupError:  # no proxy for this scheme, or NO_PROXY exempts the host
-        return None
-    if auth is not None:
-        proxy = proxy.with_user(auth.login).with_password(auth.password)
-    return str(proxy)
 
 
 def distrust_environment(session: aiohttp.ClientSession) -> None:

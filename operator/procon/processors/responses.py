@@ -9,7 +9,7 @@ connection for as long as the other side keeps sending.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 
 import httpx
 
@@ -33,27 +33,36 @@ async def read_capped(
     Raises :class:`ResponseTooLarge` (and closes the connection) past the limit,
     whatever ``Content-Length`` claimed.
     """
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise ResponseTooLarge(
-                    f"{doing}: the answer went on past {limit // (1024 * 1024)} MiB; "
-                    "no answer procon asks for is that large"
-                )
-            chunks.append(chunk)
+        content = await read_chunks_capped(response.aiter_bytes(), doing, limit)
     finally:
         await response.aclose()
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
     return httpx.Response(
         response.status_code,
         headers=headers,
-        content=b"".join(chunks),
+        content=content,
         request=response.request,
         extensions=response.extensions,
     )
+
+
+async def read_chunks_capped(
+    chunks: AsyncIterable[bytes], doing: str, limit: int = MAX_RESPONSE_BYTES
+) -> bytes:
+    """A body's decoded ``chunks`` joined, or :class:`ResponseTooLarge` once they pass ``limit``
+    (the caller closes the connection: what is left of the body is never read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(
+                f"{doing}: the answer went on past {limit // (1024 * 1024)} MiB; "
+                "no answer procon asks for is that large"
+            )
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def describe_body(status: int, headers: Mapping[str, str] | None, body: bytes | str | None) -> str:

@@ -440,3 +440,53 @@ def test_a_lock_timeout_pauses_nobody(emulator: StripeEmulator) -> None:
         run(listing())
     assert not isinstance(refused.value, RateLimited)
     assert admission.paused_accounts("stripe") == 0
+
+
+# --- the HTTP client: the environment's proxy, chosen once; a session per event loop ----------
+
+# A name that resolves nowhere: only a proxy can answer for it.
+UNRESOLVABLE_BASE = "http://api.stripe.procon-test.invalid"
+
+
+@pytest.fixture
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_requests_go_through_the_proxy_the_environment_names(
+    emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch, no_proxy_variables: None
+) -> None:
+    # The emulator serves a request's path whatever its URL's host: it stands in for the proxy.
+    monkeypatch.setenv("HTTP_PROXY", emulator.base_url)
+    account = run(StripeDriver(UNRESOLVABLE_BASE, max_network_retries=0).verify(creds(FULL), TEST))
+    assert account.id == ACCOUNT
+    assert any(request.path == "/v1/account" for request in emulator.requests)
+
+
+def test_no_proxy_exempts_the_api_base(
+    emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch, no_proxy_variables: None
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", emulator.base_url)
+    monkeypatch.setenv("NO_PROXY", "api.stripe.procon-test.invalid")
+    with pytest.raises(TransientProcessorError):
+        run(StripeDriver(UNRESOLVABLE_BASE, max_network_retries=0).verify(creds(FULL), TEST))
+    assert emulator.requests == []
+
+
+def test_one_driver_serves_one_event_loop_after_another_and_closes_its_connections(
+    emulator: StripeEmulator,
+) -> None:
+    d = driver(emulator)
+
+    async def list_and_close() -> list[bool]:
+        await d.list_webhooks(creds(FULL), TEST)
+        sessions = list(d._http._sessions.values())
+        await d.aclose()
+        return [session.closed for session in sessions]
+
+    run(d.list_webhooks(creds(FULL), TEST))  # its loop ends here, its connections with it
+    # The session of the loop that ended is dropped, the new loop's made and then closed.
+    assert run(list_and_close()) == [True]
+    assert d._http._sessions == {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -162,37 +162,42 @@ class MemoryKube:
         self.released = self.published is not None or self.pending is not None
         return self.released
 
+    async def _patch_metadata(self, connection: Connection, change: Callable[[], None]) -> Connection:
+        """A write of the metadata as the API server makes it (procon's carry the resourceVersion):
+        refused unless made at the current version, then a new version."""
+        if connection.resource_version != self.resource_version:
+            raise StaleObject(connection.name)
+        change()
+        self._bump()
+        fresh = await self.get_connection("ns", self.name)
+        assert fresh is not None
+        return fresh
+
     async def set_annotations(
         self, connection: Connection, annotations: Mapping[str, str | None]
     ) -> Connection:
-        if connection.resource_version != self.resource_version:
-            raise StaleObject(connection.name)
-        for key, value in annotations.items():
-            if value is None:
-                self.annotations.pop(key, None)
-            else:
-                self.annotations[key] = value
-        self._bump()
-        fresh = await self.get_connection("ns", self.name)
-        assert fresh is not None
-        return fresh
+        def annotate() -> None:
+            for key, value in annotations.items():
+                if value is None:
+                    self.annotations.pop(key, None)
+                else:
+                    self.annotations[key] = value
+
+        return await self._patch_metadata(connection, annotate)
 
     async def hold(self, connection: Connection) -> Connection:
-        if connection.resource_version != self.resource_version:
-            raise StaleObject(connection.name)
-        self.finalizer_writes.append("hold")
-        self.finalizers.append(FINALIZER)
-        self._bump()
-        fresh = await self.get_connection("ns", self.name)
-        assert fresh is not None
-        return fresh
+        def add() -> None:
+            self.finalizer_writes.append("hold")
+            self.finalizers.append(FINALIZER)
+
+        return await self._patch_metadata(connection, add)
 
     async def release(self, connection: Connection) -> None:
-        if connection.resource_version != self.resource_version:
-            raise StaleObject(connection.name)
-        self.finalizer_writes.append("release")
-        self.finalizers.remove(FINALIZER)
-        self._bump()
+        def remove() -> None:
+            self.finalizer_writes.append("release")
+            self.finalizers.remove(FINALIZER)
+
+        await self._patch_metadata(connection, remove)
 
     async def write_status(self, connection: Connection, status: Mapping[str, Any]) -> Connection:
         self.status_writes.append(dict(status))

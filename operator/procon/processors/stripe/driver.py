@@ -1,4 +1,4 @@
-"""The Stripe driver: the official ``stripe`` SDK's async client over httpx.
+"""The Stripe driver: the official ``stripe`` SDK's async client over aiohttp.
 
 One :class:`stripe.StripeClient` per API base, shared by every connection;
 the key travels with each call (``options={"api_key": ...}``), so no
@@ -29,16 +29,19 @@ import asyncio
 import hashlib
 import json
 import re
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+import aiohttp
 import stripe
 
 from procon import metrics
 from procon.api.schema import Mode
+from procon.http_proxy import proxy_from_environment
 from procon.processors import calls, key_material
 from procon.processors.base import (
     Account,
@@ -63,7 +66,7 @@ from procon.processors.base import (
     TransientProcessorError,
     WebhookChanges,
 )
-from procon.processors.responses import ResponseTooLarge, describe_body, read_capped
+from procon.processors.responses import ResponseTooLarge, describe_body, read_chunks_capped
 from procon.processors.stripe import permissions as perms
 from procon.processors.stripe import webhook as endpoints
 from procon.processors.stripe.webhook import StripeEndpoint, StripeTarget
@@ -98,37 +101,83 @@ def mode_of_key(key: str) -> Mode | None:
     return Mode(match.group(1)) if match else None
 
 
-class CappedHTTPXClient(stripe.HTTPXClient):
-    """The SDK's httpx client, reading each answer as a stream up to a size cap.
+class CappedAIOHTTPClient(stripe.AIOHTTPClient):
+    """The SDK's aiohttp client, reading each answer up to a size cap, its proxy chosen once.
+
+    aiohttp, not the SDK's default httpx: httpx's connection pool examines the socket of every
+    pooled connection on each request, which cost about five times the CPU per request of
+    aiohttp's connector, and a fleet's first pass sends thousands (docs/design/work-queue.md,
+    "The processors' HTTP client").
 
     The SDK reads a whole body into memory however large; this reads at most
     :data:`procon.processors.responses.MAX_RESPONSE_BYTES` and raises
-    :class:`ResponseTooLarge` past it (not retried: the same request would
-    bring the same answer). A connection lost mid-body is the SDK's usual
-    retryable connection error.
+    :class:`ResponseTooLarge` past it (not retried: the same request would bring the same
+    answer). A connection lost mid-body is the SDK's usual retryable connection error.
+
+    The proxy is the environment's for the API base (``HTTPS_PROXY`` or ``HTTP_PROXY`` by its
+    scheme, unless ``NO_PROXY`` exempts its host), decided once as for the Kubernetes API
+    client: aiohttp's ``trust_env`` would look it up again on every request.
+
+    A session belongs to the event loop it was made in: a request from another loop (a CLI
+    command or a test runs one loop after another) gets a session of that loop's own.
     """
+
+    def __init__(self, api_base: str, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+        self._proxy_url = proxy_from_environment(api_base)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+    def _loop_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            for ended in [other for other in self._sessions if other.is_closed()]:
+                del self._sessions[ended]  # its connections went with its loop
+            # Verified against Stripe's own CA bundle, as the SDK's clients verify.
+            verify: ssl.SSLContext | bool = False
+            if self._verify_ssl_certs:
+                verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=verify))
+            self._sessions[loop] = session
+        return session
 
     async def request_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
-        args, kwargs = self._get_request_args_kwargs(method, url, headers, post_data)
         doing = f"Stripe's answer to {method.upper()} {urlsplit(url).path}"
         # Each attempt, the SDK's retries included, waits for its account's turn (procon.processors.calls).
         async with calls.admitted() as call:
             try:
-                request = self._client_async.build_request(*args, **kwargs)
-                response = await read_capped(await self._client_async.send(request, stream=True), doing)
+                async with self._loop_session().request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=post_data,
+                    timeout=self._request_timeout,
+                    proxy=self._proxy_url,
+                ) as response:
+                    try:
+                        content = await read_chunks_capped(response.content.iter_any(), doing)
+                    except ResponseTooLarge:
+                        response.close()  # the rest of the body is never read: the connection goes
+                        raise
             except ResponseTooLarge:
                 raise
             except Exception as error:  # as the SDK's own client does: a retryable connection error
                 self._handle_request_error(error)
             # A lock timeout is a 429 about one busy object, not the account's rate
             # (docs/processors/stripe.md, "Rate limits procon keeps to"): it pauses nobody.
-            busy = response.status_code == 429 and b"lock_timeout" in response.content
-            call.answered(
-                response.status_code, response.headers, rate_limited=not busy and response.status_code == 429
-            )
-        return response.content, response.status_code, response.headers
+            busy = response.status == 429 and b"lock_timeout" in content
+            call.answered(response.status, response.headers, rate_limited=not busy and response.status == 429)
+        return content, response.status, response.headers
+
+    async def close_async(self) -> None:
+        """Close the sessions of loops still open (this one's, at the operator's stop)."""
+        sessions, self._sessions = self._sessions, {}
+        for loop, session in sessions.items():
+            if not loop.is_closed() and loop is asyncio.get_running_loop():
+                await session.close()
 
 
 @dataclass
@@ -153,18 +202,23 @@ class StripeDriver:
         permission_cache_ttl: float = 600.0,
         clock: Any = time.monotonic,
     ) -> None:
+        self._http = CappedAIOHTTPClient(api_base, timeout=timeout)
         self._client = stripe.StripeClient(
             # The SDK requires a client-wide key; every call passes its own.
             "sk_test_unused_every_call_passes_its_own_key",
             base_addresses={"api": api_base},
             max_network_retries=max_network_retries,
-            http_client=CappedHTTPXClient(timeout=timeout),
+            http_client=self._http,
         )
         self._ttl = permission_cache_ttl
         self._clock = clock
         self._cache: dict[tuple[str, str | None], _CachedAccess] = {}
         self._lock = asyncio.Lock()
         self.api_base = api_base
+
+    async def aclose(self) -> None:
+        """Close this loop's connections to Stripe (at the operator's stop)."""
+        await self._http.close_async()
 
     # --- what the spec means at Stripe (pure) -----------------------------------
 
