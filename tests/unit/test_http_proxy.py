@@ -8,14 +8,9 @@ import pytest
 
 from procon.http_proxy import proxy_from_environment
 
-VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proxy_variables: None) -> None:
     monkeypatch.delenv("REQUEST_METHOD", raising=False)
     empty = tmp_path / "empty-netrc"
     empty.write_text("")

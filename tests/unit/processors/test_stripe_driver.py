@@ -450,13 +450,6 @@ def test_a_lock_timeout_pauses_nobody(emulator: StripeEmulator) -> None:
 UNRESOLVABLE_BASE = "http://api.stripe.procon-test.invalid"
 
 
-@pytest.fixture
-def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
 def test_requests_go_through_the_proxy_the_environment_names(
     emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch, no_proxy_variables: None
 ) -> None:
