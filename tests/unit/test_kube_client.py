@@ -32,7 +32,6 @@ from tests.unit.reconcile.doubles import SPEC
 
 REQUESTS = 5
 TOKEN = "test-token"
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 class Server:
@@ -86,11 +85,8 @@ current-context: local
 
 
 @pytest.fixture
-def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_proxy_variables: None) -> Path:
     """No proxy variables, a ~/.netrc (for another host), a kubeconfig path to fill in."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     netrc = tmp_path / "netrc"
     netrc.write_text("machine elsewhere.example login netrc-user password netrc-password\n")

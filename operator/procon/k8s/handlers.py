@@ -346,7 +346,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if runtime.metrics_server is not None:
         await runtime.metrics_server.cleanup()
     for close in runtime.closers:
-        await close()
+        try:
+            await close()
+        except Exception:  # the stop goes on: each driver's connections are closed apart
+            logger.warning("could not close a processor client's connections", exc_info=True)
 
 
 @kopf.on.event(*SECRETS)

@@ -178,7 +178,9 @@ class _FirstReport:
         if not self._task.cancelled() and (error := self._task.exception()) is not None:
             # Not fatal: the pass's own write follows (or the failure report, which is retried).
             logger.warning("%s: could not write a first status", self._name, exc_info=error)
-        elif self._task.cancelled() and write:
+        elif self._task.cancelled() and write and not self._writing:
+            # Once: steps of a pass may each ask for it (a rotation marked, a start-over after a
+            # conflict), and one "at work" status says it.
             self._writing = True
             await self._write()
 

@@ -130,6 +130,25 @@ def test_a_stripe_answer_that_never_ends_is_cut_off_at_the_cap(stripe: StripeEmu
     assert f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB" in str(caught.value)
 
 
+def test_after_an_answer_cut_off_the_next_request_is_answered(stripe: StripeEmulator) -> None:
+    # The cut answer's connection is closed, not handed to the next request with the rest of
+    # the body still coming.
+    driver = StripeDriver(stripe.base_url, max_network_retries=0)
+    credentials = Credentials({"apiKey": STRIPE_KEY})
+
+    async def main() -> Any:
+        try:
+            stripe.set_faults(malformed="endless", malformed_interval=0, malformed_path_prefix=LIST)
+            with pytest.raises(ResponseTooLarge):
+                await driver.list_webhooks(credentials, TEST)
+            stripe.reset()
+            return await driver.list_webhooks(credentials, TEST)
+        finally:
+            await driver.aclose()
+
+    assert asyncio.run(main()) == []
+
+
 def test_a_stripe_listing_that_never_ends_stops_after_a_few_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     pages = 0
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from procon.api.v1alpha1 import Mode
 from procon.emulators.stripe import StripeEmulator
@@ -18,6 +19,7 @@ from procon.processors.base import (
     IdempotencyKeySpent,
     NotFound,
     PermissionDenied,
+    ProcessorError,
     RateLimited,
     RequestRejected,
     TransientProcessorError,
@@ -448,13 +450,6 @@ def test_a_lock_timeout_pauses_nobody(emulator: StripeEmulator) -> None:
 UNRESOLVABLE_BASE = "http://api.stripe.procon-test.invalid"
 
 
-@pytest.fixture
-def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
 def test_requests_go_through_the_proxy_the_environment_names(
     emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch, no_proxy_variables: None
 ) -> None:
@@ -490,3 +485,40 @@ def test_one_driver_serves_one_event_loop_after_another_and_closes_its_connectio
     # The session of the loop that ended is dropped, the new loop's made and then closed.
     assert run(list_and_close()) == [True]
     assert d._http._sessions == {}
+
+
+def test_a_redirect_is_an_answer_not_a_way_elsewhere() -> None:
+    # Requests and the keys they carry go to the API base alone.
+    reached: list[str] = []
+
+    async def main() -> None:
+        async def elsewhere(request: web.Request) -> web.Response:
+            reached.append(request.path)
+            return web.json_response({"object": "list", "data": [], "has_more": False})
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPTemporaryRedirect(f"{other_base}{request.path_qs}")
+
+        runners = []
+        bases = []
+        for handler in (elsewhere, redirect):
+            application = web.Application()
+            application.router.add_route("*", "/{path:.*}", handler)
+            runner = web.AppRunner(application, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            runners.append(runner)
+            bases.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        other_base, api_base = bases
+        d = StripeDriver(api_base, max_network_retries=0)
+        try:
+            with pytest.raises(ProcessorError):
+                await d.list_webhooks(creds(FULL), TEST)
+        finally:
+            await d.aclose()
+            for runner in runners:
+                await runner.cleanup()
+
+    run(main())
+    assert reached == []

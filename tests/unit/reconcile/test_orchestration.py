@@ -19,7 +19,7 @@ from procon.api.v1alpha1 import FINALIZER
 from procon.processors.base import Account, Credentials, ObservedWebhook, Target, TransientProcessorError
 from procon.reconcile.ownership import Owner
 from procon.reconcile.ports import Connection
-from procon.reconcile.reconciler import CLEAN_UP_ATTEMPTS, Reconciler
+from procon.reconcile.reconciler import CLEAN_UP_ATTEMPTS, Reconciler, _FirstReport
 from tests.unit.reconcile.doubles import (
     PROCESSOR,
     WEBHOOK_PERMISSION,
@@ -572,3 +572,21 @@ async def test_a_clean_up_that_fails_unexpectedly_gives_the_errors_kind_not_its_
     (warning,) = [m for t, r, m in kube.events if r == "WebhookCleanupFailed"]
     assert "ValueError" in warning
     assert "fake-key-1" not in warning
+
+
+def test_a_first_report_asked_for_twice_is_written_once() -> None:
+    # Steps of a first pass may each ask for it at once (a rotation marked, a start-over after a
+    # conflict): one "at work" status is enough.
+    writes: list[str] = []
+
+    async def write() -> None:
+        writes.append("Reconciling")
+
+    async def main() -> None:
+        report = _FirstReport(write, 60.0, deadline=asyncio.get_running_loop().time() + 60, name="ns/shop")
+        await report.settle(write=True)
+        await report.settle(write=True)
+        await report.settle()
+
+    asyncio.run(main())
+    assert writes == ["Reconciling"]

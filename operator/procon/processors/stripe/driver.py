@@ -124,7 +124,10 @@ class CappedAIOHTTPClient(stripe.AIOHTTPClient):
 
     def __init__(self, api_base: str, *, timeout: float) -> None:
         super().__init__(timeout=timeout)
-        self._request_timeout = aiohttp.ClientTimeout(total=timeout)
+        # Per step, as the SDK's httpx client had it: a connection (a free one from the pool
+        # included) within ``timeout``, and no read waiting longer; the reconcile's deadline
+        # bounds the whole.
+        self._request_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._proxy_url = proxy_from_environment(api_base)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
@@ -138,7 +141,12 @@ class CappedAIOHTTPClient(stripe.AIOHTTPClient):
             verify: ssl.SSLContext | bool = False
             if self._verify_ssl_certs:
                 verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
-            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=verify))
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=verify),
+                # Every account's requests share the session: no cookie one answer sets goes
+                # with another's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
             self._sessions[loop] = session
         return session
 
@@ -156,6 +164,9 @@ class CappedAIOHTTPClient(stripe.AIOHTTPClient):
                     data=post_data,
                     timeout=self._request_timeout,
                     proxy=self._proxy_url,
+                    # Requests (and the keys they carry) go to the API base alone; a redirect is an
+                    # answer that is not Stripe's, read as such.
+                    allow_redirects=False,
                 ) as response:
                     try:
                         content = await read_chunks_capped(response.content.iter_any(), doing)
@@ -171,6 +182,12 @@ class CappedAIOHTTPClient(stripe.AIOHTTPClient):
             busy = response.status == 429 and b"lock_timeout" in content
             call.answered(response.status, response.headers, rate_limited=not busy and response.status == 429)
         return content, response.status, response.headers
+
+    async def request_stream_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> NoReturn:
+        """Not for procon: a streamed answer would go around the size cap and the account's turn."""
+        raise NotImplementedError("procon's Stripe client reads answers whole, up to a cap")
 
     async def close_async(self) -> None:
         """Close the sessions of loops still open (this one's, at the operator's stop)."""
