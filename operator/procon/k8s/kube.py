@@ -78,9 +78,9 @@ async def api_client() -> client.ApiClient:
     with aiohttp's ``trust_env``, which makes every request look up ~/.netrc and the proxy for
     its URL, each in a worker thread: two thread hops per request, a large share of the
     operator's CPU at fleet size. Netrc credentials mean nothing to the Kubernetes API (a token
-    or a client certificate authenticates), and the proxy is decided here, once, from the same
-    variables and rules aiohttp would apply (see :func:`procon.http_proxy.proxy_from_environment`), unless the
-    kubeconfig names one itself (``proxy-url``).
+    or a client certificate authenticates), and the proxy is decided here, once, from the
+    environment (:func:`procon.http_proxy.proxy_from_environment`), unless the kubeconfig names
+    one itself (``proxy-url``).
     """
     from kubernetes_asyncio import config
 

@@ -114,9 +114,9 @@ class CappedAIOHTTPClient(stripe.AIOHTTPClient):
     :class:`ResponseTooLarge` past it (not retried: the same request would bring the same
     answer). A connection lost mid-body is the SDK's usual retryable connection error.
 
-    The proxy is the environment's for the API base (``HTTPS_PROXY`` or ``HTTP_PROXY`` by its
-    scheme, unless ``NO_PROXY`` exempts its host), decided once as for the Kubernetes API
-    client: aiohttp's ``trust_env`` would look it up again on every request.
+    The proxy is the environment's for the API base (:func:`procon.http_proxy.proxy_from_environment`),
+    decided once as for the Kubernetes API client: aiohttp's ``trust_env`` would look it up again
+    on every request. A redirect is not followed, and no cookie is kept.
 
     A session belongs to the event loop it was made in: a request from another loop (a CLI
     command or a test runs one loop after another) gets a session of that loop's own.
