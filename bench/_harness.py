@@ -12,6 +12,7 @@ A bench script puts the repository root on ``sys.path`` and imports this as ``be
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -286,3 +287,9 @@ def server_pids(state_dir: Path) -> dict[str, int]:
     if set(found) != {"kube-apiserver", "etcd"}:
         raise RuntimeError(f"kube-apiserver and etcd of {state_dir} not found (found {sorted(found)})")
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

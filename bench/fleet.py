@@ -78,6 +78,7 @@ from bench._harness import (  # noqa: E402
     Emulators,
     OperatorRelease,
     bench_cluster,
+    cpu_seconds,
     kubectl,
     process_memory_mib,
     processor_calls,
@@ -400,12 +401,6 @@ def rss_now(pid: int) -> float:
         return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_seconds() -> float:
     """This process' CPU time: the bench and the emulator serving in it."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -659,7 +654,8 @@ class FleetBench:
         apply_seconds = apply_fleet(self.running, fleet, self.workdir, s.apply_workers)
         applied, applied_wall = time.monotonic(), time.time()
         # Who used the cores once the apply was done: the API server, etcd and the operator.
-        used_at_applied = {name: cpu_seconds(server) for name, server in {**servers, "operator": pid}.items()}
+        measured = {**servers, "operator": pid}
+        used_at_applied = {name: cpu_seconds(process) for name, process in measured.items()}
         # Watched from the apply's end: during the apply's burst of writes a watcher is the most
         # likely to fall behind and be closed, and nothing is Ready before the apply ends.
         watch.start()
@@ -692,7 +688,7 @@ class FleetBench:
         all_ready = time.monotonic()
         used_after_apply = {
             name: round((cpu_seconds(process) - used_at_applied[name]) / max(all_ready - applied, 1e-3), 2)
-            for name, process in {**servers, "operator": pid}.items()
+            for name, process in measured.items()
         }
         complete = ready >= s.connections
         ready_after = None

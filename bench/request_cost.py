@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._harness import bench_cluster, server_pids  # noqa: E402
+from bench._harness import bench_cluster, cpu_seconds, server_pids  # noqa: E402
 from kubernetes_asyncio import client, config  # noqa: E402
 from tests.integration.operator_harness import ANALYTICS_PERMISSIONS  # noqa: E402
 
@@ -50,11 +49,6 @@ from procon.k8s.kube import discard, raw_json  # noqa: E402
 
 CONCURRENCY = 8
 STAMP = "2026-12-02T00:00:00Z"
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def spec(i: int) -> dict[str, Any]:
@@ -233,7 +227,7 @@ async def measure(running: control_plane.Cluster, requests: int, label: str) -> 
         print(f"{label}: {requests} requests of each kind, {CONCURRENCY} at a time")
         print(f"{'request':34} {'kube-apiserver':>16} {'etcd':>10}")
         for name, step in steps:
-            before = {k: _cpu_seconds(p) for k, p in pids.items()}
+            before = {k: cpu_seconds(p) for k, p in pids.items()}
             limit = asyncio.Semaphore(CONCURRENCY)
 
             async def one(
@@ -243,7 +237,7 @@ async def measure(running: control_plane.Cluster, requests: int, label: str) -> 
                     await step(i)
 
             await asyncio.gather(*(one(i) for i in range(requests)))
-            spent = {k: 1000 * (_cpu_seconds(p) - before[k]) / requests for k, p in pids.items()}
+            spent = {k: 1000 * (cpu_seconds(p) - before[k]) / requests for k, p in pids.items()}
             print(f"{name:34} {spent['kube-apiserver']:11.2f} ms {spent['etcd']:7.2f} ms")
         stored = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "c-00000")
         print(f"a Ready connection as stored, managedFields included: {len(json.dumps(stored))} bytes")
