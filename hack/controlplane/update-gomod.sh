@@ -8,7 +8,7 @@
 # matches. The list is read from k8s.io/kubernetes's own go.mod, never typed
 # by hand, so a version bump is one command.
 #
-# Usage: hack/controlplane/update-gomod.sh v1.35.4
+# Usage: hack/controlplane/update-gomod.sh v1.36.3
 set -euo pipefail
 cd "$(dirname "$0")"
 version="${1:?usage: $0 vX.Y.Z (a k8s.io/kubernetes release)}"

@@ -128,7 +128,10 @@ class OperatorSettings:
     metrics_key_file: str | None = None
     watch_quiet_seconds: float = 300.0
     reconcile_timeout: float = 120.0
-    reconcile_workers: int = 16
+    # Enough passes in flight to keep pace with a fleet being applied: a pass waits on the API
+    # server and the processor far longer than it computes, so the rate is workers / latency
+    # (docs/design/work-queue.md, "How many workers").
+    reconcile_workers: int = 48
     # Processor requests in flight at once, over every account and processor.
     max_concurrent_calls: int = 32
     log_level: str = "info"
@@ -164,7 +167,7 @@ class OperatorSettings:
         - ``PROCON_RECONCILE_TIMEOUT``: seconds one reconcile (or clean-up) of a connection may take
           before it is abandoned and reported as ``ReconcileTimedOut`` (default 120), so a processor
           answering slowly or without end cannot hold a connection;
-        - ``PROCON_RECONCILE_WORKERS``: how many connections are reconciled at once (default 16);
+        - ``PROCON_RECONCILE_WORKERS``: how many connections are reconciled at once (default 48);
           the rest wait on the work queue, changes before retries before drift checks;
         - ``PROCON_MAX_CONCURRENT_CALLS``: processor requests in flight at once, over every
           account (default 32): a restart that wakes every connection opens no more sockets than

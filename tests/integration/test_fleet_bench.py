@@ -91,6 +91,10 @@ def test_first_pass_counts_one_webhook_per_connection_and_the_operators_writes(
     # The operator published one signing Secret per connection; the bench's own apply is not counted.
     assert writes["by_kind"].get("POST secrets") == CONNECTIONS
     assert not any(kind.startswith("APPLY ") for kind in writes["by_kind"])
+    # The chart's finalizer policy put procon's finalizer on each connection as it was created:
+    # the operator patched none of them, only their status.
+    assert "PATCH processorconnections.procon.dev" not in writes["by_kind"], writes["by_kind"]
+    assert writes["by_kind"].get("PATCH processorconnections.procon.dev/status", 0) >= CONNECTIONS
     assert writes["total"] == sum(writes["by_kind"].values())
     assert 50 < first["operator_peak_rss_mib"] < 4096
     # Who used the cores: the control plane's own processes, found and measured.

@@ -34,6 +34,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from procon.api.crd import crd
+from procon.api.v1alpha1 import FINALIZER
 from procon.dev import cluster as control_plane
 from procon.dev.processes import free_port
 from procon.dev.toolchain import PromQL, ensure_kstatus, ensure_monitoring_crds, ensure_promql
@@ -143,7 +144,9 @@ def test_every_rendered_manifest_passes_server_side_dry_run(
     mode: list[str] = []
     if namespaced:
         mode = [f"--set=watchNamespaces={{{namespaces('team-a')},{namespaces('team-b')}}}"]
-    docs = render(helm, kube_version, system, *mode, *EVERYTHING, release=f"dry-{_suffix()}")
+    # What discovery tells `helm install` on this server (1.36+): the finalizer policy is rendered.
+    served = "--api-versions=admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+    docs = render(helm, kube_version, system, *mode, *EVERYTHING, served, release=f"dry-{_suffix()}")
     kinds = {d["kind"] for d in docs}
     expected = {
         "CustomResourceDefinition",
@@ -157,6 +160,8 @@ def test_every_rendered_manifest_passes_server_side_dry_run(
         "PrometheusRule",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
         "ConfigMap",  # the Grafana dashboard
         "PodDisruptionBudget",
         "Role",  # leader election, in the release namespace (and the operator's, namespaced)
@@ -653,6 +658,7 @@ def test_install_then_uninstall_keeps_the_crd_and_the_connections(
         ("serviceaccount", fullname, system),
         ("clusterrole", fullname, None),
         ("validatingadmissionpolicy", f"{fullname}-{system}-secret-writes", None),
+        ("mutatingadmissionpolicy", f"{fullname}-{system}-finalizer", None),
     ]:
         args = ["get", kind, name, *(["-n", ns] if ns else []), "--ignore-not-found", "-o", "name"]
         assert kubectl.run(*args).stdout.strip() == "", f"{kind}/{name} outlived helm uninstall"
@@ -865,6 +871,110 @@ def test_admission_policy_limits_secret_writes_to_managed_ones(
         check=False,
     )
     assert admin.returncode == 0, admin.stderr
+
+
+def _finalizers(kubectl: Kubectl, namespace: str, doc: dict[str, Any], *args: str) -> list[str] | None:
+    """The finalizers of ``doc`` as the API server stores it (None: the write was refused)."""
+    result = kubectl.run(
+        "apply",
+        "--server-side",
+        "--field-manager=tests",
+        "-n",
+        namespace,
+        "-o",
+        "json",
+        *args,
+        "-f",
+        "-",
+        input=json.dumps(doc),
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    return list(json.loads(result.stdout)["metadata"].get("finalizers", []))
+
+
+def test_the_finalizer_policy_holds_a_connection_from_its_creation(
+    helm: Helm, kubectl: Kubectl, namespaces: Callable[..., str]
+) -> None:
+    """The chart's MutatingAdmissionPolicy puts procon's finalizer on a connection this release
+    reconciles as it is created (the operator then needs no write of its own for it), keeps it
+    through a server-side apply that leaves it out, and never puts it back once the deletion has
+    begun; connections no Deployment of the release selects are left alone."""
+    system = namespaces("procon-system")
+    watched, unwatched = namespaces("team-a"), namespaces("team-b")
+    name = f"fin-{_suffix()}"
+    helm.run(
+        "install",
+        name,
+        CHART,
+        "-n",
+        system,
+        "--set=crds.enabled=false",
+        f"--set=watchNamespaces={{{watched}}}",
+        "--set=shards[0].name=shard1",
+    )
+    try:
+        kubectl.get_json("mutatingadmissionpolicy", f"{name}-procon-{system}-finalizer")
+        # A new policy is in force a moment after its creation (loaded asynchronously).
+        wait_for(
+            lambda: _finalizers(kubectl, watched, connection("probe"), "--dry-run=server") == [FINALIZER],
+            timeout=10,
+            what="the finalizer policy to take effect",
+        )
+
+        shop = connection("shop")
+        assert _finalizers(kubectl, watched, shop) == [FINALIZER]
+        # The next apply leaves the finalizer out, as every GitOps apply does: it stays (what
+        # admission adds to a server-side apply belongs to no field manager)...
+        shop["spec"]["webhook"]["events"] = ["charge.succeeded"]
+        assert _finalizers(kubectl, watched, shop) == [FINALIZER]
+        # ... and an update of the whole object without it (a PUT: `kubectl replace`) puts it back.
+        replaced = kubectl.run("replace", "-n", watched, "-o", "json", "-f", "-", input=json.dumps(shop))
+        assert json.loads(replaced.stdout)["metadata"]["finalizers"] == [FINALIZER]
+        # Another controller's finalizer beside it is kept, and procon's is not doubled.
+        others = kubectl.run(
+            "patch",
+            "pconn",
+            "shop",
+            "-n",
+            watched,
+            "--type=merge",
+            "-o",
+            "json",
+            "-p",
+            json.dumps({"metadata": {"finalizers": ["example.com/other", FINALIZER]}}),
+        )
+        assert json.loads(others.stdout)["metadata"]["finalizers"] == ["example.com/other", FINALIZER]
+
+        # Selected by a shard of this release, by none, outside the watched namespaces.
+        def labelled(value: str) -> dict[str, Any]:
+            doc = connection(f"shard-{value}")
+            doc["metadata"]["labels"] = {"procon.dev/shard": value}
+            return doc
+
+        assert _finalizers(kubectl, watched, labelled("shard1"), "--dry-run=server") == [FINALIZER]
+        assert _finalizers(kubectl, watched, labelled("elsewhere"), "--dry-run=server") == []
+        assert _finalizers(kubectl, unwatched, connection("theirs"), "--dry-run=server") == []
+
+        # The deletion: what the operator does at its end (its finalizer off) is not undone.
+        kubectl.run("delete", "pconn", "shop", "-n", watched, "--wait=false")
+        deleting = kubectl.get_json("pconn", "shop", "-n", watched)
+        assert deleting["metadata"]["deletionTimestamp"]
+        kubectl.run(
+            "patch",
+            "pconn",
+            "shop",
+            "-n",
+            watched,
+            "--type=merge",
+            "-p",
+            json.dumps({"metadata": {"finalizers": []}}),
+        )
+        gone = kubectl.run("get", "pconn", "shop", "-n", watched, "--ignore-not-found", "-o", "name")
+        assert gone.stdout.strip() == ""
+    finally:
+        helm.run("uninstall", name, "-n", system, check=False)
 
 
 def _token_secret(name: str, service_account: str, **extra: Any) -> str:

@@ -55,7 +55,7 @@ def test_each_processors_own_settings_are_read_and_checked_by_its_package() -> N
 
 
 def test_reconcile_workers_default_and_setting() -> None:
-    assert OperatorSettings.from_env({}).reconcile_workers == 16
+    assert OperatorSettings.from_env({}).reconcile_workers == 48
     assert OperatorSettings.from_env({"PROCON_RECONCILE_WORKERS": "4"}).reconcile_workers == 4
 
 

@@ -632,7 +632,9 @@ class Reconciler:
         )
         # procon's finalizer, for a connection without it: added while the credentials are read and
         # verified (which leave nothing at the processor) and in place before the webhook step does
-        # anything there, so that nothing procon does outlives the connection unseen.
+        # anything there, so that nothing procon does outlives the connection unseen. (Where the
+        # chart's finalizer policy is in force it is there from the create: charts/procon/README.md,
+        # "The finalizer at creation".)
         holding = None if connection.held else asyncio.ensure_future(self._kube.hold(connection))
         try:
             try:
