@@ -210,16 +210,23 @@ class OperatorRelease:
         )
         if installed.returncode != 0:
             raise RuntimeError(f"helm install {name} failed:\n{installed.stderr[-2000:]}")
-        policies = kubectl(
-            running,
-            "get",
-            "mutatingadmissionpolicies",
-            "-l",
-            f"app.kubernetes.io/instance={name}",
-            "-o",
-            "name",
+        # The release's finalizer policy, where the API server serves the kind (1.36+).
+        policies = subprocess.run(
+            [
+                "kubectl",
+                "get",
+                "mutatingadmissionpolicies",
+                "-l",
+                f"app.kubernetes.io/instance={name}",
+                "-o",
+                "name",
+            ],
+            env=running.env(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        if policies.strip():
+        if policies.returncode == 0 and policies.stdout.strip():
             await_finalizer_policy(running, watched)
         return cls(running, name, namespace, watched)
 
