@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,6 +138,38 @@ def operator_environment(
     return env
 
 
+def await_finalizer_policy(running: control_plane.Cluster, namespace: str, timeout: float = 60.0) -> None:
+    """Wait until the chart's finalizer policy (charts/procon/README.md, "The finalizer at
+    creation") is in force in ``namespace``: the API server loads a new policy a moment after its
+    creation, and a run must not count the finalizer patches of connections created before."""
+    probe = {
+        "apiVersion": "procon.dev/v1alpha1",
+        "kind": "ProcessorConnection",
+        "metadata": {"name": "finalizer-policy-probe", "namespace": namespace},
+        "spec": {
+            "processor": "stripe",
+            "mode": "test",
+            "credentialsSecretRef": {"name": "probe-key"},
+            "requiredPermissions": ["rak_webhook_write"],
+            "webhook": {
+                "url": "https://hooks.example.com/probe",
+                "events": ["charge.succeeded"],
+                "signingSecretRef": {"name": "probe-webhook"},
+            },
+        },
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        created = kubectl(
+            running, "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(probe)
+        )
+        if json.loads(created)["metadata"].get("finalizers"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the finalizer policy was not in force in {namespace} after {timeout:g} s")
+        time.sleep(0.2)
+
+
 @dataclass(frozen=True)
 class OperatorRelease:
     """The chart (``charts/procon``) installed as production installs it, watching one namespace:
@@ -177,6 +210,24 @@ class OperatorRelease:
         )
         if installed.returncode != 0:
             raise RuntimeError(f"helm install {name} failed:\n{installed.stderr[-2000:]}")
+        # The release's finalizer policy, where the API server serves the kind (1.36+).
+        policies = subprocess.run(
+            [
+                "kubectl",
+                "get",
+                "mutatingadmissionpolicies",
+                "-l",
+                f"app.kubernetes.io/instance={name}",
+                "-o",
+                "name",
+            ],
+            env=running.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if policies.returncode == 0 and policies.stdout.strip():
+            await_finalizer_policy(running, watched)
         return cls(running, name, namespace, watched)
 
     def uninstall(self) -> None:

@@ -43,7 +43,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._harness import bench_cluster, cpu_seconds, server_pids  # noqa: E402
+from bench._harness import await_finalizer_policy, bench_cluster, cpu_seconds, server_pids  # noqa: E402
 from kubernetes_asyncio import client, config  # noqa: E402
 from tests.integration.operator_harness import ANALYTICS_PERMISSIONS  # noqa: E402
 
@@ -119,8 +119,9 @@ def granular_status_crd() -> str:
     return yaml.safe_dump_all(docs)
 
 
-def install_finalizer_policy(running: control_plane.Cluster) -> None:
-    """The chart's finalizer policy (cluster-wide, as `helm install` renders it on 1.36+), in force."""
+def install_finalizer_policy(running: control_plane.Cluster) -> str:
+    """The chart's finalizer policy (cluster-wide, as `helm install` renders it on 1.36+), in force;
+    returns its manifests, to delete it after."""
     rendered = subprocess.run(
         [
             "helm",
@@ -146,27 +147,8 @@ def install_finalizer_policy(running: control_plane.Cluster) -> None:
         check=True,
         capture_output=True,
     )
-    # A new policy is in force a moment after its creation: wait until a dry-run create shows it.
-    probe = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": "probe", "namespace": "default"},
-        "spec": spec(0),
-    }
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        created = subprocess.run(
-            ["kubectl", "create", "--dry-run=server", "-o", "json", "-f", "-"],
-            input=json.dumps(probe),
-            text=True,
-            env=running.env(),
-            capture_output=True,
-            check=True,
-        )
-        if json.loads(created.stdout)["metadata"].get("finalizers"):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("the finalizer policy did not take effect within 30 s")
+    await_finalizer_policy(running, "default")
+    return rendered
 
 
 async def measure(running: control_plane.Cluster, requests: int, label: str) -> None:
@@ -327,10 +309,22 @@ def main() -> int:
                 capture_output=True,
             )
             label = "the CRD with the status tracked field by field"
+        policy = ""
         if args.finalizer_policy:
-            install_finalizer_policy(running)
+            policy = install_finalizer_policy(running)
             label += ", the chart's finalizer policy in force"
-        asyncio.run(measure(running, args.requests, label))
+        try:
+            asyncio.run(measure(running, args.requests, label))
+        finally:
+            if policy:  # a control plane reused with --state-dir outlives the run
+                subprocess.run(
+                    ["kubectl", "delete", "--ignore-not-found", "-f", "-"],
+                    input=policy,
+                    text=True,
+                    env=running.env(),
+                    check=False,
+                    capture_output=True,
+                )
     return 0
 
 

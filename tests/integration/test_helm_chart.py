@@ -653,6 +653,12 @@ def test_install_then_uninstall_keeps_the_crd_and_the_connections(
 
     assert kubectl.get_json("crd", crd_name)["metadata"]["name"] == crd_name
     assert kubectl.get_json("pconn", "kept", "-n", apps)["metadata"]["name"] == "kept"
+    # The release's finalizer policy may have held it as it was created (the policy is in force a
+    # moment after the install); with no operator left, the finalizer comes off by hand, as the
+    # chart's README says, so that its namespace can go.
+    kubectl.run(
+        "patch", "pconn", "kept", "-n", apps, "--type=merge", "-p", '{"metadata": {"finalizers": null}}'
+    )
     for kind, name, ns in [
         ("deployment", fullname, system),
         ("serviceaccount", fullname, system),
@@ -919,14 +925,18 @@ def test_the_finalizer_policy_holds_a_connection_from_its_creation(
         # A new policy is in force a moment after its creation (loaded asynchronously).
         wait_for(
             lambda: _finalizers(kubectl, watched, connection("probe"), "--dry-run=server") == [FINALIZER],
-            timeout=10,
+            timeout=30,
             what="the finalizer policy to take effect",
         )
 
         shop = connection("shop")
         assert _finalizers(kubectl, watched, shop) == [FINALIZER]
-        # The next apply leaves the finalizer out, as every GitOps apply does: it stays (what
-        # admission adds to a server-side apply belongs to no field manager)...
+        # What admission adds to a server-side apply belongs to no field manager, so the next
+        # apply, which leaves the finalizer out as every GitOps apply does, cannot remove it...
+        stored = kubectl.get_json("pconn", "shop", "-n", watched, "--show-managed-fields")
+        owners = [entry["manager"] for entry in stored["metadata"]["managedFields"]]
+        assert owners == ["tests"], owners
+        assert "f:finalizers" not in json.dumps(stored["metadata"]["managedFields"])
         shop["spec"]["webhook"]["events"] = ["charge.succeeded"]
         assert _finalizers(kubectl, watched, shop) == [FINALIZER]
         # ... and an update of the whole object without it (a PUT: `kubectl replace`) puts it back.
@@ -957,10 +967,16 @@ def test_the_finalizer_policy_holds_a_connection_from_its_creation(
         assert _finalizers(kubectl, watched, labelled("elsewhere"), "--dry-run=server") == []
         assert _finalizers(kubectl, unwatched, connection("theirs"), "--dry-run=server") == []
 
-        # The deletion: what the operator does at its end (its finalizer off) is not undone.
+        # The deletion: whatever takes procon's finalizer off from then on, it stays off, even
+        # through a whole-object update (which arrives without the deletionTimestamp: the API
+        # server copies it over after admission).
         kubectl.run("delete", "pconn", "shop", "-n", watched, "--wait=false")
         deleting = kubectl.get_json("pconn", "shop", "-n", watched)
         assert deleting["metadata"]["deletionTimestamp"]
+        body = {key: deleting[key] for key in ("apiVersion", "kind", "spec")}
+        body["metadata"] = {"name": "shop", "finalizers": ["example.com/other"]}
+        replaced = kubectl.run("replace", "-n", watched, "-o", "json", "-f", "-", input=json.dumps(body))
+        assert json.loads(replaced.stdout)["metadata"]["finalizers"] == ["example.com/other"]
         kubectl.run(
             "patch",
             "pconn",
@@ -975,6 +991,36 @@ def test_the_finalizer_policy_holds_a_connection_from_its_creation(
         assert gone.stdout.strip() == ""
     finally:
         helm.run("uninstall", name, "-n", system, check=False)
+
+
+def test_the_finalizer_policy_holds_only_what_a_running_deployment_reconciles(
+    helm: Helm, kube_version: str
+) -> None:
+    """A Deployment with no replica reconciles nothing, so the policy holds none of its
+    connections; with none running, or the operator's selection set through extraEnv (which the
+    chart cannot read), there is no policy at all: the operator adds its finalizer itself."""
+    served = "--api-versions=admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+
+    def condition(*args: str) -> str | None:
+        docs = by_kind(render(helm, kube_version, "procon-system", served, *args), "MutatingAdmissionPolicy")
+        if not docs:
+            return None
+        conditions = {c["name"]: c["expression"] for c in docs[0]["spec"]["matchConditions"]}
+        return " ".join(conditions.get("reconciled-by-this-release", "(every connection)").split())
+
+    assert condition() == "(every connection)"
+    label = '"procon.dev/shard"'
+    shards = "--set=shards[0].name=a", "--set=shards[1].name=b", "--set=shards[1].replicaCount=0"
+    assert condition(*shards) == (
+        f"(has(object.metadata.labels) && {label} in object.metadata.labels) ? "
+        f'object.metadata.labels[{label}] in ["a"] : true'
+    )
+    only_shard_a = ("--set=replicaCount=0", "--set=shards[0].replicaCount=1")
+    assert condition(*shards, *only_shard_a).endswith(' in ["a"] : false')
+    assert condition("--set=replicaCount=0") is None
+    for variable in ("PROCON_SHARD_SELECTOR", "PROCON_NAMESPACES"):
+        assert condition(f"--set=extraEnv[0].name={variable}", "--set=extraEnv[0].value=x") is None
+    assert condition("--set=finalizerPolicy.enabled=false") is None
 
 
 def _token_secret(name: str, service_account: str, **extra: Any) -> str:
