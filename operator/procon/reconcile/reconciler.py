@@ -497,8 +497,6 @@ class Reconciler:
             )
             return
         try:
-            if await self._never_sent_a_create(connection):
-                return
             try:
                 async with asyncio.timeout(self._timeout):
                     await self._delete_owned(connection)
@@ -517,20 +515,6 @@ class Reconciler:
                 f"cannot delete the webhook ({detail}); releasing the connection, the webhook may remain"
             )
         await self._event(connection, "Warning", "WebhookCleanupFailed", message)
-
-    async def _never_sent_a_create(self, connection: Connection) -> bool:
-        """Whether procon never asked the processor to create a webhook for this connection: its
-        status names none, and its signing Secret, the write-ahead record every create is preceded
-        by (see _send_create), is not there. Its deletion then needs nothing from the processor: a
-        connection deleted before its first pass (held from its creation by the chart's finalizer
-        policy), or one whose credentials never worked, goes at once, without a listing or a
-        warning that a webhook may remain."""
-        if (connection.status.get("webhook") or {}).get("id"):
-            return False
-        try:
-            return await self._kube.read_published(connection, confirm=True) is None
-        except SecretNotOwned:
-            return False  # someone else's Secret under that name: decide nothing on it
 
     async def _orphaned_webhook(self, connection: Connection) -> str | None:
         """The webhook an Orphan deletion leaves: the one whose secret is published (the status's

@@ -501,31 +501,6 @@ async def test_the_release_keeps_another_controllers_finalizer() -> None:
     assert processor.owned() == []
 
 
-async def test_a_connection_deleted_before_its_first_pass_goes_without_asking_the_processor() -> None:
-    # Held from its creation (the chart's finalizer policy), deleted before procon got to it.
-    kube, processor = MemoryKube(), FakeProcessor()
-    run = operator(kube, processor)
-    kube.deleting = True
-    outcome = await run.reconcile("ns", "shop")
-    assert (outcome.state, outcome.absent) == ("gone", True)
-    assert kube.finalizers == []
-    assert processor.calls == []
-    assert "WebhookCleanupFailed" not in kube.reasons()
-    assert kube.published_reads == [True], "the write-ahead record was looked for, not taken on trust"
-
-
-async def test_a_connection_whose_credentials_never_came_is_deleted_without_a_warning() -> None:
-    kube, processor = MemoryKube(), FakeProcessor()
-    del kube.secrets["shop-key"]
-    run = operator(kube, processor)
-    assert (await run.reconcile("ns", "shop")).state == "progressing"
-    kube.deleting = True
-    outcome = await run.reconcile("ns", "shop")
-    assert (outcome.state, outcome.absent) == ("gone", True)
-    assert processor.calls == []
-    assert "WebhookCleanupFailed" not in kube.reasons()
-
-
 async def test_a_create_recorded_but_never_published_is_cleaned_up_at_the_processor() -> None:
     # The operator died after the create, before the publish and the status: the write-ahead
     # record is all that says a webhook may exist, and the deletion finds it.
