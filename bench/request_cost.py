@@ -43,7 +43,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._harness import await_finalizer_policy, bench_cluster, cpu_seconds, server_pids  # noqa: E402
+from bench._harness import await_finalizer_policy, bench_cluster, cpu_seconds, kubectl, server_pids  # noqa: E402
 from kubernetes_asyncio import client, config  # noqa: E402
 from tests.integration.operator_harness import ANALYTICS_PERMISSIONS  # noqa: E402
 
@@ -139,14 +139,7 @@ def install_finalizer_policy(running: control_plane.Cluster) -> str:
         capture_output=True,
         check=True,
     ).stdout
-    subprocess.run(
-        ["kubectl", "apply", "-f", "-"],
-        input=rendered,
-        text=True,
-        env=running.env(),
-        check=True,
-        capture_output=True,
-    )
+    kubectl(running, "apply", "-f", "-", stdin=rendered)
     await_finalizer_policy(running, "default")
     return rendered
 

@@ -942,20 +942,17 @@ def test_the_finalizer_policy_holds_a_connection_from_its_creation(
         # ... and an update of the whole object without it (a PUT: `kubectl replace`) puts it back.
         replaced = kubectl.run("replace", "-n", watched, "-o", "json", "-f", "-", input=json.dumps(shop))
         assert json.loads(replaced.stdout)["metadata"]["finalizers"] == [FINALIZER]
+
+        def set_finalizers(finalizers: list[str]) -> list[str]:
+            """Merge-patch the finalizers of `shop`; what the API server stored."""
+            patch = json.dumps({"metadata": {"finalizers": finalizers}})
+            patched = kubectl.run(
+                "patch", "pconn", "shop", "-n", watched, "--type=merge", "-o", "json", "-p", patch
+            )
+            return list(json.loads(patched.stdout)["metadata"].get("finalizers", []))
+
         # Another controller's finalizer beside it is kept, and procon's is not doubled.
-        others = kubectl.run(
-            "patch",
-            "pconn",
-            "shop",
-            "-n",
-            watched,
-            "--type=merge",
-            "-o",
-            "json",
-            "-p",
-            json.dumps({"metadata": {"finalizers": ["example.com/other", FINALIZER]}}),
-        )
-        assert json.loads(others.stdout)["metadata"]["finalizers"] == ["example.com/other", FINALIZER]
+        assert set_finalizers(["example.com/other", FINALIZER]) == ["example.com/other", FINALIZER]
 
         # Selected by a shard of this release, by none, outside the watched namespaces.
         def labelled(value: str) -> dict[str, Any]:
@@ -977,16 +974,7 @@ def test_the_finalizer_policy_holds_a_connection_from_its_creation(
         body["metadata"] = {"name": "shop", "finalizers": ["example.com/other"]}
         replaced = kubectl.run("replace", "-n", watched, "-o", "json", "-f", "-", input=json.dumps(body))
         assert json.loads(replaced.stdout)["metadata"]["finalizers"] == ["example.com/other"]
-        kubectl.run(
-            "patch",
-            "pconn",
-            "shop",
-            "-n",
-            watched,
-            "--type=merge",
-            "-p",
-            json.dumps({"metadata": {"finalizers": []}}),
-        )
+        set_finalizers([])
         gone = kubectl.run("get", "pconn", "shop", "-n", watched, "--ignore-not-found", "-o", "name")
         assert gone.stdout.strip() == ""
     finally:
